@@ -1,0 +1,107 @@
+"""Paddle Inference for an exported HashNet model: prints each image's K-bit code.
+
+    python deploy/inference_python/infer.py --bit 64 --model-dir output/inference --img-path demo.jpg
+--img-path may be a folder (every .jpg/.jpeg/.png/.bmp in it, in name order). With
+--benchmark True a timing report follows: preprocess / inference / postprocess ms per image,
+batch size, threads, oneDNN, peak memory.
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+from utils.errors import UserError, exit_on_user_error  # noqa: E402
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def str2bool(text):
+    if text.lower() in ("1", "true", "yes", "y", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--bit", type=int, required=True, help="code length K (selects inference_<K>.json)")
+    p.add_argument("--model-dir", "--model_dir", required=True, help="folder written by export_model.py")
+    p.add_argument("--img-path", "--img_path", required=True, help="an image, or a folder of images")
+    p.add_argument("--batch-size", "--batch_size", type=int, default=1, help="images per predictor run")
+    p.add_argument("--use-gpu", "--use_gpu", type=str2bool, default=False, help="run on GPU (paddlepaddle-gpu)")
+    p.add_argument("--use-mkldnn", "--use_mkldnn", type=str2bool, default=True, help="oneDNN kernels on CPU")
+    p.add_argument("--cpu-threads", "--cpu_threads", type=int, default=2, help="CPU math threads")
+    p.add_argument("--benchmark", type=str2bool, default=False, help="print a timing report")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up batches with --benchmark")
+    args = p.parse_args(argv)
+    if args.batch_size < 1 or args.cpu_threads < 1 or args.warmup < 0:
+        p.error("--batch-size and --cpu-threads must be >= 1, --warmup >= 0")
+    return args
+
+
+def image_files(path):
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            raise UserError(f"--img-path: no images ({'/'.join(IMAGE_EXTENSIONS)}) in {path}")
+        return files
+    if not os.path.isfile(path):
+        raise UserError(f"--img-path: not found: {path}")
+    return [path]
+
+
+def peak_rss_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    import numpy as np
+
+    from utils.data import preprocess_image
+    from utils.inference import InferenceEncoder
+
+    files = image_files(args.img_path)
+    encoder = InferenceEncoder(args.model_dir, args.bit, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
+                               cpu_threads=args.cpu_threads)
+    if args.benchmark:  # warm-up: oneDNN primitives are created on the first runs
+        warm = np.stack([preprocess_image(files[0], **encoder.preprocess)] * args.batch_size)
+        for _ in range(args.warmup):
+            encoder.encode_batch(warm)
+    times = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+    for start in range(0, len(files), args.batch_size):
+        batch = files[start:start + args.batch_size]
+        t0 = time.perf_counter()
+        images = np.stack([preprocess_image(f, **encoder.preprocess) for f in batch])
+        t1 = time.perf_counter()
+        codes = encoder.encode_batch(images)
+        t2 = time.perf_counter()
+        lines = []
+        for path, code in zip(batch, codes):
+            bits = "".join("1" if b > 0 else "0" for b in code)
+            lines.append(f"{path}\tcode: {bits}\thex: {int(bits, 2):0{(len(bits) + 3) // 4}x}")
+        t3 = time.perf_counter()
+        print("\n".join(lines))
+        times["preprocess"] += t1 - t0
+        times["inference"] += t2 - t1
+        times["postprocess"] += t3 - t2
+    if args.benchmark:
+        n = len(files)
+        print("----------------------- benchmark -----------------------")
+        print(f"model: inference_{args.bit}  images: {n}  batch_size: {args.batch_size}  "
+              f"device: {'gpu' if args.use_gpu else 'cpu'}  cpu_threads: {args.cpu_threads}  "
+              f"mkldnn: {args.use_mkldnn and not args.use_gpu}")
+        print(f"preprocess_time(ms/img): {1000 * times['preprocess'] / n:.2f}  "
+              f"inference_time(ms/img): {1000 * times['inference'] / n:.2f}  "
+              f"postprocess_time(ms/img): {1000 * times['postprocess'] / n:.2f}")
+        print(f"peak_memory(MB): {peak_rss_mb():.0f}")
+
+
+if __name__ == "__main__":
+    main()

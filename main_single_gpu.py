@@ -1,0 +1,17 @@
+"""Train (or evaluate) HashNet on one device. See `python main_single_gpu.py --help`."""
+from utils.cli import config_from_args, train_parser
+from utils.errors import exit_on_user_error
+
+
+@exit_on_user_error
+def main(argv=None):
+    cfg = config_from_args(train_parser(__doc__).parse_args(argv))
+    from utils.env import setup_device
+    from utils.engine import Engine
+
+    setup_device(cfg["device"], cfg["threads"])
+    Engine(cfg).run()
+
+
+if __name__ == "__main__":
+    main()

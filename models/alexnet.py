@@ -1,0 +1,71 @@
+"""AlexNet backbone (features + fc6 + fc7 -> 4096-d) with paddle.vision's parameter names.
+
+Keeping paddle.vision's names (`_conv1._conv.weight`, `_fc6.weight`, ...) means the official
+ImageNet weights (AlexNet_pretrained.pdparams) load as they are; `_fc8` is simply not used.
+"""
+import math
+
+import paddle
+from paddle import nn
+
+IMAGENET_WEIGHTS_URL = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/AlexNet_pretrained.pdparams"
+IMAGENET_WEIGHTS_MD5 = "7f0f9f737132e02732d75a1459d98a43"
+
+
+def _he_attr(fan_in):
+    """He-normal weights: paddle.vision's Uniform(+-1/sqrt(fan_in)) shrinks activations ~2.4x per
+    layer, so from scratch (the lite data, no ImageNet weights) fc7 outputs ~0.004 and the
+    bilinear pairwise loss has no gradient; ImageNet weights replace this init anyway."""
+    return paddle.ParamAttr(initializer=nn.initializer.Normal(0.0, math.sqrt(2.0 / fan_in)))
+
+
+def _zero_attr():
+    return paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
+
+
+class ConvPool(nn.Layer):
+    def __init__(self, cin, cout, kernel, stride, padding):
+        super().__init__()
+        fan_in = cin * kernel * kernel
+        self._conv = nn.Conv2D(cin, cout, kernel, stride=stride, padding=padding,
+                               weight_attr=_he_attr(fan_in), bias_attr=_zero_attr())
+        self._pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=0)
+
+    def forward(self, x):
+        return self._pool(nn.functional.relu(self._conv(x)))
+
+
+class AlexNetBackbone(nn.Layer):
+    """AlexNet up to fc7 (ReLU), so a hash head can replace fc8."""
+
+    feature_dim = 4096
+
+    def __init__(self, dropout=0.5):
+        super().__init__()
+        self._conv1 = ConvPool(3, 64, 11, 4, 2)
+        self._conv2 = ConvPool(64, 192, 5, 1, 2)
+        self._conv3 = nn.Conv2D(192, 384, 3, padding=1, weight_attr=_he_attr(192 * 9),
+                                bias_attr=_zero_attr())
+        self._conv4 = nn.Conv2D(384, 256, 3, padding=1, weight_attr=_he_attr(384 * 9),
+                                bias_attr=_zero_attr())
+        self._conv5 = ConvPool(256, 256, 3, 1, 1)
+        # Identity at 224x224 input; lets smaller inputs (the lite data) reach fc6 unchanged.
+        self._avgpool = nn.AdaptiveAvgPool2D((6, 6))
+        fc_fan_in = 256 * 6 * 6
+        self._drop1 = nn.Dropout(p=dropout)
+        self._fc6 = nn.Linear(256 * 6 * 6, 4096, weight_attr=_he_attr(fc_fan_in),
+                              bias_attr=_zero_attr())
+        self._drop2 = nn.Dropout(p=dropout)
+        self._fc7 = nn.Linear(4096, 4096, weight_attr=_he_attr(4096),
+                              bias_attr=_zero_attr())
+
+    def forward(self, x):
+        x = self._conv1(x)
+        x = self._conv2(x)
+        x = nn.functional.relu(self._conv3(x))
+        x = nn.functional.relu(self._conv4(x))
+        x = self._conv5(x)
+        x = paddle.flatten(self._avgpool(x), start_axis=1)
+        x = nn.functional.relu(self._fc6(self._drop1(x)))
+        x = nn.functional.relu(self._fc7(self._drop2(x)))
+        return x

@@ -1,0 +1,42 @@
+"""HashNet head: a new fc layer (feature -> K bits) on top of a backbone.
+
+The network returns the pre-activation z; the loss owns tanh(beta * z) because beta is
+the continuation schedule (a training concern), and the binary code is sign(z) either way.
+"""
+import paddle
+from paddle import nn
+
+
+class HashNet(nn.Layer):
+    def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None):
+        super().__init__()
+        self.backbone = backbone
+        self.bit = bit
+        # Paper/Caffe: new layer initialised N(0, 0.01), learning rate x10 (bias x20 in Caffe).
+        bias_mult = hash_lr_mult if hash_bias_lr_mult is None else hash_bias_lr_mult
+        self.hash_layer = nn.Linear(
+            backbone.feature_dim, bit,
+            weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0.0, 0.01),
+                                         learning_rate=hash_lr_mult),
+            bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0),
+                                       learning_rate=bias_mult),
+        )
+
+    def forward(self, x):
+        return self.hash_layer(self.backbone(x))
+
+
+def codes_from_logits(z):
+    """Binary codes in {-1, +1}; z == 0 maps to +1 so export and dygraph agree exactly."""
+    return (z >= 0).astype(z.dtype) * 2 - 1
+
+
+class CodeHead(nn.Layer):
+    """Wraps a HashNet so that its output is the +-1 code (what is exported for inference)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return codes_from_logits(self.model(x))

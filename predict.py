@@ -1,0 +1,129 @@
+"""Query by image: the database images nearest to IMG in Hamming distance.
+
+Encodes the database once and caches its codes in <save-path>/database_code_<K>.npy (with a
+fingerprint of the model and list; a stale cache is rebuilt). Works from trained weights
+(--pretrained) or from an exported model (--model-dir), which give identical codes.
+"""
+import argparse
+import os
+
+from utils.errors import UserError, exit_on_user_error
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--bit", type=int, required=True, help="code length K of the model")
+    p.add_argument("--img", required=True, help="the query image")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--pretrained", default=None, metavar="PREFIX", help="trained weights PREFIX(.pdparams) (dygraph)")
+    src.add_argument("--model-dir", "--model_dir", default=None,
+                     help="exported model folder (export_model.py), run with Paddle Inference")
+    p.add_argument("--dataset", default="lite", help="data set whose database is searched")
+    p.add_argument("--data-path", "--data_path", default=None, help="image root of the data set")
+    p.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
+    p.add_argument("--topk", type=int, default=10, help="number of matches to return")
+    p.add_argument("--radius", type=int, default=None,
+                   help="return every database image within this Hamming distance (inclusive) instead of top-k")
+    p.add_argument("--save-path", "--save_path", default="./output", help="folder for the code cache and pictures")
+    p.add_argument("--show", action="store_true", help="write (and display, when possible) the query beside its matches")
+    p.add_argument("--batch-size", "--batch_size", type=int, default=32, help="batch size for encoding the database")
+    p.add_argument("--num-workers", "--num_workers", type=int, default=2, help="image decoding worker processes")
+    p.add_argument("--use-mkldnn", "--use_mkldnn", type=lambda s: s.lower() in ("1", "true", "yes"), default=True,
+                   help="oneDNN for the exported model on CPU")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    p.add_argument("-c", "--config", default=None, help="training config (default: the one saved beside the weights)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    args = p.parse_args(argv)
+    if args.pretrained is None and args.model_dir is None:
+        p.error("give --pretrained PREFIX (trained weights) or --model-dir DIR (exported model)")
+    if args.topk < 1:
+        p.error(f"--topk must be >= 1, got {args.topk}")
+    if args.radius is not None and args.radius < 0:
+        p.error(f"--radius must be >= 0, got {args.radius}")
+    if args.batch_size < 1 or args.num_workers < 0 or args.threads < 0:
+        p.error("--batch-size must be >= 1, --num-workers and --threads >= 0")
+    return args
+
+
+def class_names(data_root, num_classes):
+    path = os.path.join(data_root, "classes.txt")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+        if len(names) == num_classes:
+            return names
+    return [str(i) for i in range(num_classes)]
+
+
+def label_text(label_row, names):
+    return ",".join(names[i] for i in label_row.nonzero()[0]) or "-"
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    from utils.cli import config_for_weights
+
+    cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, args.data_path, args.override)
+    if args.list_dir:
+        cfg["dataset"]["list_dir"] = args.list_dir
+    if not os.path.isfile(args.img):
+        raise UserError(f"--img: image not found: {args.img}")
+
+    import numpy as np
+
+    from utils.code_cache import fingerprint, load_cached_codes, save_codes
+    from utils.config import dataset_lists
+    from utils.data import parse_list, preprocess_image
+    from utils.env import setup_device
+    from utils.inference import DygraphEncoder, InferenceEncoder, encode_list
+    from utils.retrieval import hamming_radius, hamming_topk
+
+    if args.model_dir:
+        encoder = InferenceEncoder(args.model_dir, args.bit, use_mkldnn=args.use_mkldnn,
+                                   cpu_threads=args.threads or os.cpu_count())
+        setup_device("cpu", args.threads)
+    else:
+        setup_device(cfg["device"], args.threads)
+        encoder = DygraphEncoder(cfg, args.pretrained)
+
+    data_root = cfg["dataset"]["data_path"]
+    db_list = dataset_lists(cfg)["database"]
+    expected = fingerprint(encoder, db_list, data_root)
+    db_codes, reason = load_cached_codes(args.save_path, expected)
+    if db_codes is None:
+        print(f"encoding the database ({reason})")
+        db_codes, _ = encode_list(encoder, db_list, data_root, args.batch_size, args.num_workers, "encode database")
+        save_codes(args.save_path, expected, db_codes)
+    db_paths, db_labels = parse_list(db_list)
+    names = class_names(data_root, db_labels.shape[1])
+
+    query = preprocess_image(args.img, **encoder.preprocess)[None]
+    code = encoder.encode_batch(query)
+    bits = "".join("1" if b > 0 else "0" for b in code[0])
+    print(f"query {args.img}  code {int(bits, 2):0{(args.bit + 3) // 4}x}  ({args.bit} bits: {bits})")
+    if args.radius is not None:
+        distances, indices = hamming_radius(code, db_codes, args.radius)[0]
+        print(f"{len(indices)} database images within Hamming radius {args.radius}:")
+    else:
+        distances, indices = (a[0] for a in hamming_topk(code, db_codes, args.topk))
+        print(f"top {len(indices)} of {len(db_codes)} database images:")
+    print(f"{'rank':>4} {'distance':>8}  {'image':<40} labels")
+    matches = []
+    for rank, (d, i) in enumerate(zip(distances, indices), 1):
+        text = label_text(db_labels[i], names)
+        print(f"{rank:>4} {int(d):>8}  {db_paths[i]:<40} {text}")
+        matches.append((os.path.join(data_root, db_paths[i]), int(d), text, None))
+    if args.show:
+        from utils.visualize import draw_matches, try_display
+
+        stem = os.path.splitext(os.path.basename(args.img))[0]
+        out = draw_matches(args.img, [f"{args.bit} bits"], matches[:20],
+                           os.path.join(args.save_path, f"retrieval_{stem}_{args.bit}.jpg"))
+        print(f"picture: {out}")
+        try_display(out)
+    return np.asarray(indices)
+
+
+if __name__ == "__main__":
+    main()

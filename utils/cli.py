@@ -1,0 +1,61 @@
+"""The training flags shared by main_single_gpu.py and main_multi_gpu.py (DESIGN.md section 6)."""
+import argparse
+
+from utils.config import build_config
+
+
+def _flag(parser, *names, **kw):
+    """Hyphenated flags, with the reference's underscore spelling accepted as an alias."""
+    aliases = ["--" + n[2:].replace("-", "_") for n in names if n.startswith("--") and "-" in n[2:]]
+    parser.add_argument(*names, *aliases, **kw)
+
+
+def train_parser(description):
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-c", "--config", default=None,
+                   help="YAML config; default: configs/hashnet_<dataset>.yaml when it exists")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any config key, e.g. -o train.lr=0.002 -o loss.alpha=0.2 (repeatable)")
+    _flag(p, "--dataset", default=None, help="data set name: lite (built-in, generated when absent), coco, nuswide_21, ...")
+    _flag(p, "--data-path", default=None, help="image root; list paths are relative to it (lite default: ./datasets/lite/)")
+    _flag(p, "--list-dir", default=None, help="folder with train.txt/test.txt/database.txt (default: data/<dataset>/)")
+    _flag(p, "--bit", type=int, default=None, help="code length K (16, 32, 48, 64, ...)")
+    _flag(p, "--epoch", "--epochs", dest="epoch", type=int, default=None, help="number of training epochs")
+    _flag(p, "--batch-size", type=int, default=None, help="batch size per device/process")
+    _flag(p, "--lr", type=float, default=None, help="learning rate at a global batch of train.base_batch (64)")
+    _flag(p, "--seed", type=int, default=None, help="random seed (weights, data order, augmentation, dropout)")
+    _flag(p, "--num-workers", type=int, default=None, help="DataLoader worker processes")
+    _flag(p, "--output-dir", default=None, help="where weights, logs, VisualDL curves and the resolved config go")
+    _flag(p, "--pretrained", default=None, metavar="PREFIX",
+          help="start from (or, with --eval, evaluate) these weights: PREFIX.pdparams")
+    _flag(p, "--pretrained-backbone", default=None, metavar="PATH",
+          help="ImageNet AlexNet weights: a local .pdparams, or 'imagenet' to download paddle.vision's (online only)")
+    _flag(p, "--resume", default=None, metavar="PREFIX",
+          help="continue an interrupted run from PREFIX.pdparams + PREFIX.pdopt (e.g. output/model_last_64)")
+    _flag(p, "--eval", action="store_const", const=True, default=None, help="only evaluate --pretrained weights")
+    _flag(p, "--device", default=None, choices=["auto", "cpu", "gpu"], help="default: gpu when available, else cpu")
+    _flag(p, "--threads", type=int, default=None, help="CPU threads per process (0: cores / processes)")
+    return p
+
+
+def config_from_args(args):
+    flags = {k: getattr(args, k) for k in ("dataset", "data_path", "list_dir", "bit", "epoch", "batch_size", "lr",
+                                           "seed", "num_workers", "output_dir", "pretrained", "pretrained_backbone",
+                                           "resume", "eval", "device", "threads")}
+    return build_config(args.config, flags, args.override)
+
+
+def config_for_weights(pretrained, bit, config=None, dataset=None, data_path=None, overrides=()):
+    """The config that trained these weights: -c if given, else the config_<K>.yaml the training
+    run saved beside them, else configs/hashnet_<dataset>.yaml. Keeps preprocessing consistent."""
+    import os
+
+    from utils.checkpoint import weights_path
+
+    if config is None and pretrained:
+        saved = os.path.join(os.path.dirname(weights_path(pretrained)) or ".", f"config_{bit}.yaml")
+        if os.path.isfile(saved):
+            config = saved
+    flags = {"bit": bit, "dataset": dataset, "data_path": data_path}
+    return build_config(config, flags, overrides)

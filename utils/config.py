@@ -1,0 +1,239 @@
+"""Configuration: built-in defaults < YAML file(s) < command-line flags < `-o key=value`.
+
+DEFAULTS is the schema: a key that is not in it is an error wherever it comes from, so a
+typo in a YAML file or an override fails loudly instead of being ignored.
+"""
+import copy
+import os
+
+import yaml
+
+from utils.errors import UserError
+from utils.fileio import atomic_open
+
+SUPPORTED_BITS = (8, 12, 16, 24, 32, 48, 64, 128)
+
+DEFAULTS = {
+    "dataset": {
+        "name": "lite",
+        "data_path": "./datasets/lite/",
+        "list_dir": None,          # default: data/<name>/ ; the lite set keeps its lists in data_path
+        "num_classes": None,       # None: read from the list files
+        "topk": -1,                # mAP@topK; -1 or None: the whole database
+        "resize_size": 256,
+        "crop_size": 224,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "num_workers": 2,
+        "lite_seed": 0,
+    },
+    "model": {
+        "name": "hashnet",
+        "backbone": "alexnet",
+        "bit": 64,
+        "dropout": 0.5,
+        "hash_lr_mult": 10.0,
+        "hash_bias_lr_mult": None,  # None: same as hash_lr_mult (Caffe used 20)
+        "backbone_weights": None,   # a local .pdparams, or "imagenet" to download through paddle.vision
+    },
+    "loss": {
+        "name": "hashnet",
+        "alpha": 0.1,
+        "beta_step": 20,           # beta = sqrt(epoch // beta_step + 1)
+    },
+    "train": {
+        "epochs": 150,
+        "batch_size": 64,          # per device
+        "lr": 0.001,               # at a global batch of base_batch
+        "base_batch": 64,
+        "momentum": 0.9,
+        "weight_decay": 0.0005,
+        "lr_decay_every": 50,
+        "lr_decay_gamma": 0.5,
+        "seed": 0,
+        "eval_every": 10,
+        "log_every": 10,
+        "eval_untrained": True,
+    },
+    "device": "auto",              # auto | cpu | gpu
+    "threads": 0,                  # CPU threads per process; 0: cores / processes
+    "output_dir": "./output",
+    "pretrained": None,            # a weights prefix (or .pdparams) to start from / evaluate
+    "resume": None,                # a checkpoint prefix to continue training from
+    "eval_only": False,
+}
+
+# The main_*.py flags and the config keys they set.
+FLAG_KEYS = {
+    "dataset": "dataset.name",
+    "data_path": "dataset.data_path",
+    "list_dir": "dataset.list_dir",
+    "bit": "model.bit",
+    "epoch": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "seed": "train.seed",
+    "num_workers": "dataset.num_workers",
+    "output_dir": "output_dir",
+    "pretrained": "pretrained",
+    "pretrained_backbone": "model.backbone_weights",
+    "resume": "resume",
+    "eval": "eval_only",
+    "device": "device",
+    "threads": "threads",
+}
+
+
+def _merge(base, override, source, prefix=""):
+    for key, value in override.items():
+        where = f"{prefix}{key}"
+        if key not in base:
+            raise UserError(f"{source}: unknown config key {where!r}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise UserError(f"{source}: {where!r} must be a mapping")
+            _merge(base[key], value, source, where + ".")
+        else:
+            base[key] = value
+
+
+def _read_yaml(path, seen=()):
+    """Read a YAML config; `_base_: other.yaml` (relative to the file) is merged first."""
+    if not os.path.isfile(path):
+        raise UserError(f"config file not found: {path}")
+    if os.path.abspath(path) in seen:
+        raise UserError(f"{path}: _base_ cycle")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config must be a mapping")
+    layers = []
+    base = data.pop("_base_", None)
+    if base:
+        base_path = os.path.join(os.path.dirname(path), base)
+        layers.extend(_read_yaml(base_path, seen + (os.path.abspath(path),)))
+    layers.append((path, data))
+    return layers
+
+
+def set_by_path(cfg, dotted, value, source):
+    keys = dotted.split(".")
+    node = cfg
+    for i, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise UserError(f"{source}: unknown config key {'.'.join(keys[:i + 1])!r}")
+        if i == len(keys) - 1:
+            if isinstance(node[key], dict):
+                raise UserError(f"{source}: {dotted!r} is a section; set one of its keys")
+            node[key] = value
+        else:
+            node = node[key]
+
+
+def parse_override(text):
+    """`key.sub=value` -> (key.sub, YAML-parsed value)."""
+    if "=" not in text:
+        raise UserError(f"-o {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        raise UserError(f"-o {text!r}: value is not valid YAML") from None
+    return key.strip(), value
+
+
+def default_config_path(dataset):
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(here, "configs", f"hashnet_{dataset}.yaml")
+    return path if os.path.isfile(path) else None
+
+
+def build_config(config_path=None, flags=None, overrides=()):
+    """Resolve the config. flags: {flag_name: value or None}; overrides: ['k=v', ...]."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    cfg = copy.deepcopy(DEFAULTS)
+    if config_path is None:
+        config_path = default_config_path(flags.get("dataset", DEFAULTS["dataset"]["name"]))
+    if config_path is not None:
+        for path, data in _read_yaml(config_path):
+            _merge(cfg, data, path)
+    for name, value in flags.items():
+        set_by_path(cfg, FLAG_KEYS[name], value, f"--{name.replace('_', '-')}")
+    for text in overrides or ():
+        key, value = parse_override(text)
+        set_by_path(cfg, key, value, f"-o {text}")
+    cfg["config_file"] = config_path
+    validate(cfg)
+    return cfg
+
+
+def _check(cond, where, message):
+    if not cond:
+        raise UserError(f"{where}: {message}")
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate(cfg):
+    d, m, t, l = cfg["dataset"], cfg["model"], cfg["train"], cfg["loss"]
+    _check(_is_int(m["bit"]) and m["bit"] in SUPPORTED_BITS, "--bit/model.bit",
+           f"{m['bit']!r} is not a supported bit length {SUPPORTED_BITS}")
+    _check(_is_int(t["batch_size"]) and t["batch_size"] >= 2, "--batch-size/train.batch_size",
+           f"must be an integer >= 2 (pairs need two images), got {t['batch_size']!r}")
+    _check(_is_int(t["epochs"]) and t["epochs"] >= 0, "--epoch/train.epochs", f"must be an integer >= 0, got {t['epochs']!r}")
+    _check(_is_int(t["seed"]) and t["seed"] >= 0, "--seed/train.seed", f"must be an integer >= 0, got {t['seed']!r}")
+    _check(isinstance(t["lr"], (int, float)) and t["lr"] > 0, "--lr/train.lr", f"must be > 0, got {t['lr']!r}")
+    for key in ("eval_every", "log_every", "lr_decay_every", "base_batch"):
+        _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", f"must be an integer >= 1, got {t[key]!r}")
+    _check(_is_int(d["num_workers"]) and d["num_workers"] >= 0, "--num-workers/dataset.num_workers",
+           f"must be an integer >= 0, got {d['num_workers']!r}")
+    _check(_is_int(d["crop_size"]) and _is_int(d["resize_size"]) and 64 <= d["crop_size"] <= d["resize_size"],
+           "dataset.crop_size", f"need 64 <= crop_size <= resize_size, got {d['crop_size']!r} / {d['resize_size']!r}")
+    _check(d["topk"] is None or (_is_int(d["topk"]) and (d["topk"] == -1 or d["topk"] >= 1)), "dataset.topk",
+           f"must be -1 (all), None or a positive integer, got {d['topk']!r}")
+    _check(isinstance(l["alpha"], (int, float)) and l["alpha"] > 0, "loss.alpha", f"must be > 0, got {l['alpha']!r}")
+    _check(_is_int(l["beta_step"]) and l["beta_step"] >= 1, "loss.beta_step", f"must be an integer >= 1")
+    _check(cfg["device"] in ("auto", "cpu", "gpu"), "--device", f"must be auto, cpu or gpu, got {cfg['device']!r}")
+    _check(_is_int(cfg["threads"]) and cfg["threads"] >= 0, "--threads", f"must be an integer >= 0, got {cfg['threads']!r}")
+    _check(isinstance(d["name"], str) and d["name"].replace("_", "").replace("-", "").isalnum(), "--dataset",
+           f"invalid data set name {d['name']!r}")
+
+
+def list_dir(cfg):
+    d = cfg["dataset"]
+    if d["list_dir"]:
+        return d["list_dir"]
+    if d["name"] == "lite":
+        return d["data_path"]
+    return os.path.join("data", d["name"])
+
+
+def dataset_lists(cfg):
+    """Make the built-in lite data when asked for and absent; return {split: list path}."""
+    d = cfg["dataset"]
+    if d["name"] == "lite":
+        from utils.lite_data import ensure_lite_dataset
+
+        ensure_lite_dataset(d["data_path"], seed=d["lite_seed"])
+    elif not os.path.isdir(d["data_path"]):
+        raise UserError(f"--data-path: folder not found: {d['data_path']}")
+    folder = list_dir(cfg)
+    lists = {split: os.path.join(folder, f"{split}.txt") for split in ("train", "test", "database")}
+    for split, path in lists.items():
+        if not os.path.isfile(path):
+            raise UserError(f"{split} list not found: {path} (set --list-dir or dataset.list_dir)")
+    return lists
+
+
+def save_config(cfg, path):
+    """Write the resolved config atomically, so a run's outputs say how they were made."""
+    cfg = {k: v for k, v in cfg.items() if k != "config_file"}
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)

@@ -1,0 +1,242 @@
+"""The one training engine behind main_single_gpu.py and main_multi_gpu.py.
+
+It owns the loop (train, evaluate, checkpoint, resume); entry points only parse flags and
+start processes. Determinism: the data order, the augmentations and the dropout masks of an
+epoch derive from (seed, epoch) alone, so a run resumed from the checkpoint of epoch e ends
+with the same weights as one that was never interrupted.
+"""
+import os
+import random
+import time
+
+import numpy as np
+import paddle
+from tqdm import tqdm
+
+from models import build_model, codes_from_logits
+from utils.checkpoint import (load_backbone_weights, load_training_state, load_weights,
+                              save_checkpoint)
+from utils.config import dataset_lists, save_config
+from utils.data import ImageListDataset, build_dataloader, build_transform
+from utils.errors import UserError
+from utils.logger import ScalarWriter, setup_logger
+from utils.losses import build_loss
+from utils.metrics import mean_average_precision, precision_within_radius
+from utils.scheduler import ScaledStepDecay
+
+
+def topk_label(topk):
+    return "all" if topk in (None, -1) else str(topk)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    paddle.seed(seed)
+
+
+def build_split(cfg, list_path, train):
+    d = cfg["dataset"]
+    transform = build_transform(train, resize_size=d["resize_size"], crop_size=d["crop_size"],
+                                mean=d["mean"], std=d["std"])
+    return ImageListDataset(list_path, d["data_path"], transform, num_classes=d["num_classes"],
+                            seed=cfg["train"]["seed"])
+
+
+@paddle.no_grad()
+def encode(model, loader, desc="encode", show_progress=True):
+    """Codes (+-1 int8) and labels of every item of the loader, in dataset order."""
+    was_training = model.training
+    model.eval()
+    codes, labels = [], []
+    for images, batch_labels, _ in tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True):
+        codes.append(codes_from_logits(model(images)).numpy().astype(np.int8))
+        labels.append(batch_labels.numpy())
+    if was_training:
+        model.train()
+    return np.concatenate(codes), np.concatenate(labels)
+
+
+class Engine:
+    def __init__(self, cfg, rank=0, world_size=1):
+        self.cfg = cfg
+        self.rank, self.world_size = rank, world_size
+        self.bit = cfg["model"]["bit"]
+        self.out = cfg["output_dir"]
+        os.makedirs(self.out, exist_ok=True)
+        mode = "eval" if cfg["eval_only"] else "train"
+        self.logger = setup_logger(self.out, filename=f"{mode}_{self.bit}.log", rank=rank)
+        t = cfg["train"]
+        seed_everything(t["seed"])
+
+        lists = dataset_lists(cfg)
+        self.query_set = build_split(cfg, lists["test"], train=False)
+        self.db_set = build_split(cfg, lists["database"], train=False)
+        if cfg["eval_only"]:
+            self.train_set = None
+        else:
+            self.train_set = build_split(cfg, lists["train"], train=True)
+        classes = {ds.num_classes for ds in (self.query_set, self.db_set, self.train_set) if ds is not None}
+        if len(classes) != 1:
+            raise UserError(f"the list files of {lists} disagree on the number of labels: {sorted(classes)}")
+        self.num_classes = classes.pop()
+        self.topk = cfg["dataset"]["topk"]
+
+        workers = cfg["dataset"]["num_workers"]
+        eval_batch = max(t["batch_size"], 32)
+        self.query_loader = build_dataloader(self.query_set, eval_batch, shuffle=False, drop_last=False,
+                                             num_workers=workers, seed=t["seed"])
+        self.db_loader = build_dataloader(self.db_set, eval_batch, shuffle=False, drop_last=False,
+                                          num_workers=workers, seed=t["seed"])
+
+        paddle.seed(t["seed"])
+        self.model = build_model(cfg)
+        if cfg["model"]["backbone_weights"] and not cfg["eval_only"]:
+            load_backbone_weights(self.model.backbone, cfg["model"]["backbone_weights"], self.logger)
+        if cfg["pretrained"]:
+            path = load_weights(self.model, cfg["pretrained"])
+            self.logger.info(f"loaded weights {path}")
+
+        if self.train_set is not None:
+            if len(self.train_set) < t["batch_size"]:
+                raise UserError(f"--batch-size {t['batch_size']} is larger than the training set ({len(self.train_set)} images)")
+            self.train_loader = build_dataloader(self.train_set, t["batch_size"], shuffle=True, drop_last=True,
+                                                 num_workers=workers, seed=t["seed"])
+            self.criterion = build_loss(cfg, num_train=len(self.train_set), num_classes=self.num_classes)
+            self.scheduler = ScaledStepDecay(t["lr"], global_batch=t["batch_size"] * world_size,
+                                             base_batch=t["base_batch"], step_size=t["lr_decay_every"],
+                                             gamma=t["lr_decay_gamma"])
+            self.optimizer = paddle.optimizer.Momentum(
+                learning_rate=self.scheduler, momentum=t["momentum"], parameters=self.model.parameters(),
+                weight_decay=paddle.regularizer.L2Decay(t["weight_decay"]))
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self):
+        start = time.time()
+        q_codes, q_labels = encode(self.model, self.query_loader, "encode queries")
+        db_codes, db_labels = encode(self.model, self.db_loader, "encode database")
+        result = {
+            "map": mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk=self.topk),
+            "precision_r2": precision_within_radius(q_codes, db_codes, q_labels, db_labels, radius=2),
+            "seconds": time.time() - start,
+        }
+        return result
+
+    def _log_eval(self, tag, result, epoch):
+        self.logger.info(f"[{tag}] mAP@{topk_label(self.topk)}: {result['map']:.4f}  "
+                         f"precision@r2: {result['precision_r2']:.4f}  ({result['seconds']:.1f}s)")
+
+    # -- training ---------------------------------------------------------------------------
+    def _prefix(self, kind):
+        return os.path.join(self.out, f"model_{kind}_{self.bit}")
+
+    def _state(self, epoch, best, history):
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "loss": self.criterion.state_dict(), "epoch": epoch, "best": best, "history": history,
+                "bit": self.bit, "backbone": self.cfg["model"]["backbone"]}
+
+    def _resume(self, prefix):
+        load_weights(self.model, prefix)
+        state = load_training_state(prefix)
+        if state.get("bit") != self.bit:
+            raise UserError(f"--resume {prefix}: checkpoint is for {state.get('bit')} bits, --bit is {self.bit}")
+        self.optimizer.set_state_dict(state["optimizer"])
+        self.scheduler.set_state_dict(state["scheduler"])
+        self.criterion.set_state_dict(state["loss"])
+        self.logger.info(f"resumed from {prefix} after epoch {state['epoch'] + 1}")
+        return state["epoch"] + 1, state["best"], state["history"]
+
+    def _train_epoch(self, epoch, writer):
+        t = self.cfg["train"]
+        seed = t["seed"] * 100003 + epoch
+        paddle.seed(seed)  # dropout masks of this epoch
+        self.train_set.set_epoch(epoch)
+        self.train_loader.batch_sampler.set_epoch(epoch)
+        self.criterion.on_epoch_start(epoch)
+        self.model.train()
+        steps = len(self.train_loader)
+        losses, seen, start = [], 0, time.time()
+        bar = tqdm(self.train_loader, total=steps, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False,
+                   disable=None if self.rank == 0 else True)
+        for step, (images, labels, indices) in enumerate(bar):
+            loss = self.criterion(self.model(images), labels, indices)
+            loss.backward()
+            self.optimizer.step()
+            self.optimizer.clear_grad()
+            value = float(loss)
+            if not np.isfinite(value):
+                raise UserError(f"loss became {value} at epoch {epoch + 1} step {step + 1}; lower --lr")
+            losses.append(value)
+            seen += images.shape[0]
+            global_step = epoch * steps + step
+            writer.add("train/loss", value, global_step)
+            bar.set_postfix(loss=f"{value:.4f}")
+            if (step + 1) % t["log_every"] == 0:
+                self.logger.info(f"epoch {epoch + 1} step {step + 1}/{steps} loss {value:.4f} "
+                                 f"lr {self.optimizer.get_lr():.2e} beta {self.criterion.beta:.3f}")
+        seconds = time.time() - start
+        writer.add("train/lr", self.optimizer.get_lr(), epoch)
+        writer.add("train/epoch_loss", float(np.mean(losses)), epoch)
+        self.logger.info(f"epoch {epoch + 1}/{t['epochs']} loss {np.mean(losses):.4f} "
+                         f"lr {self.optimizer.get_lr():.2e} beta {self.criterion.beta:.3f} "
+                         f"{seen * self.world_size / seconds:.1f} img/s ({seconds:.1f}s)")
+        self.scheduler.step()
+        return float(np.mean(losses))
+
+    def train(self):
+        cfg, t = self.cfg, self.cfg["train"]
+        if self.rank == 0:
+            save_config(cfg, os.path.join(self.out, f"config_{self.bit}.yaml"))
+        self.logger.info(f"data: {len(self.train_set)} train, {len(self.query_set)} query, "
+                         f"{len(self.db_set)} database images, {self.num_classes} labels; "
+                         f"{self.bit} bits, {t['epochs']} epochs, batch {t['batch_size']} x {self.world_size}")
+        start_epoch, best, history = 0, {"map": -1.0, "epoch": 0}, {}
+        if cfg["resume"]:
+            start_epoch, best, history = self._resume(cfg["resume"])
+        elif t["eval_untrained"]:
+            result = self.evaluate()
+            history["untrained"] = result["map"]
+            self._log_eval("untrained", result, 0)
+
+        writer = ScalarWriter(os.path.join(self.out, f"vdl_{self.bit}") if self.rank == 0 else None)
+        try:
+            for epoch in range(start_epoch, t["epochs"]):
+                self._train_epoch(epoch, writer)
+                last = epoch + 1 == t["epochs"]
+                if (epoch + 1) % t["eval_every"] == 0 or last:
+                    result = self.evaluate()
+                    self._log_eval(f"epoch {epoch + 1}", result, epoch)
+                    writer.add("eval/map", result["map"], epoch + 1)
+                    writer.add("eval/precision_r2", result["precision_r2"], epoch + 1)
+                    history["last"] = result["map"]
+                    if result["map"] > best["map"]:
+                        best = {"map": result["map"], "precision_r2": result["precision_r2"], "epoch": epoch + 1}
+                        if self.rank == 0:
+                            save_checkpoint(self._prefix("best"), self.model, self._state(epoch, best, history))
+                if self.rank == 0:
+                    save_checkpoint(self._prefix("last"), self.model, self._state(epoch, best, history))
+        finally:
+            writer.close()
+        return self._report(best, history)
+
+    def _report(self, best, history):
+        label = topk_label(self.topk)
+        if "untrained" in history:
+            self.logger.info(f"untrained network mAP@{label}: {history['untrained']:.4f}  ->  "
+                             f"trained (best, epoch {best['epoch']}): {best['map']:.4f}")
+        self.logger.info(f"best weights: {self._prefix('best')}.pdparams")
+        return {"map": best["map"], "best_epoch": best["epoch"], "history": history}
+
+    def run(self):
+        """Train (or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line."""
+        if self.cfg["eval_only"]:
+            if not self.cfg["pretrained"]:
+                raise UserError("--eval needs --pretrained PREFIX (the weights to evaluate)")
+            result = self.evaluate()
+            self._log_eval("eval", result, 0)
+            value = result["map"]
+        else:
+            value = self.train()["map"]
+        if self.rank == 0:
+            print(f"mAP@{topk_label(self.topk)}: {value:.4f}", flush=True)
+        return value
