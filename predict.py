@@ -72,9 +72,12 @@ def main(argv=None):
 
     import numpy as np
 
+    from utils.data import build_transform, parse_list, read_image
+
+    query_image = read_image(args.img)  # a bad query fails before any model or database work
+
     from utils.code_cache import fingerprint, load_cached_codes, save_codes
     from utils.config import dataset_lists
-    from utils.data import parse_list, preprocess_image
     from utils.env import setup_device
     from utils.inference import DygraphEncoder, InferenceEncoder, encode_list
     from utils.retrieval import hamming_radius, hamming_topk
@@ -98,7 +101,7 @@ def main(argv=None):
     db_paths, db_labels = parse_list(db_list)
     names = class_names(data_root, db_labels.shape[1])
 
-    query = preprocess_image(args.img, **encoder.preprocess)[None]
+    query = build_transform(False, **encoder.preprocess)(query_image)[None]
     code = encoder.encode_batch(query)
     bits = "".join("1" if b > 0 else "0" for b in code[0])
     print(f"query {args.img}  code {int(bits, 2):0{(args.bit + 3) // 4}x}  ({args.bit} bits: {bits})")

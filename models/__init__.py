@@ -20,7 +20,8 @@ def build_model(cfg):
         raise UserError(f"model.backbone: unknown backbone {mcfg['backbone']!r}; choose from {sorted(BACKBONES)}")
     if mcfg["name"] not in MODELS:
         raise UserError(f"model.name: unknown model {mcfg['name']!r}; choose from {sorted(MODELS)}")
-    backbone = BACKBONES[mcfg["backbone"]](dropout=mcfg["dropout"])
+    backbone = BACKBONES[mcfg["backbone"]](dropout=mcfg["dropout"], fc_dim=mcfg["fc_dim"],
+                                         batch_norm=mcfg["batch_norm"])
     return MODELS[mcfg["name"]](backbone, bit=mcfg["bit"], hash_lr_mult=mcfg["hash_lr_mult"],
                                 hash_bias_lr_mult=mcfg["hash_bias_lr_mult"])
 

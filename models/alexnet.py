@@ -23,47 +23,64 @@ def _zero_attr():
     return paddle.ParamAttr(initializer=nn.initializer.Constant(0.0))
 
 
+def _bn(channels, batch_norm):
+    return nn.BatchNorm2D(channels) if batch_norm else None
+
+
+def _conv_relu(conv, bn, x):
+    x = conv(x)
+    return nn.functional.relu(bn(x) if bn is not None else x)
+
+
 class ConvPool(nn.Layer):
-    def __init__(self, cin, cout, kernel, stride, padding):
+    def __init__(self, cin, cout, kernel, stride, padding, batch_norm=False):
         super().__init__()
         fan_in = cin * kernel * kernel
         self._conv = nn.Conv2D(cin, cout, kernel, stride=stride, padding=padding,
                                weight_attr=_he_attr(fan_in), bias_attr=_zero_attr())
+        self._bn = _bn(cout, batch_norm)
         self._pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=0)
 
     def forward(self, x):
-        return self._pool(nn.functional.relu(self._conv(x)))
+        return self._pool(_conv_relu(self._conv, self._bn, x))
 
 
 class AlexNetBackbone(nn.Layer):
-    """AlexNet up to fc7 (ReLU), so a hash head can replace fc8."""
+    """AlexNet up to fc7 (ReLU), so a hash head can replace fc8.
 
-    feature_dim = 4096
+    batch_norm adds BatchNorm after each conv: an option for training from scratch (the lite
+    data), where plain AlexNet learns too slowly; ImageNet weights are for the plain network.
+    """
 
-    def __init__(self, dropout=0.5):
+    def __init__(self, dropout=0.5, fc_dim=4096, batch_norm=False):
         super().__init__()
-        self._conv1 = ConvPool(3, 64, 11, 4, 2)
-        self._conv2 = ConvPool(64, 192, 5, 1, 2)
+        self.feature_dim = fc_dim  # 4096 in AlexNet (and for ImageNet weights)
+        self._conv1 = ConvPool(3, 64, 11, 4, 2, batch_norm)
+        self._conv2 = ConvPool(64, 192, 5, 1, 2, batch_norm)
         self._conv3 = nn.Conv2D(192, 384, 3, padding=1, weight_attr=_he_attr(192 * 9),
                                 bias_attr=_zero_attr())
+        self._bn3 = _bn(384, batch_norm)
         self._conv4 = nn.Conv2D(384, 256, 3, padding=1, weight_attr=_he_attr(384 * 9),
                                 bias_attr=_zero_attr())
-        self._conv5 = ConvPool(256, 256, 3, 1, 1)
+        self._bn4 = _bn(256, batch_norm)
+        self._conv5 = ConvPool(256, 256, 3, 1, 1, batch_norm)
+        # Dropout as paddle.vision's AlexNet (scale at inference), so its ImageNet weights see
+        # the activations they were trained with.
         # Identity at 224x224 input; lets smaller inputs (the lite data) reach fc6 unchanged.
         self._avgpool = nn.AdaptiveAvgPool2D((6, 6))
         fc_fan_in = 256 * 6 * 6
-        self._drop1 = nn.Dropout(p=dropout)
-        self._fc6 = nn.Linear(256 * 6 * 6, 4096, weight_attr=_he_attr(fc_fan_in),
+        self._drop1 = nn.Dropout(p=dropout, mode="downscale_in_infer")
+        self._fc6 = nn.Linear(256 * 6 * 6, fc_dim, weight_attr=_he_attr(fc_fan_in),
                               bias_attr=_zero_attr())
-        self._drop2 = nn.Dropout(p=dropout)
-        self._fc7 = nn.Linear(4096, 4096, weight_attr=_he_attr(4096),
+        self._drop2 = nn.Dropout(p=dropout, mode="downscale_in_infer")
+        self._fc7 = nn.Linear(fc_dim, fc_dim, weight_attr=_he_attr(fc_dim),
                               bias_attr=_zero_attr())
 
     def forward(self, x):
         x = self._conv1(x)
         x = self._conv2(x)
-        x = nn.functional.relu(self._conv3(x))
-        x = nn.functional.relu(self._conv4(x))
+        x = _conv_relu(self._conv3, self._bn3, x)
+        x = _conv_relu(self._conv4, self._bn4, x)
         x = self._conv5(x)
         x = paddle.flatten(self._avgpool(x), start_axis=1)
         x = nn.functional.relu(self._fc6(self._drop1(x)))

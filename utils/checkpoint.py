@@ -78,6 +78,33 @@ def load_backbone_weights(backbone, source, logger=None):
     return path
 
 
+def _rename_accumulators(state, mapping):
+    """Re-key optimizer accumulators (`<param name>_velocity_0`) through mapping (old -> new prefix).
+
+    Paddle keys them by generated parameter names (conv2d_10.w_0), which depend on how many
+    layers the process built before; checkpoints use the model's structured names instead.
+    """
+    names = sorted(mapping, key=len, reverse=True)
+    renamed = {}
+    for key, value in state.items():
+        for name in names:
+            if key.startswith(name + "_"):
+                key = mapping[name] + key[len(name):]
+                break
+        renamed[key] = value
+    return renamed
+
+
+def optimizer_state(model, optimizer):
+    mapping = {p.name: "@" + structured for structured, p in model.named_parameters()}
+    return _rename_accumulators(optimizer.state_dict(), mapping)
+
+
+def set_optimizer_state(model, optimizer, state):
+    mapping = {"@" + structured: p.name for structured, p in model.named_parameters()}
+    optimizer.set_state_dict(_rename_accumulators(state, mapping))
+
+
 def save_checkpoint(prefix, model, extra_state):
     atomic_paddle_save(model.state_dict(), weights_path(prefix))
     atomic_paddle_save(extra_state, state_path(prefix))

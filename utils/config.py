@@ -32,6 +32,8 @@ DEFAULTS = {
         "backbone": "alexnet",
         "bit": 64,
         "dropout": 0.5,
+        "fc_dim": 4096,            # width of fc6/fc7; ImageNet weights need 4096
+        "batch_norm": False,       # BatchNorm after each conv: for training from scratch
         "hash_lr_mult": 10.0,
         "hash_bias_lr_mult": None,  # None: same as hash_lr_mult (Caffe used 20)
         "backbone_weights": None,   # a local .pdparams, or "imagenet" to download through paddle.vision
@@ -198,6 +200,7 @@ def validate(cfg):
            "dataset.crop_size", f"need 64 <= crop_size <= resize_size, got {d['crop_size']!r} / {d['resize_size']!r}")
     _check(d["topk"] is None or (_is_int(d["topk"]) and (d["topk"] == -1 or d["topk"] >= 1)), "dataset.topk",
            f"must be -1 (all), None or a positive integer, got {d['topk']!r}")
+    _check(_is_int(m["fc_dim"]) and m["fc_dim"] >= 8, "model.fc_dim", f"must be an integer >= 8, got {m['fc_dim']!r}")
     _check(isinstance(l["alpha"], (int, float)) and l["alpha"] > 0, "loss.alpha", f"must be > 0, got {l['alpha']!r}")
     _check(_is_int(l["beta_step"]) and l["beta_step"] >= 1, "loss.beta_step", f"must be an integer >= 1")
     _check(cfg["device"] in ("auto", "cpu", "gpu"), "--device", f"must be auto, cpu or gpu, got {cfg['device']!r}")

@@ -14,8 +14,11 @@ shuffle, so results do not depend on the number of DataLoader workers. Call
 ``loader.batch_sampler.set_epoch(epoch)`` before iterating each epoch (it also
 sets the dataset's epoch; workers are started per epoch, after that call).
 """
+import collections
+import itertools
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -273,8 +276,8 @@ class EpochBatchSampler(paddle.io.BatchSampler):
     """Batches of indices, shuffled reproducibly from (seed, epoch).
 
     ``set_epoch(e)`` selects the epoch's order (and calls ``dataset.set_epoch(e)`` when it has one).
-    With num_replicas > 1 each rank gets a disjoint, equal share (rank::num_replicas of the
-    epoch's order, padded by wrapping around so all ranks have the same number of samples).
+    With num_replicas > 1 each rank gets an equal share: rank::num_replicas of the epoch's
+    order, padded by wrapping around (so a few samples repeat) to make the shares the same size.
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, drop_last=False, seed=0, num_replicas=1, rank=0):
@@ -326,19 +329,62 @@ class EpochBatchSampler(paddle.io.BatchSampler):
         return m // self.batch_size if self.drop_last else math.ceil(m / self.batch_size)
 
 
-def _worker_init(worker_id):
-    cv2.setNumThreads(1)  # workers are the parallelism; avoid oversubscribing the cores
+def _to_tensors(batch):
+    if isinstance(batch, np.ndarray):
+        return paddle.to_tensor(batch, place=paddle.CPUPlace())
+    if isinstance(batch, (list, tuple)):
+        return [_to_tensors(b) for b in batch]
+    if isinstance(batch, dict):
+        return {k: _to_tensors(v) for k, v in batch.items()}
+    return batch
+
+
+class EpochDataLoader(paddle.io.DataLoader):
+    """paddle.io.DataLoader whose workers are threads, in batch order, with bounded prefetch.
+
+    Decoding (cv2) and the numpy transforms release the GIL, so threads keep the cores busy
+    without paddle's worker processes, which in Paddle 3.3 hang when the dataset raises
+    (num_workers=0) or when an epoch is left early (num_workers>0), and turn a worker's error
+    into a generic SystemError. Here an error raised while loading (a UserError naming the
+    file) reaches the caller as it is, and leaving an epoch early stops the pool.
+    """
+
+    def __iter__(self):
+        collate = self.collate_fn or paddle.io.dataloader.collate.default_collate_fn
+
+        def load(indices):
+            return collate([self.dataset[i] for i in indices])
+
+        if self.num_workers == 0:
+            for indices in self.batch_sampler:
+                yield _to_tensors(load(indices))
+            return
+        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="data")
+        pending = collections.deque()
+        try:
+            batches = iter(self.batch_sampler)
+            for indices in itertools.islice(batches, 2 * self.num_workers):
+                pending.append(pool.submit(load, indices))
+            while pending:
+                batch = pending.popleft().result()
+                for indices in itertools.islice(batches, 1):
+                    pending.append(pool.submit(load, indices))
+                yield _to_tensors(batch)
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def build_dataloader(dataset, batch_size, shuffle, drop_last, num_workers=0, seed=0, num_replicas=1, rank=0):
-    """paddle.io.DataLoader over dataset with an EpochBatchSampler (``loader.batch_sampler``).
+    """An EpochDataLoader (a paddle.io.DataLoader) over dataset, with an EpochBatchSampler.
 
-    Batches are [images float32 [B,3,H,W], labels float32 [B,C], indices int64 [B]].
+    Batches are [images float32 [B,3,H,W], labels float32 [B,C], indices int64 [B]] (CPU tensors).
     Call ``loader.batch_sampler.set_epoch(epoch)`` before each epoch.
     """
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise UserError(f"num_workers must be an integer >= 0, got {num_workers!r}")
     num_workers = int(num_workers)
-    if num_workers < 0:
-        raise UserError(f"num_workers must be >= 0, got {num_workers}")
     sampler = EpochBatchSampler(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
                                 num_replicas=num_replicas, rank=rank)
     if len(sampler) == 0:
@@ -347,11 +393,9 @@ def build_dataloader(dataset, batch_size, shuffle, drop_last, num_workers=0, see
             f"{where}: {sampler._num_samples()} images per process are fewer than one batch of "
             f"{sampler.batch_size} (drop_last): lower the batch size"
         )
-    return paddle.io.DataLoader(
+    return EpochDataLoader(
         dataset,
         batch_sampler=sampler,
         num_workers=num_workers,
-        use_shared_memory=num_workers > 0,
-        worker_init_fn=_worker_init if num_workers > 0 else None,
         return_list=True,
     )

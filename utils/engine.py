@@ -14,8 +14,8 @@ import paddle
 from tqdm import tqdm
 
 from models import build_model, codes_from_logits
-from utils.checkpoint import (load_backbone_weights, load_training_state, load_weights,
-                              save_checkpoint)
+from utils.checkpoint import (load_backbone_weights, load_training_state, load_weights, optimizer_state,
+                              save_checkpoint, set_optimizer_state)
 from utils.config import dataset_lists, save_config
 from utils.data import ImageListDataset, build_dataloader, build_transform
 from utils.errors import UserError
@@ -131,7 +131,7 @@ class Engine:
         return os.path.join(self.out, f"model_{kind}_{self.bit}")
 
     def _state(self, epoch, best, history):
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+        return {"optimizer": optimizer_state(self.model, self.optimizer), "scheduler": self.scheduler.state_dict(),
                 "loss": self.criterion.state_dict(), "epoch": epoch, "best": best, "history": history,
                 "bit": self.bit, "backbone": self.cfg["model"]["backbone"]}
 
@@ -140,7 +140,7 @@ class Engine:
         state = load_training_state(prefix)
         if state.get("bit") != self.bit:
             raise UserError(f"--resume {prefix}: checkpoint is for {state.get('bit')} bits, --bit is {self.bit}")
-        self.optimizer.set_state_dict(state["optimizer"])
+        set_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scheduler.set_state_dict(state["scheduler"])
         self.criterion.set_state_dict(state["loss"])
         self.logger.info(f"resumed from {prefix} after epoch {state['epoch'] + 1}")
@@ -221,6 +221,8 @@ class Engine:
 
     def _report(self, best, history):
         label = topk_label(self.topk)
+        if best["epoch"] == 0:  # no training epoch ran (--epoch 0): report the untrained network
+            return {"map": history.get("untrained", float("nan")), "best_epoch": 0, "history": history}
         if "untrained" in history:
             self.logger.info(f"untrained network mAP@{label}: {history['untrained']:.4f}  ->  "
                              f"trained (best, epoch {best['epoch']}): {best['map']:.4f}")

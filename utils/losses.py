@@ -20,9 +20,10 @@ class HashNetLoss(nn.Layer):
         self.alpha = alpha
         self.beta_step = beta_step
         self.beta = 1.0
-        self.register_buffer("memory_codes", paddle.zeros([num_train, bit], dtype="float32"))
-        self.register_buffer("memory_labels", paddle.zeros([num_train, num_classes], dtype="float32"))
-        self.register_buffer("memory_filled", paddle.zeros([num_train], dtype="float32"))
+        dtype = paddle.get_default_dtype()
+        self.register_buffer("memory_codes", paddle.zeros([num_train, bit], dtype=dtype))
+        self.register_buffer("memory_labels", paddle.zeros([num_train, num_classes], dtype=dtype))
+        self.register_buffer("memory_filled", paddle.zeros([num_train], dtype=dtype))
 
     def on_epoch_start(self, epoch):
         self.beta = math.sqrt(epoch // self.beta_step + 1)
@@ -30,9 +31,10 @@ class HashNetLoss(nn.Layer):
     def update_memory(self, codes, labels, indices):
         """Write detached codes/labels at their dataset indices (all ranks' items in multi-process runs)."""
         with paddle.no_grad():
-            self.memory_codes[indices] = codes.detach().astype("float32")
-            self.memory_labels[indices] = labels.astype("float32")
-            self.memory_filled[indices] = paddle.ones([indices.shape[0]], dtype="float32")
+            dtype = self.memory_codes.dtype
+            self.memory_codes[indices] = codes.detach().astype(dtype)
+            self.memory_labels[indices] = labels.astype(dtype)
+            self.memory_filled[indices] = paddle.ones([indices.shape[0]], dtype=dtype)
 
     def forward(self, z, labels, indices):
         h = paddle.tanh(self.beta * z)

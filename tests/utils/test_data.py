@@ -1,3 +1,5 @@
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -329,3 +331,28 @@ def test_dataloader_rejects_too_small_for_one_batch(image_list):
     ds = ImageListDataset(lst, root, None)
     with pytest.raises(UserError, match="fewer than one batch"):
         build_dataloader(ds, 64, shuffle=True, drop_last=True)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_dataloader_error_in_dataset_is_raised_not_hung(image_list, num_workers):
+    """paddle's own single-process iterator hangs when the dataset raises; ours must not."""
+    lst, root = image_list
+    ds = ImageListDataset(lst, root, build_transform(False, 16, 12))
+    os.remove(ds.paths[6])  # disappears after the list was checked
+    loader = build_dataloader(ds, 4, shuffle=False, drop_last=False, num_workers=num_workers)
+    with pytest.raises(UserError) as exc:
+        for _ in loader:
+            pass
+    assert str(exc.value) == f"{ds.paths[6]}: image not found"
+
+
+def test_dataloader_workers_early_break(image_list):
+    lst, root = image_list
+    ds = ImageListDataset(lst, root, build_transform(False, 16, 12))
+    loader = build_dataloader(ds, 2, shuffle=True, drop_last=False, num_workers=2)
+    for epoch in range(2):
+        loader.batch_sampler.set_epoch(epoch)
+        for i, (img, _, _) in enumerate(loader):
+            assert img.shape == [2, 3, 12, 12]
+            if i == 1:
+                break

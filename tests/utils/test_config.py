@@ -1,0 +1,90 @@
+import os
+
+import pytest
+import yaml
+
+from utils.cli import config_from_args, train_parser
+from utils.config import DEFAULTS, build_config, save_config
+from utils.errors import UserError
+
+
+def parse(argv):
+    return config_from_args(train_parser("t").parse_args(argv))
+
+
+def test_defaults_come_from_the_lite_config():
+    cfg = parse([])
+    assert cfg["dataset"]["name"] == "lite"
+    assert cfg["config_file"].endswith(os.path.join("configs", "hashnet_lite.yaml"))
+    with open(cfg["config_file"]) as f:
+        lite = yaml.safe_load(f)
+    assert cfg["dataset"]["crop_size"] == lite["dataset"]["crop_size"]
+    assert cfg["train"]["momentum"] == DEFAULTS["train"]["momentum"]  # not in the file: built-in default
+
+
+def test_flags_override_file_and_o_overrides_flags():
+    cfg = parse(["--bit", "32", "--epoch", "3", "--batch-size", "16", "--seed", "7", "--data-path", "/x",
+                 "--output-dir", "/out", "-o", "train.lr=0.5", "-o", "model.bit=48", "-o", "loss.alpha=0.2",
+                 "-o", "dataset.topk=null"])
+    assert cfg["train"]["epochs"] == 3 and cfg["train"]["batch_size"] == 16 and cfg["train"]["seed"] == 7
+    assert cfg["dataset"]["data_path"] == "/x" and cfg["output_dir"] == "/out"
+    assert cfg["train"]["lr"] == 0.5 and cfg["loss"]["alpha"] == 0.2 and cfg["dataset"]["topk"] is None
+    assert cfg["model"]["bit"] == 48  # -o comes last
+
+
+def test_underscore_aliases_and_eval_flag():
+    cfg = parse(["--data_path", "/d", "--batch_size", "8", "--output_dir", "/o", "--eval", "--pretrained", "p"])
+    assert cfg["dataset"]["data_path"] == "/d" and cfg["train"]["batch_size"] == 8 and cfg["eval_only"] is True
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("train.lrr=1", "unknown config key 'train.lrr'"),
+    ("nosuch=1", "unknown config key 'nosuch'"),
+    ("train=1", "is a section"),
+    ("novalue", "expected key=value"),
+])
+def test_bad_overrides(override, fragment):
+    with pytest.raises(UserError, match=fragment):
+        parse(["-o", override])
+
+
+def test_unknown_key_in_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epochs: 2\n  learning_rate: 0.1\n")
+    with pytest.raises(UserError) as err:
+        build_config(str(path))
+    assert str(path) in str(err.value) and "train.learning_rate" in str(err.value)
+
+
+def test_base_inheritance_and_invalid_yaml(tmp_path):
+    (tmp_path / "base.yaml").write_text("train:\n  epochs: 5\n  lr: 0.1\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\ntrain:\n  lr: 0.2\n")
+    cfg = build_config(str(tmp_path / "child.yaml"))
+    assert cfg["train"]["epochs"] == 5 and cfg["train"]["lr"] == 0.2
+    (tmp_path / "broken.yaml").write_text("train:\n  lr: [1\n")
+    with pytest.raises(UserError, match="broken.yaml:"):
+        build_config(str(tmp_path / "broken.yaml"))
+    with pytest.raises(UserError, match="config file not found"):
+        build_config(str(tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--bit", "20"], "--bit"),
+    (["--batch-size", "1"], "--batch-size"),
+    (["--epoch", "-1"], "--epoch"),
+    (["-o", "dataset.crop_size=300"], "crop_size"),
+    (["-o", "dataset.topk=0"], "topk"),
+    (["--threads", "-2"], "--threads"),
+])
+def test_invalid_values(argv, fragment):
+    with pytest.raises(UserError, match=fragment):
+        parse(argv)
+
+
+def test_saved_config_loads_back(tmp_path):
+    cfg = parse(["--bit", "16", "-o", "train.lr=0.003"])
+    path = tmp_path / "config_16.yaml"
+    save_config(cfg, str(path))
+    again = build_config(str(path))
+    assert again["model"]["bit"] == 16 and again["train"]["lr"] == 0.003
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
