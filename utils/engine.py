@@ -18,6 +18,7 @@ from utils.checkpoint import (load_backbone_weights, load_training_state, load_w
                               save_checkpoint, set_optimizer_state)
 from utils.config import dataset_lists, save_config
 from utils.data import ImageListDataset, build_dataloader, build_transform
+from utils.distributed import Comm, in_dataset_order
 from utils.errors import UserError
 from utils.logger import ScalarWriter, setup_logger
 from utils.losses import build_loss
@@ -44,23 +45,30 @@ def build_split(cfg, list_path, train):
 
 
 @paddle.no_grad()
-def encode(model, loader, desc="encode", show_progress=True):
-    """Codes (+-1 int8) and labels of every item of the loader, in dataset order."""
+def encode(model, loader, desc="encode", show_progress=True, comm=None):
+    """Codes (+-1 int8) and labels of every item, in dataset order (gathered from all ranks)."""
     was_training = model.training
     model.eval()
-    codes, labels = [], []
-    for images, batch_labels, _ in tqdm(loader, desc=desc, leave=False, disable=None if show_progress else True):
+    codes, labels, indices = [], [], []
+    for images, batch_labels, batch_indices in tqdm(loader, desc=desc, leave=False,
+                                                    disable=None if show_progress else True):
         codes.append(codes_from_logits(model(images)).numpy().astype(np.int8))
         labels.append(batch_labels.numpy())
+        indices.append(batch_indices.numpy())
     if was_training:
         model.train()
-    return np.concatenate(codes), np.concatenate(labels)
+    codes, labels, indices = np.concatenate(codes), np.concatenate(labels), np.concatenate(indices)
+    if comm is None or not comm.active:
+        return codes, labels
+    codes, labels = in_dataset_order(comm, indices, codes.astype(np.int32), labels)
+    return codes.astype(np.int8), labels
 
 
 class Engine:
     def __init__(self, cfg, rank=0, world_size=1):
         self.cfg = cfg
         self.rank, self.world_size = rank, world_size
+        self.comm = Comm(rank, world_size)
         self.bit = cfg["model"]["bit"]
         self.out = cfg["output_dir"]
         os.makedirs(self.out, exist_ok=True)
@@ -84,10 +92,11 @@ class Engine:
 
         workers = cfg["dataset"]["num_workers"]
         eval_batch = max(t["batch_size"], 32)
+        shard = {"num_replicas": world_size, "rank": rank}  # each rank encodes its share of the eval sets
         self.query_loader = build_dataloader(self.query_set, eval_batch, shuffle=False, drop_last=False,
-                                             num_workers=workers, seed=t["seed"])
+                                             num_workers=workers, seed=t["seed"], **shard)
         self.db_loader = build_dataloader(self.db_set, eval_batch, shuffle=False, drop_last=False,
-                                          num_workers=workers, seed=t["seed"])
+                                          num_workers=workers, seed=t["seed"], **shard)
 
         paddle.seed(t["seed"])
         self.model = build_model(cfg)
@@ -101,8 +110,11 @@ class Engine:
             if len(self.train_set) < t["batch_size"]:
                 raise UserError(f"--batch-size {t['batch_size']} is larger than the training set ({len(self.train_set)} images)")
             self.train_loader = build_dataloader(self.train_set, t["batch_size"], shuffle=True, drop_last=True,
-                                                 num_workers=workers, seed=t["seed"])
-            self.criterion = build_loss(cfg, num_train=len(self.train_set), num_classes=self.num_classes)
+                                                 num_workers=workers, seed=t["seed"], **shard)
+            self.criterion = build_loss(cfg, num_train=len(self.train_set), num_classes=self.num_classes,
+                                        comm=self.comm)
+            # gradients are averaged over ranks by DataParallel; the parameters stay those of self.model
+            self.train_model = paddle.DataParallel(self.model) if world_size > 1 else self.model
             self.scheduler = ScaledStepDecay(t["lr"], global_batch=t["batch_size"] * world_size,
                                              base_batch=t["base_batch"], step_size=t["lr_decay_every"],
                                              gamma=t["lr_decay_gamma"])
@@ -113,8 +125,8 @@ class Engine:
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self):
         start = time.time()
-        q_codes, q_labels = encode(self.model, self.query_loader, "encode queries")
-        db_codes, db_labels = encode(self.model, self.db_loader, "encode database")
+        q_codes, q_labels = encode(self.model, self.query_loader, "encode queries", self.rank == 0, self.comm)
+        db_codes, db_labels = encode(self.model, self.db_loader, "encode database", self.rank == 0, self.comm)
         result = {
             "map": mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk=self.topk),
             "precision_r2": precision_within_radius(q_codes, db_codes, q_labels, db_labels, radius=2),
@@ -159,11 +171,13 @@ class Engine:
         bar = tqdm(self.train_loader, total=steps, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False,
                    disable=None if self.rank == 0 else True)
         for step, (images, labels, indices) in enumerate(bar):
-            loss = self.criterion(self.model(images), labels, indices)
-            loss.backward()
+            loss = self.criterion(self.train_model(images), labels, indices)
+            # each rank's loss is its share of the global loss; DataParallel averages gradients,
+            # so scaling by the world size makes the update that of the global loss
+            (loss * self.world_size if self.comm.active else loss).backward()
             self.optimizer.step()
             self.optimizer.clear_grad()
-            value = float(loss)
+            value = float(self.comm.sum(loss.detach()))
             if not np.isfinite(value):
                 raise UserError(f"loss became {value} at epoch {epoch + 1} step {step + 1}; lower --lr")
             losses.append(value)
@@ -172,7 +186,7 @@ class Engine:
             writer.add("train/loss", value, global_step)
             bar.set_postfix(loss=f"{value:.4f}")
             if (step + 1) % t["log_every"] == 0:
-                self.logger.info(f"epoch {epoch + 1} step {step + 1}/{steps} loss {value:.4f} "
+                self.logger.info(f"epoch {epoch + 1} step {step + 1}/{steps} loss {value:.6f} "
                                  f"lr {self.optimizer.get_lr():.2e} beta {self.criterion.beta:.3f}")
         seconds = time.time() - start
         writer.add("train/lr", self.optimizer.get_lr(), epoch)
@@ -217,7 +231,24 @@ class Engine:
                     save_checkpoint(self._prefix("last"), self.model, self._state(epoch, best, history))
         finally:
             writer.close()
+        if self.comm.active:
+            self._check_ranks_agree()
         return self._report(best, history)
+
+    def _check_ranks_agree(self):
+        """Every rank must end with the same weights and loss memory; say so, or fail loudly.
+
+        BatchNorm running statistics (the lite config) are left out: each rank's come from its
+        own batches (no SyncBatchNorm on CPU), and rank 0's are the ones saved.
+        """
+        tensors = [p for p in self.model.parameters() if p.trainable]  # BN statistics are not trainable
+        tensors += [self.criterion.memory_codes, self.criterion.memory_labels]
+        checksum = np.array([[float(np.abs(t.numpy().astype(np.float64)).sum()) for t in tensors]])
+        every = self.comm.gather_numpy(checksum)
+        if not (every == every[0]).all():
+            raise RuntimeError(f"ranks disagree on the weights or the loss memory after training: {every.sum(axis=1)}")
+        self.logger.info(f"all {self.world_size} ranks hold identical weights and loss memory "
+                         f"(checksum {every[0].sum():.6f})")
 
     def _report(self, best, history):
         label = topk_label(self.topk)

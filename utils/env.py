@@ -12,16 +12,24 @@ def cpu_threads(requested=0, local_processes=1):
     return max(1, cores // max(1, local_processes))
 
 
-def setup_device(device="auto", threads=0, local_processes=1, device_id=None):
-    """Pick cpu/gpu and the CPU thread count; returns the device string used."""
+def resolve_device(device="auto"):
+    """auto -> gpu when this paddle build has CUDA and sees a GPU, else cpu."""
     import paddle
 
     has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if device == "auto":
-        device = "gpu" if has_gpu else "cpu"
+        return "gpu" if has_gpu else "cpu"
     if device == "gpu" and not has_gpu:
         raise UserError("--device gpu: this PaddlePaddle build has no CUDA or sees no GPU "
                         "(install paddlepaddle-gpu for your CUDA, or use --device cpu)")
+    return device
+
+
+def setup_device(device="auto", threads=0, local_processes=1, device_id=None):
+    """Pick cpu/gpu and the CPU thread count; returns the device string used."""
+    import paddle
+
+    device = resolve_device(device)
     # paddle forces OMP_NUM_THREADS=1 when unset; set the math-library threads explicitly instead.
     paddle.base.core.set_num_threads(cpu_threads(threads, local_processes))
     place = device if device == "cpu" or device_id is None else f"gpu:{device_id}"

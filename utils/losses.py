@@ -15,8 +15,11 @@ class HashNetLoss(nn.Layer):
     The loss owns beta: h = tanh(beta * z), beta = sqrt(epoch // beta_step + 1).
     """
 
-    def __init__(self, num_train, bit, num_classes, alpha=0.1, beta_step=20):
+    def __init__(self, num_train, bit, num_classes, alpha=0.1, beta_step=20, comm=None):
         super().__init__()
+        # Data-parallel runs: every rank writes every rank's batch into its memory, and the
+        # pair counts S1/S0 are global, so the sum of the ranks' losses is the one-process loss.
+        self.comm = comm
         self.alpha = alpha
         self.beta_step = beta_step
         self.beta = 1.0
@@ -38,7 +41,10 @@ class HashNetLoss(nn.Layer):
 
     def forward(self, z, labels, indices):
         h = paddle.tanh(self.beta * z)
-        self.update_memory(h, labels, indices)
+        if self.comm is not None and self.comm.active:
+            self.update_memory(self.comm.gather(h.detach()), self.comm.gather(labels), self.comm.gather(indices))
+        else:
+            self.update_memory(h, labels, indices)
         similar = (paddle.matmul(labels, self.memory_labels, transpose_y=True) > 0).astype("float32")
         valid = self.memory_filled.unsqueeze(0).expand_as(similar)
         theta = self.alpha * paddle.matmul(h, self.memory_codes, transpose_y=True)
@@ -46,6 +52,8 @@ class HashNetLoss(nn.Layer):
         nll = paddle.log1p(paddle.exp(-paddle.abs(theta))) + paddle.clip(theta, min=0) - similar * theta
         s1 = (similar * valid).sum()
         s0 = ((1 - similar) * valid).sum()
+        if self.comm is not None and self.comm.active:
+            s1, s0 = self.comm.sum(s1), self.comm.sum(s0)
         total = s0 + s1
         w_sim = paddle.where(s1 > 0, total / paddle.clip(s1, min=1.0), paddle.zeros_like(s1))
         w_dis = paddle.where(s0 > 0, total / paddle.clip(s0, min=1.0), paddle.zeros_like(s0))
@@ -58,11 +66,11 @@ LOSSES = {
 }
 
 
-def build_loss(cfg, num_train, num_classes):
+def build_loss(cfg, num_train, num_classes, comm=None):
     from utils.errors import UserError
 
     lcfg = cfg["loss"]
     if lcfg["name"] not in LOSSES:
         raise UserError(f"loss.name: unknown loss {lcfg['name']!r}; choose from {sorted(LOSSES)}")
     return LOSSES[lcfg["name"]](num_train=num_train, bit=cfg["model"]["bit"], num_classes=num_classes,
-                                alpha=lcfg["alpha"], beta_step=lcfg["beta_step"])
+                                alpha=lcfg["alpha"], beta_step=lcfg["beta_step"], comm=comm)

@@ -1,0 +1,50 @@
+"""Data-parallel HashNet training on several processes/devices (same flags as main_single_gpu.py).
+
+Start it with paddle's launcher (one process per device; gloo on CPU, NCCL on GPU):
+    python -m paddle.distributed.launch --nproc_per_node 2 main_multi_gpu.py ...   # CPU processes
+    python -m paddle.distributed.launch --gpus 0,1 main_multi_gpu.py ...           # GPUs
+    python -m paddle.distributed.launch --ips IP1,IP2 --gpus 0,1 main_multi_gpu.py ...  # 2 machines
+or let it start N processes itself: python main_multi_gpu.py --nprocs 2 ...
+The batch size is per process; the learning rate scales with the global batch.
+"""
+import os
+
+from utils.cli import config_from_args, train_parser
+from utils.errors import UserError, exit_on_user_error
+
+
+@exit_on_user_error
+def worker(cfg):
+    import paddle.distributed as dist
+
+    from utils.engine import Engine
+    from utils.env import resolve_device, setup_device
+
+    device = resolve_device(cfg["device"])
+    local = int(os.environ.get("PADDLE_LOCAL_SIZE", os.environ.get("PADDLE_TRAINERS_NUM", "1")))
+    setup_device(device, cfg["threads"], local_processes=local,
+                 device_id=dist.ParallelEnv().device_id if device == "gpu" else None)
+    dist.init_parallel_env()
+    Engine(cfg, rank=dist.get_rank(), world_size=dist.get_world_size()).run()
+
+
+@exit_on_user_error
+def main(argv=None):
+    parser = train_parser(__doc__)
+    parser.add_argument("--nprocs", type=int, default=None,
+                        help="start this many processes with paddle.distributed.spawn (instead of the launcher)")
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    if args.nprocs is not None:
+        if args.nprocs < 1:
+            raise UserError(f"--nprocs must be >= 1, got {args.nprocs}")
+        import paddle.distributed as dist
+
+        os.environ["PADDLE_LOCAL_SIZE"] = str(args.nprocs)
+        dist.spawn(worker, args=(cfg,), nprocs=args.nprocs, backend="gloo" if cfg["device"] == "cpu" else "auto")
+    else:
+        worker(cfg)
+
+
+if __name__ == "__main__":
+    main()
