@@ -55,6 +55,18 @@ def class_names(data_root, num_classes):
     return [str(i) for i in range(num_classes)]
 
 
+def query_labels(img, data_root, list_paths):
+    """Labels of the query when it is an image of the data set (then matches can be judged)."""
+    from utils.data import parse_list
+
+    rel = os.path.relpath(os.path.abspath(img), os.path.abspath(data_root))
+    for path in list_paths:
+        paths, labels = parse_list(path)
+        if rel in paths:
+            return labels[paths.index(rel)]
+    return None
+
+
 def label_text(label_row, names):
     return ",".join(names[i] for i in label_row.nonzero()[0]) or "-"
 
@@ -99,6 +111,8 @@ def main(argv=None):
         db_codes, _ = encode_list(encoder, db_list, data_root, args.batch_size, args.num_workers, "encode database")
         save_codes(args.save_path, expected, db_codes)
     db_paths, db_labels = parse_list(db_list)
+    lists = dataset_lists(cfg)
+    q_labels = query_labels(args.img, data_root, (lists["test"], lists["database"]))
     names = class_names(data_root, db_labels.shape[1])
 
     query = build_transform(False, **encoder.preprocess)(query_image)[None]
@@ -111,17 +125,22 @@ def main(argv=None):
     else:
         distances, indices = (a[0] for a in hamming_topk(code, db_codes, args.topk))
         print(f"top {len(indices)} of {len(db_codes)} database images:")
-    print(f"{'rank':>4} {'distance':>8}  {'image':<40} labels")
+    judge = q_labels is not None
+    if judge:
+        print(f"query labels: {label_text(q_labels, names)} (relevant = shares a label)")
+    print(f"{'rank':>4} {'distance':>8}  {'image':<40} labels" + ("  relevant" if judge else ""))
     matches = []
     for rank, (d, i) in enumerate(zip(distances, indices), 1):
         text = label_text(db_labels[i], names)
-        print(f"{rank:>4} {int(d):>8}  {db_paths[i]:<40} {text}")
-        matches.append((os.path.join(data_root, db_paths[i]), int(d), text, None))
+        relevant = bool((q_labels * db_labels[i]).sum() > 0) if judge else None
+        print(f"{rank:>4} {int(d):>8}  {db_paths[i]:<40} {text}" + (f"  {'yes' if relevant else 'no'}" if judge else ""))
+        matches.append((os.path.join(data_root, db_paths[i]), int(d), text, relevant))
     if args.show:
         from utils.visualize import draw_matches, try_display
 
         stem = os.path.splitext(os.path.basename(args.img))[0]
-        out = draw_matches(args.img, [f"{args.bit} bits"], matches[:20],
+        caption = [label_text(q_labels, names) if judge else f"{args.bit} bits"]
+        out = draw_matches(args.img, caption, matches[:20],
                            os.path.join(args.save_path, f"retrieval_{stem}_{args.bit}.jpg"))
         print(f"picture: {out}")
         try_display(out)

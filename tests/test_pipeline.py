@@ -86,6 +86,7 @@ def test_predict_from_weights_and_from_export_agree_and_cache(trained, tiny_lite
     out_w = run_predict(common + ["--pretrained", weights, "--save-path", str(tmp_path / "w"), "--show"], capsys)
     out_m = run_predict(common + ["--model-dir", str(export_dir), "--save-path", str(tmp_path / "m")], capsys)
     assert "encoding the database (no cache yet)" in out_w
+    assert "query labels:" in out_w  # the query is one of the data set's test images: matches are judged
     assert len(ranks(out_w)) == 8 and ranks(out_w) == ranks(out_m)
     codes_w = np.load(tmp_path / "w" / f"database_code_{BIT}.npy", allow_pickle=False)
     codes_m = np.load(tmp_path / "m" / f"database_code_{BIT}.npy", allow_pickle=False)

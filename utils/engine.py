@@ -107,8 +107,6 @@ class Engine:
             self.logger.info(f"loaded weights {path}")
 
         if self.train_set is not None:
-            if len(self.train_set) < t["batch_size"]:
-                raise UserError(f"--batch-size {t['batch_size']} is larger than the training set ({len(self.train_set)} images)")
             self.train_loader = build_dataloader(self.train_set, t["batch_size"], shuffle=True, drop_last=True,
                                                  num_workers=workers, seed=t["seed"], **shard)
             self.criterion = build_loss(cfg, num_train=len(self.train_set), num_classes=self.num_classes,
@@ -134,7 +132,7 @@ class Engine:
         }
         return result
 
-    def _log_eval(self, tag, result, epoch):
+    def _log_eval(self, tag, result):
         self.logger.info(f"[{tag}] mAP@{topk_label(self.topk)}: {result['map']:.4f}  "
                          f"precision@r2: {result['precision_r2']:.4f}  ({result['seconds']:.1f}s)")
 
@@ -210,7 +208,7 @@ class Engine:
         elif t["eval_untrained"]:
             result = self.evaluate()
             history["untrained"] = result["map"]
-            self._log_eval("untrained", result, 0)
+            self._log_eval("untrained", result)
 
         writer = ScalarWriter(os.path.join(self.out, f"vdl_{self.bit}") if self.rank == 0 else None)
         try:
@@ -219,7 +217,7 @@ class Engine:
                 last = epoch + 1 == t["epochs"]
                 if (epoch + 1) % t["eval_every"] == 0 or last:
                     result = self.evaluate()
-                    self._log_eval(f"epoch {epoch + 1}", result, epoch)
+                    self._log_eval(f"epoch {epoch + 1}", result)
                     writer.add("eval/map", result["map"], epoch + 1)
                     writer.add("eval/precision_r2", result["precision_r2"], epoch + 1)
                     history["last"] = result["map"]
@@ -266,7 +264,7 @@ class Engine:
             if not self.cfg["pretrained"]:
                 raise UserError("--eval needs --pretrained PREFIX (the weights to evaluate)")
             result = self.evaluate()
-            self._log_eval("eval", result, 0)
+            self._log_eval("eval", result)
             value = result["map"]
         else:
             value = self.train()["map"]

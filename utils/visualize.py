@@ -23,10 +23,10 @@ def _tile(path, caption_lines, border):
 
 def draw_matches(query_path, query_caption, matches, out_path, per_row=5):
     """matches: [(path, distance, label text, relevant or None)]. Writes a JPEG, returns its path."""
-    tiles = [_tile(query_path, ["query"] + query_caption, (255, 120, 0))]
+    tiles = [_tile(query_path, ["query"] + [w for c in query_caption for w in c.split(",")], (255, 120, 0))]
     for rank, (path, distance, labels, relevant) in enumerate(matches, 1):
         colour = (128, 128, 128) if relevant is None else ((0, 170, 0) if relevant else (0, 0, 220))
-        tiles.append(_tile(path, [f"#{rank} distance {distance}", labels], colour))
+        tiles.append(_tile(path, [f"#{rank} distance {distance}"] + labels.split(","), colour))
     height = max(t.shape[0] for t in tiles)
     tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=255) for t in tiles]
     query_row = tiles[0]
