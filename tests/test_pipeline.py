@@ -161,3 +161,23 @@ def test_full_size_alexnet_export_matches_dygraph(tiny_lite, tmp_path):
     expected, _ = encode_list(DygraphEncoder(cfg, str(tmp_path / "w")), db_list, tiny_lite, batch_size=16)
     got, _ = encode_list(InferenceEncoder(str(tmp_path / "inf"), 64, cpu_threads=2), db_list, tiny_lite, batch_size=16)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_validation_split_picks_the_best_epoch_and_says_so(tiny_lite, tmp_path):
+    train(tiny_lite, tmp_path, "--epoch", "2", "-o", "dataset.val_fraction=0.25", "-o", "train.eval_untrained=false")
+    log = (tmp_path / f"train_{BIT}.log").read_text()
+    assert "model selection: best epoch by validation mAP (8 images held out" in log
+    assert log.count("validation mAP@all") == 2
+    state = paddle.load(str(tmp_path / f"model_last_{BIT}.pdopt"))
+    filled = state["loss"]["memory_filled"].numpy()
+    assert filled.sum() == 24  # the 8 held-out images never enter the loss memory
+
+
+def test_split_validation_is_deterministic_and_disjoint():
+    from utils.data import split_validation
+
+    keep, held = split_validation(40, 0.25, seed=3)
+    again = split_validation(40, 0.25, seed=3)
+    assert len(held) == 10 and len(keep) == 30 and not set(keep) & set(held)
+    assert (keep == again[0]).all() and (held == again[1]).all()
+    assert not (held == split_validation(40, 0.25, seed=4)[1]).all()

@@ -26,6 +26,7 @@ DEFAULTS = {
         "std": [0.229, 0.224, 0.225],
         "num_workers": 2,
         "lite_seed": 0,
+        "val_fraction": 0.0,       # > 0: hold out this part of train.txt to pick the best epoch
     },
     "model": {
         "name": "hashnet",
@@ -40,8 +41,14 @@ DEFAULTS = {
     },
     "loss": {
         "name": "hashnet",
-        "alpha": 0.1,
-        "beta_step": 20,           # beta = sqrt(epoch // beta_step + 1)
+        "alpha": 0.1,              # theta = alpha * <h_i, h_j>; None: 10 / bit (Caffe)
+        "continuation": "epoch",   # epoch: beta = sqrt(epoch // beta_step + 1); iteration: Caffe's schedule
+        "beta_step": 20,
+        "beta_gamma": 0.005,       # iteration: beta = (1 + beta_gamma * iter) ** beta_power,
+        "beta_power": 0.5,         #   updated every beta_step_iters iterations
+        "beta_step_iters": 200,
+        "pair_weighting": "balanced",  # balanced: S/S1 and S/S0; constant: similar pairs x similar_weight
+        "similar_weight": 1.0,     # Caffe's class_num
     },
     "train": {
         "epochs": 150,
@@ -194,6 +201,8 @@ def validate(cfg):
     _check(isinstance(t["lr"], (int, float)) and t["lr"] > 0, "--lr/train.lr", f"must be > 0, got {t['lr']!r}")
     for key in ("eval_every", "log_every", "lr_decay_every", "base_batch"):
         _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", f"must be an integer >= 1, got {t[key]!r}")
+    _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "dataset.val_fraction",
+           f"must be in [0, 1), got {d['val_fraction']!r}")
     _check(_is_int(d["num_workers"]) and d["num_workers"] >= 0, "--num-workers/dataset.num_workers",
            f"must be an integer >= 0, got {d['num_workers']!r}")
     _check(_is_int(d["crop_size"]) and _is_int(d["resize_size"]) and 64 <= d["crop_size"] <= d["resize_size"],
@@ -201,7 +210,15 @@ def validate(cfg):
     _check(d["topk"] is None or (_is_int(d["topk"]) and (d["topk"] == -1 or d["topk"] >= 1)), "dataset.topk",
            f"must be -1 (all), None or a positive integer, got {d['topk']!r}")
     _check(_is_int(m["fc_dim"]) and m["fc_dim"] >= 8, "model.fc_dim", f"must be an integer >= 8, got {m['fc_dim']!r}")
-    _check(isinstance(l["alpha"], (int, float)) and l["alpha"] > 0, "loss.alpha", f"must be > 0, got {l['alpha']!r}")
+    _check(l["alpha"] is None or (isinstance(l["alpha"], (int, float)) and l["alpha"] > 0), "loss.alpha",
+           f"must be > 0 or null (10 / bit), got {l['alpha']!r}")
+    _check(l["continuation"] in ("epoch", "iteration"), "loss.continuation",
+           f"must be epoch or iteration, got {l['continuation']!r}")
+    _check(l["pair_weighting"] in ("balanced", "constant"), "loss.pair_weighting",
+           f"must be balanced or constant, got {l['pair_weighting']!r}")
+    for key in ("beta_gamma", "beta_power", "similar_weight"):
+        _check(isinstance(l[key], (int, float)) and l[key] > 0, f"loss.{key}", f"must be > 0, got {l[key]!r}")
+    _check(_is_int(l["beta_step_iters"]) and l["beta_step_iters"] >= 1, "loss.beta_step_iters", "must be an integer >= 1")
     _check(_is_int(l["beta_step"]) and l["beta_step"] >= 1, "loss.beta_step", f"must be an integer >= 1")
     _check(cfg["device"] in ("auto", "cpu", "gpu"), "--device", f"must be auto, cpu or gpu, got {cfg['device']!r}")
     _check(_is_int(cfg["threads"]) and cfg["threads"] >= 0, "--threads", f"must be an integer >= 0, got {cfg['threads']!r}")

@@ -399,3 +399,35 @@ def build_dataloader(dataset, batch_size, shuffle, drop_last, num_workers=0, see
         num_workers=num_workers,
         return_list=True,
     )
+
+
+class SubsetView(paddle.io.Dataset):
+    """Some items of an ImageListDataset; items keep their index in the full list (the loss
+    memory and the distributed gather key on it)."""
+
+    def __init__(self, dataset, indices):
+        super().__init__()
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.labels = dataset.labels[self.indices]
+        self.num_classes = dataset.num_classes
+        self.list_path = dataset.list_path
+
+    def set_epoch(self, epoch):
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.dataset[int(self.indices[i])]
+
+
+def split_validation(num_items, fraction, seed):
+    """(train indices, validation indices): a fixed random fraction held out for model selection."""
+    count = int(round(num_items * fraction))
+    if not 0 < count < num_items:
+        raise UserError(f"dataset.val_fraction {fraction} holds out {count} of {num_items} training images; "
+                        "need at least 1 and fewer than all")
+    order = np.random.default_rng([seed, 7919]).permutation(num_items)
+    return np.sort(order[count:]), np.sort(order[:count])

@@ -16,14 +16,18 @@ from tqdm import tqdm
 from models import build_model, codes_from_logits
 from utils.checkpoint import (load_backbone_weights, load_training_state, load_weights, optimizer_state,
                               save_checkpoint, set_optimizer_state)
-from utils.config import dataset_lists, save_config
-from utils.data import ImageListDataset, build_dataloader, build_transform
+from utils.config import dataset_lists, list_dir, save_config
+from utils.data import ImageListDataset, SubsetView, build_dataloader, build_transform, split_validation
 from utils.distributed import Comm, in_dataset_order
 from utils.errors import UserError
 from utils.logger import ScalarWriter, setup_logger
 from utils.losses import build_loss
 from utils.metrics import mean_average_precision, precision_within_radius
 from utils.scheduler import ScaledStepDecay
+
+
+def lists_name(cfg):
+    return os.path.join(list_dir(cfg), "train.txt")
 
 
 def topk_label(topk):
@@ -80,9 +84,8 @@ class Engine:
         lists = dataset_lists(cfg)
         self.query_set = build_split(cfg, lists["test"], train=False)
         self.db_set = build_split(cfg, lists["database"], train=False)
-        if cfg["eval_only"]:
-            self.train_set = None
-        else:
+        self.train_set, self.val_loaders = None, None
+        if not cfg["eval_only"]:
             self.train_set = build_split(cfg, lists["train"], train=True)
         classes = {ds.num_classes for ds in (self.query_set, self.db_set, self.train_set) if ds is not None}
         if len(classes) != 1:
@@ -97,6 +100,16 @@ class Engine:
                                              num_workers=workers, seed=t["seed"], **shard)
         self.db_loader = build_dataloader(self.db_set, eval_batch, shuffle=False, drop_last=False,
                                           num_workers=workers, seed=t["seed"], **shard)
+        if self.train_set is not None and cfg["dataset"]["val_fraction"] > 0:
+            # Honest model selection: validation queries held out of train.txt, searched among
+            # the remaining training images; the network never trains on them.
+            keep, held_out = split_validation(len(self.train_set), cfg["dataset"]["val_fraction"], t["seed"])
+            plain = build_split(cfg, lists["train"], train=False)
+            self.val_loaders = tuple(
+                build_dataloader(SubsetView(plain, idx), eval_batch, shuffle=False, drop_last=False,
+                                 num_workers=workers, seed=t["seed"], **shard) for idx in (held_out, keep))
+            self.num_train_list = len(self.train_set)
+            self.train_set = SubsetView(self.train_set, keep)
 
         paddle.seed(t["seed"])
         self.model = build_model(cfg)
@@ -109,7 +122,9 @@ class Engine:
         if self.train_set is not None:
             self.train_loader = build_dataloader(self.train_set, t["batch_size"], shuffle=True, drop_last=True,
                                                  num_workers=workers, seed=t["seed"], **shard)
-            self.criterion = build_loss(cfg, num_train=len(self.train_set), num_classes=self.num_classes,
+            # the memory is indexed by position in train.txt (held-out validation slots stay empty)
+            num_train = getattr(self, "num_train_list", len(self.train_set))
+            self.criterion = build_loss(cfg, num_train=num_train, num_classes=self.num_classes,
                                         comm=self.comm)
             # gradients are averaged over ranks by DataParallel; the parameters stay those of self.model
             self.train_model = paddle.DataParallel(self.model) if world_size > 1 else self.model
@@ -121,20 +136,28 @@ class Engine:
                 weight_decay=paddle.regularizer.L2Decay(t["weight_decay"]))
 
     # -- evaluation -------------------------------------------------------------------------
+    def _retrieval(self, query_loader, db_loader, what):
+        show = self.rank == 0
+        q_codes, q_labels = encode(self.model, query_loader, f"encode {what} queries", show, self.comm)
+        db_codes, db_labels = encode(self.model, db_loader, f"encode {what} database", show, self.comm)
+        return (mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk=self.topk),
+                precision_within_radius(q_codes, db_codes, q_labels, db_labels, radius=2))
+
     def evaluate(self):
+        """Query-set metrics, plus the validation mAP when a validation split picks the best epoch."""
         start = time.time()
-        q_codes, q_labels = encode(self.model, self.query_loader, "encode queries", self.rank == 0, self.comm)
-        db_codes, db_labels = encode(self.model, self.db_loader, "encode database", self.rank == 0, self.comm)
-        result = {
-            "map": mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk=self.topk),
-            "precision_r2": precision_within_radius(q_codes, db_codes, q_labels, db_labels, radius=2),
-            "seconds": time.time() - start,
-        }
+        result = dict(zip(("map", "precision_r2"), self._retrieval(self.query_loader, self.db_loader, "test")))
+        result["select"] = result["map"]
+        if self.val_loaders is not None:
+            result["val_map"], _ = self._retrieval(*self.val_loaders, "validation")
+            result["select"] = result["val_map"]
+        result["seconds"] = time.time() - start
         return result
 
     def _log_eval(self, tag, result):
+        val = f"  validation mAP@{topk_label(self.topk)}: {result['val_map']:.4f}" if "val_map" in result else ""
         self.logger.info(f"[{tag}] mAP@{topk_label(self.topk)}: {result['map']:.4f}  "
-                         f"precision@r2: {result['precision_r2']:.4f}  ({result['seconds']:.1f}s)")
+                         f"precision@r2: {result['precision_r2']:.4f}{val}  ({result['seconds']:.1f}s)")
 
     # -- training ---------------------------------------------------------------------------
     def _prefix(self, kind):
@@ -154,7 +177,9 @@ class Engine:
         self.scheduler.set_state_dict(state["scheduler"])
         self.criterion.set_state_dict(state["loss"])
         self.logger.info(f"resumed from {prefix} after epoch {state['epoch'] + 1}")
-        return state["epoch"] + 1, state["best"], state["history"]
+        best = state["best"]
+        best.setdefault("select", best["map"])
+        return state["epoch"] + 1, best, state["history"]
 
     def _train_epoch(self, epoch, writer):
         t = self.cfg["train"]
@@ -169,6 +194,7 @@ class Engine:
         bar = tqdm(self.train_loader, total=steps, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False,
                    disable=None if self.rank == 0 else True)
         for step, (images, labels, indices) in enumerate(bar):
+            self.criterion.on_step(epoch * steps + step)
             loss = self.criterion(self.train_model(images), labels, indices)
             # each rank's loss is its share of the global loss; DataParallel averages gradients,
             # so scaling by the world size makes the update that of the global loss
@@ -180,8 +206,7 @@ class Engine:
                 raise UserError(f"loss became {value} at epoch {epoch + 1} step {step + 1}; lower --lr")
             losses.append(value)
             seen += images.shape[0]
-            global_step = epoch * steps + step
-            writer.add("train/loss", value, global_step)
+            writer.add("train/loss", value, epoch * steps + step)
             bar.set_postfix(loss=f"{value:.4f}")
             if (step + 1) % t["log_every"] == 0:
                 self.logger.info(f"epoch {epoch + 1} step {step + 1}/{steps} loss {value:.6f} "
@@ -202,7 +227,14 @@ class Engine:
         self.logger.info(f"data: {len(self.train_set)} train, {len(self.query_set)} query, "
                          f"{len(self.db_set)} database images, {self.num_classes} labels; "
                          f"{self.bit} bits, {t['epochs']} epochs, batch {t['batch_size']} x {self.world_size}")
-        start_epoch, best, history = 0, {"map": -1.0, "epoch": 0}, {}
+        if self.val_loaders is not None:
+            self.logger.info(f"model selection: best epoch by validation mAP ({len(self.val_loaders[0].dataset)} "
+                             f"images held out of {lists_name(cfg)}, searched among the other "
+                             f"{len(self.val_loaders[1].dataset)})")
+        else:
+            self.logger.info("model selection: best epoch by query-set mAP (as published reproductions report; "
+                             "set dataset.val_fraction for a held-out validation split)")
+        start_epoch, best, history = 0, {"map": -1.0, "select": -1.0, "epoch": 0}, {}
         if cfg["resume"]:
             start_epoch, best, history = self._resume(cfg["resume"])
         elif t["eval_untrained"]:
@@ -221,8 +253,9 @@ class Engine:
                     writer.add("eval/map", result["map"], epoch + 1)
                     writer.add("eval/precision_r2", result["precision_r2"], epoch + 1)
                     history["last"] = result["map"]
-                    if result["map"] > best["map"]:
-                        best = {"map": result["map"], "precision_r2": result["precision_r2"], "epoch": epoch + 1}
+                    if result["select"] > best["select"]:
+                        best = {"map": result["map"], "select": result["select"],
+                                "precision_r2": result["precision_r2"], "epoch": epoch + 1}
                         if self.rank == 0:
                             save_checkpoint(self._prefix("best"), self.model, self._state(epoch, best, history))
                 if self.rank == 0:

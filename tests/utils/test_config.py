@@ -88,3 +88,22 @@ def test_saved_config_loads_back(tmp_path):
     again = build_config(str(path))
     assert again["model"]["bit"] == 16 and again["train"]["lr"] == 0.003
     assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
+
+
+def test_every_shipped_config_resolves():
+    import glob
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    paths = sorted(glob.glob(os.path.join(root, "*.yaml")))
+    assert len(paths) >= 3
+    for path in paths:
+        cfg = build_config(path)
+        assert cfg["model"]["bit"] in (16, 32, 48, 64), path
+
+
+def test_caffe_recipe_config():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    cfg = build_config(os.path.join(root, "hashnet_coco_caffe.yaml"))
+    assert cfg["loss"]["alpha"] is None and cfg["loss"]["continuation"] == "iteration"
+    assert cfg["loss"]["pair_weighting"] == "constant" and cfg["model"]["hash_bias_lr_mult"] == 20.0
+    assert cfg["train"]["lr"] == 0.001  # the rest comes from hashnet_coco.yaml

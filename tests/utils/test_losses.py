@@ -119,3 +119,41 @@ def test_memory_is_part_of_state_dict():
     other.set_state_dict(state)
     np.testing.assert_array_equal(other.memory_codes.numpy(), loss_fn.memory_codes.numpy())
     assert other.memory_filled.numpy().sum() == 4
+
+
+def test_epoch_continuation_schedule_values():
+    loss_fn = HashNetLoss(4, 8, 2, beta_step=20)
+    expected = {0: 1.0, 19: 1.0, 20: math.sqrt(2), 39: math.sqrt(2), 40: math.sqrt(3), 149: math.sqrt(8)}
+    for epoch, beta in expected.items():
+        loss_fn.on_epoch_start(epoch)
+        loss_fn.on_step(epoch * 1000)  # ignored by the epoch schedule
+        assert loss_fn.beta == pytest.approx(beta), epoch
+
+
+def test_caffe_continuation_schedule_values():
+    loss_fn = HashNetLoss(4, 64, 2, alpha=None, continuation="iteration")
+    assert loss_fn.alpha == pytest.approx(10 / 64)
+    for iteration in (0, 1, 199, 200, 201, 399, 400, 10000, 10199):
+        loss_fn.on_epoch_start(iteration // 7)  # ignored by the iteration schedule
+        loss_fn.on_step(iteration)
+        stepped = iteration // 200 * 200  # updated every 200 iterations
+        assert loss_fn.beta == pytest.approx((1 + 0.005 * stepped) ** 0.5), iteration
+    loss_fn.on_step(400)
+    assert loss_fn.beta == pytest.approx(math.sqrt(3.0))
+
+
+def test_constant_pair_weighting_matches_reference():
+    rng = np.random.default_rng(5)
+    z, labels = make_batch(rng, 5, 16, 4, scale=1.5)
+    loss_fn = HashNetLoss(5, 16, 4, alpha=0.3, pair_weighting="constant", similar_weight=3.0)
+    got = float(loss_fn(paddle.to_tensor(z), paddle.to_tensor(labels), paddle.arange(5)))
+    h = np.tanh(z)
+    num = den = 0.0
+    for i in range(5):
+        for j in range(5):
+            s = 1.0 if (labels[i] * labels[j]).sum() > 0 else 0.0
+            theta = 0.3 * float(h[i] @ h[j])
+            w = 3.0 if s else 1.0
+            num += w * (math.log(1 + math.exp(theta)) - s * theta)
+            den += w
+    assert got == pytest.approx(num / den, rel=1e-5)
