@@ -55,14 +55,21 @@ def load_weights(model, prefix):
 
 def load_backbone_weights(backbone, source, logger=None):
     """ImageNet weights for the backbone: a local .pdparams, or "imagenet" (paddle.vision download)."""
+    from models.alexnet import IMAGENET_WEIGHTS_MD5, IMAGENET_WEIGHTS_URL
+
     if source == "imagenet":
         from paddle.utils.download import get_weights_path_from_url
 
-        from models.alexnet import IMAGENET_WEIGHTS_MD5, IMAGENET_WEIGHTS_URL
-
-        path = get_weights_path_from_url(IMAGENET_WEIGHTS_URL, IMAGENET_WEIGHTS_MD5)
+        path = get_weights_path_from_url(IMAGENET_WEIGHTS_URL, IMAGENET_WEIGHTS_MD5)  # md5-checked by paddle
     else:
         path = source
+        if logger and os.path.isfile(path):
+            import hashlib
+
+            with open(path, "rb") as f:
+                md5 = hashlib.md5(f.read()).hexdigest()
+            known = "matches" if md5 == IMAGENET_WEIGHTS_MD5 else "differs from"
+            logger.info(f"backbone weights {path}: md5 {md5} {known} paddle.vision's AlexNet_pretrained.pdparams")
     state = _load(path, "backbone weights")
     own = backbone.state_dict()
     loaded = [k for k in own if k in state and list(state[k].shape) == list(own[k].shape)]

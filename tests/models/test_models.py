@@ -67,7 +67,14 @@ def test_backbone_loads_paddle_vision_alexnet_weights(tmp_path):
     path = str(tmp_path / "AlexNet_pretrained.pdparams")
     paddle.save(reference.state_dict(), path)
     model = build_model(build_config(COCO, {"bit": 32}))
-    load_backbone_weights(model.backbone, path)
+    messages = []
+
+    class Log:
+        info = staticmethod(messages.append)
+
+    load_backbone_weights(model.backbone, path, Log)
+    assert "md5" in messages[0] and "differs from" in messages[0]  # random weights, not the official file
+    assert "loaded 14" in messages[1] and "missing none" in messages[1] and "_fc8.weight" in messages[1]
     for name, tensor in model.backbone.state_dict().items():
         np.testing.assert_array_equal(tensor.numpy(), reference.state_dict()[name].numpy())
     # identical features on a 224 input: the adaptive pool is the identity there
