@@ -1,0 +1,234 @@
+"""Shared code of the split tools: seeded selection, input checks, and writing the outputs.
+
+Every tool writes, into its ``--out-dir`` (default ``data/<name>/``):
+
+    train.txt, test.txt, database.txt   one image a line: ``<relative/path> <v1> ... <vC>`` (0/1)
+    classes.txt                         the class names, one a line, in label-vector order
+    SHA256SUMS                          ``sha256sum -c SHA256SUMS`` (run in the folder) verifies the three lists
+    summary.txt                         counts, mean labels per image, dropped images, class frequencies
+
+Each file is written atomically (temp file + rename); SHA256SUMS is written after the lists,
+so an interrupted run is detected by ``sha256sum -c``. Lines are in input order (the order of
+the annotation files), not in the random order, so lists are easy to diff.
+
+Randomness: the order in which images are drawn is the order of SHA-256(tool, seed, image
+path). It depends only on the seed and the image paths: not on the numpy or Python version,
+the platform, or the order of the input files. The same inputs and seed give byte-identical
+outputs everywhere.
+"""
+import argparse
+import hashlib
+import os
+import sys
+
+import numpy as np
+
+from utils.errors import UserError
+from utils.fileio import atomic_open
+
+LISTS = ("train", "test", "database")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Keep the module docstring's layout and show the defaults (except None / False ones)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def make_parser(doc, name, list_name=None):
+    """An argparse parser whose description is the tool's docstring, with --seed and --out-dir."""
+    list_name = list_name or name
+    p = argparse.ArgumentParser(prog=f"python -m tools.make_{name}_split", description=doc,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random draw (any integer >= 0)")
+    p.add_argument("--out-dir", default=None,
+                   help=f"where the lists go (default: data/{list_name}/, where `--dataset {list_name}` looks for them)")
+    return p
+
+
+def check_count(name, value, minimum=0):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- reading inputs
+
+
+def require_dir(path, what):
+    if not os.path.isdir(path):
+        if os.path.exists(path):
+            raise UserError(f"{path}: not a folder (expected {what})")
+        raise UserError(f"{path}: folder not found (expected {what})")
+    return path
+
+
+def read_bytes(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found (expected {what})") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder (expected {what})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_text(path, what):
+    data = read_bytes(path, what)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (expected {what})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def check_list_path(path, where):
+    """A path as it will be written in a list: relative, no whitespace (lists are space separated)."""
+    if not path or any(c.isspace() for c in path):
+        raise UserError(f"{where}: image path {path!r} is empty or contains white space; list files cannot hold it")
+    if os.path.isabs(path) or path.startswith("/"):
+        raise UserError(f"{where}: image path {path!r} is absolute; list paths are relative to the data root")
+    return path
+
+
+def check_images_exist(root, paths):
+    """Every listed image must exist under root (the future --data-path)."""
+    missing = [p for p in paths if not os.path.isfile(os.path.join(root, p))]
+    if missing:
+        raise UserError(f"{root}: {len(missing)} of {len(paths)} images not found, "
+                        f"e.g. {os.path.join(root, missing[0])} (is --data-path/root right?)")
+
+
+# --------------------------------------------------------------------------- seeded selection
+
+
+def seeded_order(keys, seed, salt, source=None):
+    """Indices of `keys` in the seeded random order: sorted by SHA-256(salt, seed, key).
+
+    keys must be unique (the image paths). Depends on nothing but (salt, seed, keys).
+    """
+    prefix = f"{salt}\0{int(seed)}\0".encode()
+    digests = [hashlib.sha256(prefix + k.encode("utf-8")).digest() for k in keys]
+    if len(set(keys)) != len(keys):
+        seen = set()
+        dup = next(k for k in keys if k in seen or seen.add(k))
+        raise UserError(f"{source + ': ' if source else ''}image {dup!r} is listed more than once")
+    return np.array(sorted(range(len(keys)), key=digests.__getitem__), dtype=np.int64)
+
+
+def take_first(order, count, what, pool):
+    """The first `count` of `order` and the rest (both keep the order)."""
+    if count > len(order):
+        raise UserError(f"{what}: asked for {count} images, only {len(order)} {pool}")
+    return order[:count], order[count:]
+
+
+def take_per_class(order, labels, per_class, class_names, what):
+    """For each class in turn, the first `per_class` images of `order` carrying it that are not
+    taken yet (for one-hot labels: a stratified draw). Returns (taken, rest), rest in order."""
+    order = np.asarray(order, dtype=np.int64)
+    taken = np.zeros(len(labels), dtype=bool)
+    picked = []
+    for c, name in enumerate(class_names):
+        candidates = order[labels[order, c].astype(bool) & ~taken[order]]
+        if len(candidates) < per_class:
+            raise UserError(f"{what}: class {name!r} has {len(candidates)} images left, need {per_class} per class")
+        chosen = candidates[:per_class]
+        taken[chosen] = True
+        picked.append(chosen)
+    chosen = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+    return chosen, order[~taken[order]]
+
+
+# --------------------------------------------------------------------------- writing outputs
+
+
+def format_list(paths, labels, indices):
+    """List text of the images `indices` (written in ascending index order)."""
+    indices = np.sort(np.asarray(indices, dtype=np.int64))
+    labels = np.asarray(labels)
+    n, c = len(indices), labels.shape[1]
+    cells = np.full((n, 2 * c), ord(" "), dtype=np.uint8)
+    cells[:, 1::2] = (labels[indices] != 0).astype(np.uint8) + ord("0")
+    rows = cells.tobytes().decode("ascii")
+    width = 2 * c
+    return "".join(f"{paths[i]}{rows[k * width:(k + 1) * width]}\n" for k, i in enumerate(indices))
+
+
+def _stats_row(name, labels):
+    n = len(labels)
+    mean = float(labels.sum()) / n if n else 0.0
+    return f"{name:<13} {n:>9d} {mean:>13.3f}"
+
+
+def _write(path, text):
+    """Atomically, as UTF-8 bytes with LF line ends on every platform."""
+    with atomic_open(path, "wb") as f:
+        f.write(text.encode("utf-8"))
+
+
+def write_split(out_dir, dataset, tool, paths, labels, splits, class_names, header, dropped, quiet=False):
+    """Write the lists, classes.txt, SHA256SUMS and summary.txt; print the summary; return its text.
+
+    tool: the module name (for the summary); paths: relative image paths [N]; labels: 0/1 array
+    [N, C]; splits: {"train"|"test"|"database": index array}; header: lines describing the source
+    and the protocol; dropped: the number of images left out because they carry no label.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.shape[0] != len(paths) or labels.shape[1] != len(class_names):
+        raise ValueError(f"labels {labels.shape} do not match {len(paths)} paths x {len(class_names)} classes")
+    for name in class_names:
+        if not name or any(c.isspace() for c in name):
+            raise UserError(f"class name {name!r} is empty or contains white space")
+    for split in LISTS:
+        idx = np.asarray(splits[split], dtype=np.int64)
+        if len(idx) == 0:
+            raise UserError(f"the {split} list would be empty; check the counts")
+        if (labels[idx].sum(axis=1) == 0).any():
+            raise ValueError(f"{split}: an image without labels")  # the tools drop them first
+    if len(np.intersect1d(splits["test"], splits["database"])) or len(np.intersect1d(splits["test"], splits["train"])):
+        raise ValueError("queries overlap the database or the training set")
+
+    out_dir = out_dir or os.path.join("data", dataset)
+    texts = {split: format_list(paths, labels, splits[split]) for split in LISTS}
+    sums = "".join(f"{hashlib.sha256(texts[s].encode('utf-8')).hexdigest()}  {s}.txt\n" for s in sorted(LISTS))
+
+    used = np.unique(np.concatenate([np.asarray(splits[s], dtype=np.int64) for s in LISTS]))
+    lines = [f"{dataset}: hashing split made by python -m tools.{tool}"]
+    lines += list(header)
+    lines.append(f"labelled images used: {len(used)}; dropped (no label): {dropped}; classes: {len(class_names)}")
+    lines.append("")
+    lines.append(f"{'list':<13} {'images':>9} {'labels/image':>13}")
+    for split in ("test", "database", "train"):
+        lines.append(_stats_row(split + ".txt", labels[np.asarray(splits[split], dtype=np.int64)]))
+    lines.append(_stats_row("all", labels[used]))
+    lines.append("")
+    lines.append("class frequencies (images carrying the class)")
+    lines.append(f"{'idx':>4} {'class':<20} {'all':>9} {'test':>7} {'database':>9} {'train':>7}")
+    freq = {s: labels[np.asarray(splits[s], dtype=np.int64)].astype(np.int64).sum(axis=0) for s in LISTS}
+    freq_all = labels[used].astype(np.int64).sum(axis=0)
+    for c, name in enumerate(class_names):
+        lines.append(f"{c:>4d} {name:<20} {freq_all[c]:>9d} {freq['test'][c]:>7d} {freq['database'][c]:>9d} "
+                     f"{freq['train'][c]:>7d}")
+    summary = "\n".join(lines) + "\n"
+    try:
+        for split in LISTS:
+            _write(os.path.join(out_dir, f"{split}.txt"), texts[split])
+        _write(os.path.join(out_dir, "classes.txt"), "".join(f"{name}\n" for name in class_names))
+        _write(os.path.join(out_dir, "SHA256SUMS"), sums)  # last of the lists: an interrupted run fails the check
+        _write(os.path.join(out_dir, "summary.txt"), summary)
+    except OSError as exc:
+        raise UserError(f"{out_dir}: cannot write the lists: {exc.strerror or exc}") from None
+    if not quiet:
+        sys.stdout.write(summary)
+        print(f"wrote {os.path.join(out_dir, '')}{{train,test,database}}.txt, classes.txt, SHA256SUMS, summary.txt")
+    return summary
