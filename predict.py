@@ -8,6 +8,7 @@ import argparse
 import os
 
 from utils.errors import UserError, exit_on_user_error
+from utils.retrieval import backend_names
 
 
 def parse_args(argv=None):
@@ -24,6 +25,9 @@ def parse_args(argv=None):
     p.add_argument("--topk", type=int, default=10, help="number of matches to return")
     p.add_argument("--radius", type=int, default=None,
                    help="return every database image within this Hamming distance (inclusive) instead of top-k")
+    p.add_argument("--index-backend", "--index_backend", default="auto", choices=backend_names(),
+                   help="Hamming index backend (utils.retrieval.HammingIndex); auto: numpy's bucket table up to "
+                        "16 bits, faiss above; milvus: a milvus-lite file <save-path>/milvus_<K>.db")
     p.add_argument("--save-path", "--save_path", default="./output", help="folder for the code cache and pictures")
     p.add_argument("--show", action="store_true", help="write (and display, when possible) the query beside its matches")
     p.add_argument("--batch-size", "--batch_size", type=int, default=32, help="batch size for encoding the database")
@@ -92,7 +96,7 @@ def main(argv=None):
     from utils.config import dataset_lists
     from utils.env import setup_device
     from utils.inference import DygraphEncoder, InferenceEncoder, encode_list
-    from utils.retrieval import hamming_radius, hamming_topk
+    from utils.retrieval import HammingIndex
 
     if args.model_dir:
         encoder = InferenceEncoder(args.model_dir, args.bit, use_mkldnn=args.use_mkldnn,
@@ -119,11 +123,16 @@ def main(argv=None):
     code = encoder.encode_batch(query)
     bits = "".join("1" if b > 0 else "0" for b in code[0])
     print(f"query {args.img}  code {int(bits, 2):0{(args.bit + 3) // 4}x}  ({args.bit} bits: {bits})")
+    options = {}
+    if args.index_backend == "milvus":  # a fresh collection of the current codes, in a local milvus-lite file
+        options = {"uri": os.path.join(os.path.abspath(args.save_path), f"milvus_{args.bit}.db"), "drop": True}
+    index = HammingIndex(args.bit, args.index_backend, threads=args.threads or None, **options)
+    index.add(db_codes)
     if args.radius is not None:
-        distances, indices = hamming_radius(code, db_codes, args.radius)[0]
+        distances, indices = index.range_search(code, args.radius)[0]
         print(f"{len(indices)} database images within Hamming radius {args.radius}:")
     else:
-        distances, indices = (a[0] for a in hamming_topk(code, db_codes, args.topk))
+        distances, indices = (a[0] for a in index.search(code, args.topk))
         print(f"top {len(indices)} of {len(db_codes)} database images:")
     judge = q_labels is not None
     if judge:

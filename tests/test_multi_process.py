@@ -75,3 +75,16 @@ def test_resume_in_two_processes(two_process_run, tiny_lite):
     import paddle
 
     assert paddle.load(str(out / "model_last_16.pdopt"))["epoch"] == 1
+
+
+def test_batchnorm_statistics_are_averaged_so_saved_weights_reproduce_the_reported_map(tiny_lite, tmp_path):
+    out = tmp_path / "bn"
+    log_dir = str(out / "launch")
+    cmd = ["-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", log_dir, "main_multi_gpu.py",
+           "--data-path", tiny_lite, "--output-dir", str(out), "--batch-size", "8", "--epoch", "1",
+           *[("model.batch_norm=true" if a == "model.batch_norm=false" else a) for a in COMMON]]
+    text = run(cmd, log_dir)
+    reported = re.findall(r"^mAP@all: ([0-9.]+)$", text, re.M)[-1]
+    single = run(["main_single_gpu.py", "--eval", "--pretrained", str(out / "model_best_16"), "--bit", "16",
+                  "--data-path", tiny_lite, "--output-dir", str(out / "eval")])
+    assert re.findall(r"^mAP@all: ([0-9.]+)$", single, re.M)[-1] == reported

@@ -39,23 +39,35 @@ def train_parser(description):
     return p
 
 
+def saved_config(pretrained, bit=None):
+    """The config_<K>.yaml a training run saved beside its weights, if there is one."""
+    import glob
+    import os
+
+    from utils.checkpoint import weights_path
+
+    folder = os.path.dirname(weights_path(pretrained)) or "."
+    if bit is not None:
+        path = os.path.join(folder, f"config_{bit}.yaml")
+        return path if os.path.isfile(path) else None
+    found = sorted(glob.glob(os.path.join(folder, "config_*.yaml")))
+    return found[0] if len(found) == 1 else None
+
+
 def config_from_args(args):
     flags = {k: getattr(args, k) for k in ("dataset", "data_path", "list_dir", "bit", "epoch", "batch_size", "lr",
                                            "seed", "num_workers", "output_dir", "pretrained", "pretrained_backbone",
                                            "resume", "eval", "device", "threads")}
-    return build_config(args.config, flags, args.override)
+    config = args.config
+    if config is None and args.eval and args.pretrained:  # evaluate with the settings that trained the weights
+        config = saved_config(args.pretrained, args.bit)
+    return build_config(config, flags, args.override)
 
 
 def config_for_weights(pretrained, bit, config=None, dataset=None, data_path=None, overrides=()):
     """The config that trained these weights: -c if given, else the config_<K>.yaml the training
     run saved beside them, else configs/hashnet_<dataset>.yaml. Keeps preprocessing consistent."""
-    import os
-
-    from utils.checkpoint import weights_path
-
     if config is None and pretrained:
-        saved = os.path.join(os.path.dirname(weights_path(pretrained)) or ".", f"config_{bit}.yaml")
-        if os.path.isfile(saved):
-            config = saved
+        config = saved_config(pretrained, bit)
     flags = {"bit": bit, "dataset": dataset, "data_path": data_path}
     return build_config(config, flags, overrides)

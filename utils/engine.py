@@ -143,8 +143,19 @@ class Engine:
         return (mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk=self.topk),
                 precision_within_radius(q_codes, db_codes, q_labels, db_labels, radius=2))
 
+    def _average_batchnorm_statistics(self):
+        """Ranks collect BatchNorm running statistics from their own batches; average them so the
+        sharded evaluation and the weights rank 0 saves use the same statistics."""
+        if not self.comm.active:
+            return
+        with paddle.no_grad():
+            for name, tensor in self.model.state_dict().items():
+                if name.endswith(("._mean", "._variance")):
+                    tensor.set_value(self.comm.sum(tensor) / self.world_size)
+
     def evaluate(self):
         """Query-set metrics, plus the validation mAP when a validation split picks the best epoch."""
+        self._average_batchnorm_statistics()
         start = time.time()
         result = dict(zip(("map", "precision_r2"), self._retrieval(self.query_loader, self.db_loader, "test")))
         result["select"] = result["map"]
@@ -246,6 +257,7 @@ class Engine:
         try:
             for epoch in range(start_epoch, t["epochs"]):
                 self._train_epoch(epoch, writer)
+                self._average_batchnorm_statistics()  # before evaluating and checkpointing
                 last = epoch + 1 == t["epochs"]
                 if (epoch + 1) % t["eval_every"] == 0 or last:
                     result = self.evaluate()
@@ -267,12 +279,9 @@ class Engine:
         return self._report(best, history)
 
     def _check_ranks_agree(self):
-        """Every rank must end with the same weights and loss memory; say so, or fail loudly.
-
-        BatchNorm running statistics (the lite config) are left out: each rank's come from its
-        own batches (no SyncBatchNorm on CPU), and rank 0's are the ones saved.
-        """
-        tensors = [p for p in self.model.parameters() if p.trainable]  # BN statistics are not trainable
+        """Every rank must end with the same weights (BatchNorm statistics averaged at the last
+        evaluation included) and the same loss memory; say so, or fail loudly."""
+        tensors = list(self.model.state_dict().values())
         tensors += [self.criterion.memory_codes, self.criterion.memory_labels]
         checksum = np.array([[float(np.abs(t.numpy().astype(np.float64)).sum()) for t in tensors]])
         every = self.comm.gather_numpy(checksum)

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Helpers shared by the TIPC scripts (sourced, not run).
+#
+# A TIPC config (test_tipc/configs/<model>/train_infer_python.txt) is a list of `key:value` lines
+# in sections (`=====...train_params=====`, `eval_params`, `infer_params`) closed by `##`.
+# A value is either plain (`--seed:0`), a `|` list that the scripts loop over (`--cpu_threads:1|2`),
+# or per mode (`--epoch:lite_train_lite_infer=1|whole_train_whole_infer=150`). `null` means unset.
+
+TIPC_MODES="lite_train_lite_infer lite_train_whole_infer whole_infer whole_train_whole_infer"
+
+# key of a `key:value` line (text before the first ':')
+function func_parser_key() {
+    local line=$1
+    echo "${line%%:*}"
+}
+
+# value of a `key:value` line (text after the first ':'; values may contain ':' themselves)
+function func_parser_value() {
+    local line=$1
+    if [[ ${line} != *:* ]]; then
+        echo ""
+        return
+    fi
+    echo "${line#*:}"
+}
+
+# true when a value is written per mode: `<mode>=...|<mode>=...`
+function func_is_mode_value() {
+    local value=$1 mode
+    for mode in ${TIPC_MODES}; do
+        [[ ${value} == "${mode}="* ]] && return 0
+    done
+    return 1
+}
+
+# the value of a `key:value` line for MODE: the part after `MODE=` of a per-mode value (empty when
+# MODE is not listed), or the plain value unchanged. Values may contain '=' (e.g. -o a.b=1).
+function func_parser_params() {
+    local line=$1 mode=$2 value part
+    value=$(func_parser_value "${line}")
+    if ! func_is_mode_value "${value}"; then
+        echo "${value}"
+        return
+    fi
+    local parts
+    IFS="|" read -r -a parts <<<"${value}"
+    for part in "${parts[@]}"; do
+        if [[ ${part%%=*} == "${mode}" ]]; then
+            echo "${part#*=}"
+            return
+        fi
+    done
+    echo ""
+}
+
+# `key value` for the command line; nothing when the key or value is null/empty.
+# --long keys give `--key=value`; `-o` with a space-separated list gives `-o a=1 -o b=2`;
+# other keys (`-c`) give `key value`.
+function func_set_params() {
+    local key=$1 value=$2 item out="" items
+    if [[ -z ${key} || ${key} == "null" || -z ${value} || ${value} == "null" ]]; then
+        echo ""
+        return
+    fi
+    if [[ ${key} == "-o" ]]; then
+        IFS=$' \t' read -r -a items <<<"${value}"
+        for item in "${items[@]}"; do
+            out="${out} -o ${item}"
+        done
+        echo "${out# }"
+    elif [[ ${key} == --* ]]; then
+        echo "${key}=${value}"
+    else
+        echo "${key} ${value}"
+    fi
+}
+
+# the line of KEY inside SECTION (train_params, eval_params or infer_params) of config FILE;
+# empty when absent. Keys may repeat across sections (e.g. --pretrained), not within one.
+function func_config_line() {
+    local file=$1 section=$2 key=$3 line current=""
+    while IFS= read -r line || [[ -n ${line} ]]; do
+        line=${line%$'\r'}
+        if [[ ${line} =~ ^=+([a-z_]+)=+$ ]]; then
+            current=${BASH_REMATCH[1]}
+            continue
+        fi
+        if [[ ${current} == "${section}" && ${line} == "${key}:"* ]]; then
+            echo "${line}"
+            return
+        fi
+    done <"${file}"
+    echo ""
+}
+
+# value of KEY in SECTION for MODE (see func_parser_params)
+function func_config_value() {
+    local file=$1 section=$2 key=$3 mode=$4
+    func_parser_params "$(func_config_line "${file}" "${section}" "${key}")" "${mode}"
+}
+
+# Record the result of one step: appends `Run successfully with command - MODEL - CMD - LOG` or
+# `Run failed with command - ...` to RESULTS_LOG (and the terminal). Counts failures in
+# TIPC_FAILED so the caller can exit non-zero.
+#   status_check EXIT_CODE COMMAND RESULTS_LOG [MODEL_NAME] [STEP_LOG]
+TIPC_FAILED=${TIPC_FAILED:-0}
+function status_check() {
+    local last_status=$1 run_command=$2 run_log=$3 model_name=${4:-} log_path=${5:-} line
+    run_command=$(echo "${run_command}" | tr -s ' ')
+    if [[ ${last_status} -eq 0 ]]; then
+        line="Run successfully with command - ${model_name} - ${run_command} - ${log_path}"
+    else
+        line="Run failed with command - ${model_name} - ${run_command} - ${log_path}"
+        TIPC_FAILED=$((TIPC_FAILED + 1))
+    fi
+    echo "${line}" >>"${run_log}"
+    if [[ -t 1 ]]; then
+        echo -e "\033[33m ${line} \033[0m"
+    else
+        echo "${line}"
+    fi
+}
+
+# A step that was not run, with the reason (never counted as a failure).
+#   status_skip REASON RESULTS_LOG [MODEL_NAME]
+function status_skip() {
+    local reason=$1 run_log=$2 model_name=${3:-}
+    echo "Skipped - ${model_name} - ${reason}" | tee -a "${run_log}"
+}
+
+# number of CUDA devices this PaddlePaddle build sees (0 on a CPU-only build)
+function func_cuda_device_count() {
+    local python=${1:-python}
+    "${python}" -c "import paddle; print(paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0)" \
+        2>/dev/null | tail -n 1 || echo 0
+}
