@@ -26,8 +26,8 @@ def parse_args(argv=None):
     p.add_argument("--radius", type=int, default=None,
                    help="return every database image within this Hamming distance (inclusive) instead of top-k")
     p.add_argument("--index-backend", "--index_backend", default="auto", choices=backend_names(),
-                   help="Hamming index backend (utils.retrieval.HammingIndex); auto: numpy's bucket table up to "
-                        "16 bits, faiss above; milvus: a milvus-lite file <save-path>/milvus_<K>.db")
+                   help="Hamming index backend (utils.retrieval.HammingIndex, docs/retrieval.md); auto: the "
+                        "fastest exact path measured; milvus: a milvus-lite file <save-path>/milvus_<K>.db")
     p.add_argument("--save-path", "--save_path", default="./output", help="folder for the code cache and pictures")
     p.add_argument("--show", action="store_true", help="write (and display, when possible) the query beside its matches")
     p.add_argument("--batch-size", "--batch_size", type=int, default=32, help="batch size for encoding the database")

@@ -438,7 +438,6 @@ class NumpyBackend:
     """Pure numpy (np.bitwise_count on uint64 words); always available."""
 
     name = "numpy"
-    requirement = None
 
     def __init__(self, bit, threads=None):
         self.bit = bit
@@ -629,7 +628,6 @@ class FaissBackend:
     """faiss-cpu binary indexes: IndexBinaryFlat (top-k), IndexBinaryMultiHash (radius)."""
 
     name = "faiss"
-    requirement = "faiss-cpu"
 
     def __init__(self, bit, threads=None):
         self.faiss = _import_faiss()
@@ -745,7 +743,6 @@ class MilvusBackend:
     """
 
     name = "milvus"
-    requirement = MILVUS_REQUIREMENT
 
     def __init__(self, bit, threads=None, uri="./milvus_hashnet.db", collection=None, token=None,
                  drop=False, insert_batch=20000):
@@ -859,18 +856,17 @@ class AutoBackend:
 
     top-k   numpy's bucket table where it applies (<= 16 bits, enough items per code value:
             ~0.016 ms/query at 16 bits against faiss' 1.8-3.8), else faiss IndexBinaryFlat
-            (2-10x faster than numpy's flat scan), else numpy's flat scan;
+            (5-15x faster than numpy's flat scan), else numpy's flat scan;
     radius  numpy's multi-index hashing where it is cheap (2-13x faster than faiss'
             IndexBinaryMultiHash at radius 0-10 over 64 bits), else faiss' flat range scan
-            (2-4x faster than numpy's), else numpy's.
+            (3-4x faster than numpy's), else numpy's.
 
     Holds the codes twice when faiss is present (numpy's copy and faiss'): 16 MB per 1M
-    64-bit codes, plus numpy's hash tables (~36 MB per 1M 64-bit codes) once a radius
-    search has needed them.
+    64-bit codes, plus numpy's uint64 words and hash tables (~44 MB per 1M 64-bit codes)
+    once a radius search has needed them.
     """
 
     name = "auto"
-    requirement = None
 
     def __init__(self, bit, threads=None):
         self.bit = bit

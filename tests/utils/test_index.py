@@ -442,6 +442,8 @@ def test_milvus_backend_matches_the_exact_index_on_100k_codes(tmp_path):
     for radius in (0, 3, 12):
         got, want = index.range_search(queries, radius), exact.range_search(queries, radius)
         assert_same_range(got, [(d.tolist(), i.tolist()) for d, i in want])
+    with pytest.raises(UserError, match="does not hold 32-bit codes"):
+        HammingIndex(32, "milvus", uri=uri, collection="test_codes")
     # heavy ties: 20k codes drawn from 30 distinct values
     pool = db[rng.integers(0, len(db), 30)]
     tied_db = pool[rng.integers(0, 30, 20_000)]
