@@ -54,6 +54,14 @@ def test_eval_flag_prints_the_map_line_last(trained, tiny_lite, capsys):
     assert lines[-1] == f"mAP@all: {best:.4f}"  # the saved best weights reproduce the reported value
 
 
+def test_eval_plots(trained, tiny_lite, tmp_path):
+    main_single_gpu.main(["--eval", "--plots", "--pretrained", str(trained / f"model_best_{BIT}"), "--data-path",
+                          tiny_lite, "--bit", str(BIT), "--output-dir", str(tmp_path)])
+    for name in (f"pr_curve_{BIT}.png", f"precision_at_n_{BIT}.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
 def test_export_then_paddle_inference_codes_equal_dygraph_codes(trained, tiny_lite, tmp_path):
     weights = str(trained / f"model_best_{BIT}")
     export_model.main(["--bit", str(BIT), "--pretrained", weights, "--save-inference-dir", str(tmp_path)])

@@ -34,6 +34,8 @@ def train_parser(description):
     _flag(p, "--resume", default=None, metavar="PREFIX",
           help="continue an interrupted run from PREFIX.pdparams + PREFIX.pdopt (e.g. output/model_last_64)")
     _flag(p, "--eval", action="store_const", const=True, default=None, help="only evaluate --pretrained weights")
+    _flag(p, "--plots", action="store_const", const=True, default=None,
+          help="after evaluation, write pr_curve_<K>.png and precision_at_n_<K>.png (matplotlib) to the output dir")
     _flag(p, "--device", default=None, choices=["auto", "cpu", "gpu"], help="default: gpu when available, else cpu")
     _flag(p, "--threads", type=int, default=None, help="CPU threads per process (0: cores / processes)")
     return p
@@ -57,7 +59,7 @@ def saved_config(pretrained, bit=None):
 def config_from_args(args):
     flags = {k: getattr(args, k) for k in ("dataset", "data_path", "list_dir", "bit", "epoch", "batch_size", "lr",
                                            "seed", "num_workers", "output_dir", "pretrained", "pretrained_backbone",
-                                           "resume", "eval", "device", "threads")}
+                                           "resume", "eval", "plots", "device", "threads")}
     config = args.config
     if config is None and args.eval and args.pretrained:  # evaluate with the settings that trained the weights
         config = saved_config(args.pretrained, args.bit)

@@ -70,6 +70,7 @@ DEFAULTS = {
     "pretrained": None,            # a weights prefix (or .pdparams) to start from / evaluate
     "resume": None,                # a checkpoint prefix to continue training from
     "eval_only": False,
+    "plots": False,                # write P-R curve and precision@N plots (matplotlib) after evaluation
 }
 
 # The main_*.py flags and the config keys they set.
@@ -88,6 +89,7 @@ FLAG_KEYS = {
     "pretrained_backbone": "model.backbone_weights",
     "resume": "resume",
     "eval": "eval_only",
+    "plots": "plots",
     "device": "device",
     "threads": "threads",
 }

@@ -140,6 +140,8 @@ class Engine:
         show = self.rank == 0
         q_codes, q_labels = encode(self.model, query_loader, f"encode {what} queries", show, self.comm)
         db_codes, db_labels = encode(self.model, db_loader, f"encode {what} database", show, self.comm)
+        if what == "test":
+            self.last_codes = (q_codes, db_codes, q_labels, db_labels)  # for the optional plots
         return (mean_average_precision(q_codes, db_codes, q_labels, db_labels, topk=self.topk),
                 precision_within_radius(q_codes, db_codes, q_labels, db_labels, radius=2))
 
@@ -268,6 +270,7 @@ class Engine:
                     if result["select"] > best["select"]:
                         best = {"map": result["map"], "select": result["select"],
                                 "precision_r2": result["precision_r2"], "epoch": epoch + 1}
+                        self.best_codes = self.last_codes
                         if self.rank == 0:
                             save_checkpoint(self._prefix("best"), self.model, self._state(epoch, best, history))
                 if self.rank == 0:
@@ -300,6 +303,13 @@ class Engine:
         self.logger.info(f"best weights: {self._prefix('best')}.pdparams")
         return {"map": best["map"], "best_epoch": best["epoch"], "history": history}
 
+    def _plots(self, codes, what):
+        from utils.plots import save_retrieval_plots
+
+        paths, _, at_n = save_retrieval_plots(*codes, self.out, self.bit)
+        self.logger.info(f"plots of the {what} model: {', '.join(paths)}; precision@N "
+                         + " ".join(f"{n}:{p:.3f}" for n, p in at_n.items()))
+
     def run(self):
         """Train (or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line."""
         if self.cfg["eval_only"]:
@@ -308,8 +318,12 @@ class Engine:
             result = self.evaluate()
             self._log_eval("eval", result)
             value = result["map"]
+            codes = self.last_codes
         else:
             value = self.train()["map"]
+            codes = getattr(self, "best_codes", None)
+        if self.cfg["plots"] and self.rank == 0 and codes is not None:
+            self._plots(codes, "evaluated" if self.cfg["eval_only"] else "best")
         if self.rank == 0:
             print(f"mAP@{topk_label(self.topk)}: {value:.4f}", flush=True)
         return value
