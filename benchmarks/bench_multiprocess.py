@@ -24,12 +24,11 @@ def epoch_seconds(text, skip_first=True):
 
 def run(cmd, log_dir=None):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    text = proc.stdout + proc.stderr
-    if log_dir:
-        text += open(os.path.join(log_dir, "workerlog.0")).read()
     if proc.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{text[-3000:]}")
-    return text
+        sys.exit(f"failed: {' '.join(cmd)}\n{(proc.stdout + proc.stderr)[-3000:]}")
+    if log_dir:  # the launcher echoes rank 0's output too: read rank 0's own log only
+        return open(os.path.join(log_dir, "workerlog.0")).read()
+    return proc.stdout + proc.stderr
 
 
 def main():

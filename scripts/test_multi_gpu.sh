@@ -9,23 +9,7 @@
 # Several machines: IPS=ip1,ip2 -> launch --ips ip1,ip2 ... (run on every machine, see train_multi_gpu.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATASET=${1:-${DATASET:-lite}}
-DATA_PATH=${2:-${DATA_PATH:-./datasets/${DATASET}/}}
-OUTPUT_DIR=${OUTPUT_DIR:-./output/${DATASET}}
-CUDA_COUNT=$(python -c "import paddle; print(paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0)" 2>/dev/null | tail -n 1 || true)
-if [[ ${CUDA_COUNT:-0} =~ ^[1-9][0-9]*$ ]]; then
-  NPROC=${3:-${NPROC:-${CUDA_COUNT}}}
-  GPUS=${GPUS:-$(seq -s, 0 $((NPROC - 1)))}
-  LAUNCH=(--gpus "${GPUS}")
-  DEVICE=gpu
-else
-  NPROC=${3:-${NPROC:-2}}
-  LAUNCH=(--nproc_per_node "${NPROC}")
-  DEVICE=cpu
-fi
-if [[ -n ${IPS:-} ]]; then
-  LAUNCH=(--ips "${IPS}" "${LAUNCH[@]}")
-fi
+source scripts/launcher.sh "$@"
 for BIT in 16 32 48 64; do
   python -m paddle.distributed.launch "${LAUNCH[@]}" --log_dir "${OUTPUT_DIR}/launch_log_eval_${BIT}" main_multi_gpu.py \
     --eval --device "${DEVICE}" --dataset "${DATASET}" --data-path "${DATA_PATH}" --bit "${BIT}" \

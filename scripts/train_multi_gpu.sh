@@ -16,23 +16,7 @@
 #   scripts/train_multi_gpu.sh coco /data/coco 2 --pretrained-backbone /weights/AlexNet_pretrained.pdparams
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATASET=${1:-${DATASET:-lite}}
-DATA_PATH=${2:-${DATA_PATH:-./datasets/${DATASET}/}}
-OUTPUT_DIR=${OUTPUT_DIR:-./output/${DATASET}}
-CUDA_COUNT=$(python -c "import paddle; print(paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0)" 2>/dev/null | tail -n 1 || true)
-if [[ ${CUDA_COUNT:-0} =~ ^[1-9][0-9]*$ ]]; then
-  NPROC=${3:-${NPROC:-${CUDA_COUNT}}}
-  GPUS=${GPUS:-$(seq -s, 0 $((NPROC - 1)))}
-  LAUNCH=(--gpus "${GPUS}")
-  DEVICE=gpu
-else
-  NPROC=${3:-${NPROC:-2}}
-  LAUNCH=(--nproc_per_node "${NPROC}")
-  DEVICE=cpu
-fi
-if [[ -n ${IPS:-} ]]; then
-  LAUNCH=(--ips "${IPS}" "${LAUNCH[@]}")
-fi
+source scripts/launcher.sh "$@"
 declare -A SEEDS=([16]=0 [32]=2000 [48]=200 [64]=2000)
 for BIT in 16 32 48 64; do
   python -m paddle.distributed.launch "${LAUNCH[@]}" --log_dir "${OUTPUT_DIR}/launch_log_train_${BIT}" main_multi_gpu.py \
