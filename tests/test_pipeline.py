@@ -192,3 +192,20 @@ def test_split_validation_is_deterministic_and_disjoint():
     assert len(held) == 10 and len(keep) == 30 and not set(keep) & set(held)
     assert (keep == again[0]).all() and (held == again[1]).all()
     assert not (held == split_validation(40, 0.25, seed=4)[1]).all()
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny_lite, tmp_path):
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        train(tiny_lite, tmp_path / name, "--epoch", "1", "--seed", seed, "-o", "train.eval_untrained=false")
+    a, b, c = (paddle.load(str(tmp_path / n / f"model_last_{BIT}.pdparams")) for n in "abc")
+    for key in a:
+        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    assert not np.array_equal(a["hash_layer.weight"].numpy(), c["hash_layer.weight"].numpy())
+
+
+def test_per_bit_coco_configs_carry_the_reference_seeds():
+    root = os.path.join(os.path.dirname(__file__), "..", "configs")
+    for bit, seed in ((16, 0), (32, 2000), (48, 200), (64, 2000)):
+        cfg = build_config(os.path.join(root, f"hashnet_coco_{bit}.yaml"))
+        assert (cfg["model"]["bit"], cfg["train"]["seed"]) == (bit, seed)
+        assert cfg["train"]["lr"] == 0.001 and cfg["train"]["epochs"] == 150 and cfg["dataset"]["topk"] == 5000

@@ -157,7 +157,6 @@ class Engine:
 
     def evaluate(self):
         """Query-set metrics, plus the validation mAP when a validation split picks the best epoch."""
-        self._average_batchnorm_statistics()
         start = time.time()
         result = dict(zip(("map", "precision_r2"), self._retrieval(self.query_loader, self.db_loader, "test")))
         result["select"] = result["map"]
@@ -198,8 +197,7 @@ class Engine:
         t = self.cfg["train"]
         seed = t["seed"] * 100003 + epoch
         paddle.seed(seed)  # dropout masks of this epoch
-        self.train_set.set_epoch(epoch)
-        self.train_loader.batch_sampler.set_epoch(epoch)
+        self.train_loader.batch_sampler.set_epoch(epoch)  # data order and (through the dataset) augmentation
         self.criterion.on_epoch_start(epoch)
         self.model.train()
         steps = len(self.train_loader)
