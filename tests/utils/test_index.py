@@ -12,6 +12,7 @@ import pytest
 
 import utils.retrieval as R
 from utils.errors import UserError
+from tests.utils.test_retrieval import ref_topk  # the per-query sorted() reference
 from utils.retrieval import BACKENDS, HammingIndex, backend_names
 
 faiss = pytest.importorskip("faiss")  # in requirements.txt; the numpy-only paths are tested below too
@@ -25,15 +26,6 @@ def ref_dist(q, d):
     """Pair-by-pair Hamming distance with Python loops (q, d: +-1 rows)."""
     q01, d01 = (q > 0).tolist(), (d > 0).tolist()
     return [[sum(a != b for a, b in zip(x, y)) for y in d01] for x in q01]
-
-
-def ref_topk(dist, k):
-    out_d, out_i = [], []
-    for row in dist:
-        order = sorted(range(len(row)), key=lambda j: (row[j], j))[:k]
-        out_i.append(order)
-        out_d.append([row[j] for j in order])
-    return out_d, out_i
 
 
 def ref_range(dist, radius):
