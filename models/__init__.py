@@ -1,18 +1,36 @@
 """Model registry: backbones and heads are picked by name from plain dicts."""
 from models.alexnet import AlexNetBackbone
+from models.mobilenet import MobileNetV3LargeBackbone, MobileNetV3SmallBackbone
+from models.resnet import ResNet18Backbone, ResNet50Backbone
+from models.vgg import VGG16Backbone
 from models.hashnet import CodeHead, HashNet, codes_from_logits
+from models.dshsd import DSHSDNet
+from models.greedyhash import GreedyHashNet
+from models.ssdh import SSDHNet
 
 BACKBONES = {
     "alexnet": AlexNetBackbone,
+    # paddle.vision networks (pretrained=False, its parameter names); each takes the model options
+    # dropout / fc_dim / batch_norm and ignores those that do not apply to it
+    "vgg16": VGG16Backbone,
+    "resnet18": ResNet18Backbone,
+    "resnet50": ResNet50Backbone,
+    "mobilenetv3_large": MobileNetV3LargeBackbone,
+    "mobilenetv3_small": MobileNetV3SmallBackbone,
 }
 
 MODELS = {
     "hashnet": HashNet,
+    # heads with a classifier (train mode returns (z, class_logits)); utils/losses/<name>.py
+    "ssdh": SSDHNet,
+    "dshsd": DSHSDNet,
+    "greedyhash": GreedyHashNet,
 }
 
 
-def build_model(cfg):
-    """Build the network described by cfg['model'] (a resolved config dict)."""
+def build_model(cfg, num_classes=None):
+    """Build the network described by cfg['model'] (a resolved config dict). num_classes: for
+    heads with a classifier, when training (without it they only encode: export, predict)."""
     from utils.errors import UserError
 
     mcfg = cfg["model"]
@@ -23,7 +41,7 @@ def build_model(cfg):
     backbone = BACKBONES[mcfg["backbone"]](dropout=mcfg["dropout"], fc_dim=mcfg["fc_dim"],
                                          batch_norm=mcfg["batch_norm"])
     return MODELS[mcfg["name"]](backbone, bit=mcfg["bit"], hash_lr_mult=mcfg["hash_lr_mult"],
-                                hash_bias_lr_mult=mcfg["hash_bias_lr_mult"])
+                                hash_bias_lr_mult=mcfg["hash_bias_lr_mult"], num_classes=num_classes)
 
 
 __all__ = ["BACKBONES", "MODELS", "build_model", "CodeHead", "codes_from_logits"]

@@ -8,7 +8,10 @@ from paddle import nn
 
 
 class HashNet(nn.Layer):
-    def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None):
+    """backbone + fc(K) -> z. Every head keeps this contract in eval mode (codes = z >= 0);
+    num_classes is for heads with a classifier (models/classifier_head.py) and unused here."""
+
+    def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None, num_classes=None):
         super().__init__()
         self.backbone = backbone
         self.bit = bit

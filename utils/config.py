@@ -27,6 +27,9 @@ DEFAULTS = {
         "num_workers": 2,
         "lite_seed": 0,
         "val_fraction": 0.0,       # > 0: hold out this part of train.txt to pick the best epoch
+        "skip_bad_images": False,  # True: skip unreadable/missing images, count them, report at the end
+        "allow_outside_root": False,  # True: accept absolute and ../ list paths outside data_path
+        "max_image_pixels": 100_000_000,  # decompression-bomb guard, checked from the image header
     },
     "model": {
         "name": "hashnet",
@@ -63,6 +66,7 @@ DEFAULTS = {
         "eval_every": 10,
         "log_every": 10,
         "eval_untrained": True,
+        "cpu_malloc_reuse": True,  # CPU: keep freed large buffers for the next step (utils/cpu_speed.py)
     },
     "device": "auto",              # auto | cpu | gpu
     "threads": 0,                  # CPU threads per process; 0: cores / processes
@@ -92,14 +96,41 @@ FLAG_KEYS = {
     "plots": "plots",
     "device": "device",
     "threads": "threads",
+    "skip_bad_images": "dataset.skip_bad_images",
+    "allow_outside_data_root": "dataset.allow_outside_root",
 }
 
 
+def _set_loss_method(loss, name, source):
+    """Setting loss.name to another method resets the `loss` section to that method's keys and
+    published defaults (LOSSES[name].DEFAULTS, utils/losses/<name>.py); keys set after it (later
+    in the same section, later files, -o) apply on top. HashNet's are DEFAULTS["loss"]."""
+    if name == loss["name"]:
+        return
+    from utils.losses import loss_class  # imports paddle: only when a config picks another method
+
+    if not isinstance(name, str):
+        raise UserError(f"{source}: loss.name must be a method name, got {name!r}")
+    try:
+        defaults = DEFAULTS["loss"] if name == DEFAULTS["loss"]["name"] else loss_class(name).DEFAULTS
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    loss.clear()
+    loss.update({"name": name, **copy.deepcopy({k: v for k, v in defaults.items() if k != "name"})})
+
+
+def _unknown_key(source, where, section):
+    method = f" for loss {section['name']!r}" if where.startswith("loss.") and isinstance(section, dict) else ""
+    return UserError(f"{source}: unknown config key {where!r}{method}")
+
+
 def _merge(base, override, source, prefix=""):
+    if prefix == "loss." and "name" in override:
+        _set_loss_method(base, override["name"], source)
     for key, value in override.items():
         where = f"{prefix}{key}"
         if key not in base:
-            raise UserError(f"{source}: unknown config key {where!r}")
+            raise _unknown_key(source, where, base)
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise UserError(f"{source}: {where!r} must be a mapping")
@@ -134,10 +165,12 @@ def _read_yaml(path, seen=()):
 
 def set_by_path(cfg, dotted, value, source):
     keys = dotted.split(".")
+    if keys == ["loss", "name"]:
+        _set_loss_method(cfg["loss"], value, source)
     node = cfg
     for i, key in enumerate(keys):
         if not isinstance(node, dict) or key not in node:
-            raise UserError(f"{source}: unknown config key {'.'.join(keys[:i + 1])!r}")
+            raise _unknown_key(source, ".".join(keys[:i + 1]), node)
         if i == len(keys) - 1:
             if isinstance(node[key], dict):
                 raise UserError(f"{source}: {dotted!r} is a section; set one of its keys")
@@ -155,7 +188,19 @@ def parse_override(text):
         value = yaml.safe_load(raw) if raw != "" else None
     except yaml.YAMLError:
         raise UserError(f"-o {text!r}: value is not valid YAML") from None
+    if _refers_to_itself(value):
+        raise UserError(f"-o {text!r}: value refers to itself (a YAML alias cycle)")
     return key.strip(), value
+
+
+def _refers_to_itself(value, parents=()):
+    """True for YAML like `&a [*a]`, which loads as a list containing itself."""
+    if isinstance(value, (list, dict)):
+        if any(value is p for p in parents):
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        return any(_refers_to_itself(child, parents + (value,)) for child in children)
+    return False
 
 
 def default_config_path(dataset):
@@ -193,7 +238,7 @@ def _is_int(v):
 
 
 def validate(cfg):
-    d, m, t, l = cfg["dataset"], cfg["model"], cfg["train"], cfg["loss"]
+    d, m, t = cfg["dataset"], cfg["model"], cfg["train"]
     _check(_is_int(m["bit"]) and m["bit"] in SUPPORTED_BITS, "--bit/model.bit",
            f"{m['bit']!r} is not a supported bit length {SUPPORTED_BITS}")
     _check(_is_int(t["batch_size"]) and t["batch_size"] >= 2, "--batch-size/train.batch_size",
@@ -212,18 +257,28 @@ def validate(cfg):
     _check(d["topk"] is None or (_is_int(d["topk"]) and (d["topk"] == -1 or d["topk"] >= 1)), "dataset.topk",
            f"must be -1 (all), None or a positive integer, got {d['topk']!r}")
     _check(_is_int(m["fc_dim"]) and m["fc_dim"] >= 8, "model.fc_dim", f"must be an integer >= 8, got {m['fc_dim']!r}")
-    _check(l["alpha"] is None or (isinstance(l["alpha"], (int, float)) and l["alpha"] > 0), "loss.alpha",
-           f"must be > 0 or null (10 / bit), got {l['alpha']!r}")
-    _check(l["continuation"] in ("epoch", "iteration"), "loss.continuation",
-           f"must be epoch or iteration, got {l['continuation']!r}")
-    _check(l["pair_weighting"] in ("balanced", "constant"), "loss.pair_weighting",
-           f"must be balanced or constant, got {l['pair_weighting']!r}")
-    for key in ("beta_gamma", "beta_power", "similar_weight"):
-        _check(isinstance(l[key], (int, float)) and l[key] > 0, f"loss.{key}", f"must be > 0, got {l[key]!r}")
-    _check(_is_int(l["beta_step_iters"]) and l["beta_step_iters"] >= 1, "loss.beta_step_iters", "must be an integer >= 1")
-    _check(_is_int(l["beta_step"]) and l["beta_step"] >= 1, "loss.beta_step", f"must be an integer >= 1")
+    from utils.losses import check_loss_config  # each method checks its own keys (utils/losses/<name>.py)
+
+    check_loss_config(cfg)
     _check(cfg["device"] in ("auto", "cpu", "gpu"), "--device", f"must be auto, cpu or gpu, got {cfg['device']!r}")
     _check(_is_int(cfg["threads"]) and cfg["threads"] >= 0, "--threads", f"must be an integer >= 0, got {cfg['threads']!r}")
+    for where, value in (("--data-path/dataset.data_path", d["data_path"]), ("--output-dir/output_dir", cfg["output_dir"])):
+        _check(isinstance(value, str) and value != "", where, f"must be a path, got {value!r}")
+    for where, value in (("--list-dir/dataset.list_dir", d["list_dir"]), ("--pretrained", cfg["pretrained"]),
+                         ("--resume", cfg["resume"]), ("model.backbone_weights", m["backbone_weights"])):
+        _check(value is None or (isinstance(value, str) and value != ""), where, f"must be a path, got {value!r}")
+    for key in ("mean", "std"):
+        _check(isinstance(d[key], list) and len(d[key]) == 3 and all(isinstance(v, (int, float)) and
+                                                                      not isinstance(v, bool) for v in d[key]),
+               f"dataset.{key}", f"must be a list of 3 numbers, got {d[key]!r}")
+    _check(d["num_classes"] is None or (_is_int(d["num_classes"]) and d["num_classes"] >= 1), "dataset.num_classes",
+           f"must be null or an integer >= 1, got {d['num_classes']!r}")
+    for key in ("skip_bad_images", "allow_outside_root"):
+        _check(isinstance(d[key], bool), f"dataset.{key}", f"must be true or false, got {d[key]!r}")
+    _check(isinstance(t["cpu_malloc_reuse"], bool), "train.cpu_malloc_reuse",
+           f"must be true or false, got {t['cpu_malloc_reuse']!r}")
+    _check(_is_int(d["max_image_pixels"]) and d["max_image_pixels"] >= 1, "dataset.max_image_pixels",
+           f"must be an integer >= 1, got {d['max_image_pixels']!r}")
     _check(isinstance(d["name"], str) and d["name"].replace("_", "").replace("-", "").isalnum(), "--dataset",
            f"invalid data set name {d['name']!r}")
 

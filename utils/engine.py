@@ -14,16 +14,18 @@ import paddle
 from tqdm import tqdm
 
 from models import build_model, codes_from_logits
-from utils.checkpoint import (load_backbone_weights, load_training_state, load_weights, optimizer_state,
+from utils.checkpoint import (load_backbone_weights, load_checkpoint, load_weights, optimizer_state,
                               save_checkpoint, set_optimizer_state)
 from utils.config import dataset_lists, list_dir, save_config
-from utils.data import ImageListDataset, SubsetView, build_dataloader, build_transform, split_validation
+from utils.cpu_speed import apply_training_options
+from utils.data import (ImageListDataset, SubsetView, bad_image_summary, build_dataloader, build_transform,
+                        split_validation)
 from utils.distributed import Comm, in_dataset_order
 from utils.errors import UserError
 from utils.logger import ScalarWriter, setup_logger
 from utils.losses import build_loss
 from utils.metrics import mean_average_precision, precision_within_radius
-from utils.scheduler import ScaledStepDecay
+from utils.optimizer import build_optimizer
 
 
 def lists_name(cfg):
@@ -45,7 +47,8 @@ def build_split(cfg, list_path, train):
     transform = build_transform(train, resize_size=d["resize_size"], crop_size=d["crop_size"],
                                 mean=d["mean"], std=d["std"])
     return ImageListDataset(list_path, d["data_path"], transform, num_classes=d["num_classes"],
-                            seed=cfg["train"]["seed"])
+                            seed=cfg["train"]["seed"], skip_bad=d["skip_bad_images"],
+                            allow_outside_root=d["allow_outside_root"], max_pixels=d["max_image_pixels"])
 
 
 @paddle.no_grad()
@@ -66,6 +69,15 @@ def encode(model, loader, desc="encode", show_progress=True, comm=None):
         return codes, labels
     codes, labels = in_dataset_order(comm, indices, codes.astype(np.int32), labels)
     return codes.astype(np.int8), labels
+
+
+def train_step(model, criterion, optimizer, images, labels, indices, loss_scale=1):
+    """One SGD step; benchmarks/train_speed.py times exactly this."""
+    loss = criterion(model(images), labels, indices)
+    (loss * loss_scale if loss_scale != 1 else loss).backward()
+    optimizer.step()
+    optimizer.clear_grad()
+    return loss
 
 
 class Engine:
@@ -112,7 +124,8 @@ class Engine:
             self.train_set = SubsetView(self.train_set, keep)
 
         paddle.seed(t["seed"])
-        self.model = build_model(cfg)
+        # heads with a classifier need the class count to train (without it they only encode)
+        self.model = build_model(cfg, num_classes=None if cfg["eval_only"] else self.num_classes)
         if cfg["model"]["backbone_weights"] and not cfg["eval_only"]:
             load_backbone_weights(self.model.backbone, cfg["model"]["backbone_weights"], self.logger)
         if cfg["pretrained"]:
@@ -125,15 +138,13 @@ class Engine:
             # the memory is indexed by position in train.txt (held-out validation slots stay empty)
             num_train = getattr(self, "num_train_list", len(self.train_set))
             self.criterion = build_loss(cfg, num_train=num_train, num_classes=self.num_classes,
-                                        comm=self.comm)
+                                        comm=self.comm, train_labels=self.train_set.labels)
             # gradients are averaged over ranks by DataParallel; the parameters stay those of self.model
             self.train_model = paddle.DataParallel(self.model) if world_size > 1 else self.model
-            self.scheduler = ScaledStepDecay(t["lr"], global_batch=t["batch_size"] * world_size,
-                                             base_batch=t["base_batch"], step_size=t["lr_decay_every"],
-                                             gamma=t["lr_decay_gamma"])
-            self.optimizer = paddle.optimizer.Momentum(
-                learning_rate=self.scheduler, momentum=t["momentum"], parameters=self.model.parameters(),
-                weight_decay=paddle.regularizer.L2Decay(t["weight_decay"]))
+            self.optimizer, self.scheduler = build_optimizer(cfg, self.model.parameters(), world_size)
+            tuned = apply_training_options(cfg, paddle.device.get_device().split(":")[0])
+            if tuned:
+                self.logger.info(f"CPU training options: {', '.join(tuned)}")
 
     # -- evaluation -------------------------------------------------------------------------
     def _retrieval(self, query_loader, db_loader, what):
@@ -181,8 +192,7 @@ class Engine:
                 "bit": self.bit, "backbone": self.cfg["model"]["backbone"]}
 
     def _resume(self, prefix):
-        load_weights(self.model, prefix)
-        state = load_training_state(prefix)
+        state, prefix = load_checkpoint(self.model, prefix, self.logger)  # falls back to PREFIX.prev if corrupt
         if state.get("bit") != self.bit:
             raise UserError(f"--resume {prefix}: checkpoint is for {state.get('bit')} bits, --bit is {self.bit}")
         set_optimizer_state(self.model, self.optimizer, state["optimizer"])
@@ -192,6 +202,11 @@ class Engine:
         best = state["best"]
         best.setdefault("select", best["map"])
         return state["epoch"] + 1, best, state["history"]
+
+    def _beta_text(self):
+        """' beta 1.414' for losses with a continuation parameter, '' for the others."""
+        beta = self.criterion.beta
+        return "" if beta is None else f" beta {beta:.3f}"
 
     def _train_epoch(self, epoch, writer):
         t = self.cfg["train"]
@@ -206,12 +221,10 @@ class Engine:
                    disable=None if self.rank == 0 else True)
         for step, (images, labels, indices) in enumerate(bar):
             self.criterion.on_step(epoch * steps + step)
-            loss = self.criterion(self.train_model(images), labels, indices)
             # each rank's loss is its share of the global loss; DataParallel averages gradients,
             # so scaling by the world size makes the update that of the global loss
-            (loss * self.world_size if self.comm.active else loss).backward()
-            self.optimizer.step()
-            self.optimizer.clear_grad()
+            loss = train_step(self.train_model, self.criterion, self.optimizer, images, labels, indices,
+                              self.world_size if self.comm.active else 1)
             value = float(self.comm.sum(loss.detach()))
             if not np.isfinite(value):
                 raise UserError(f"loss became {value} at epoch {epoch + 1} step {step + 1}; lower --lr")
@@ -221,12 +234,12 @@ class Engine:
             bar.set_postfix(loss=f"{value:.4f}")
             if (step + 1) % t["log_every"] == 0:
                 self.logger.info(f"epoch {epoch + 1} step {step + 1}/{steps} loss {value:.6f} "
-                                 f"lr {self.optimizer.get_lr():.2e} beta {self.criterion.beta:.3f}")
+                                 f"lr {self.optimizer.get_lr():.2e}{self._beta_text()}")
         seconds = time.time() - start
         writer.add("train/lr", self.optimizer.get_lr(), epoch)
         writer.add("train/epoch_loss", float(np.mean(losses)), epoch)
         self.logger.info(f"epoch {epoch + 1}/{t['epochs']} loss {np.mean(losses):.4f} "
-                         f"lr {self.optimizer.get_lr():.2e} beta {self.criterion.beta:.3f} "
+                         f"lr {self.optimizer.get_lr():.2e}{self._beta_text()} "
                          f"{seen * self.world_size / seconds:.1f} img/s ({seconds:.1f}s)")
         self.scheduler.step()
         return float(np.mean(losses))
@@ -255,8 +268,11 @@ class Engine:
 
         writer = ScalarWriter(os.path.join(self.out, f"vdl_{self.bit}") if self.rank == 0 else None)
         try:
+            self.epoch_seconds = []  # training time of each epoch of this run (no evaluation), for the report
             for epoch in range(start_epoch, t["epochs"]):
+                epoch_start = time.time()
                 self._train_epoch(epoch, writer)
+                self.epoch_seconds.append(time.time() - epoch_start)
                 self._average_batchnorm_statistics()  # before evaluating and checkpointing
                 last = epoch + 1 == t["epochs"]
                 if (epoch + 1) % t["eval_every"] == 0 or last:
@@ -270,7 +286,8 @@ class Engine:
                                 "precision_r2": result["precision_r2"], "epoch": epoch + 1}
                         self.best_codes = self.last_codes
                         if self.rank == 0:
-                            save_checkpoint(self._prefix("best"), self.model, self._state(epoch, best, history))
+                            save_checkpoint(self._prefix("best"), self.model, self._state(epoch, best, history),
+                                            release=True)  # + model_best_<K>.safetensors
                 if self.rank == 0:
                     save_checkpoint(self._prefix("last"), self.model, self._state(epoch, best, history))
         finally:
@@ -283,7 +300,7 @@ class Engine:
         """Every rank must end with the same weights (BatchNorm statistics averaged at the last
         evaluation included) and the same loss memory; say so, or fail loudly."""
         tensors = list(self.model.state_dict().values())
-        tensors += [self.criterion.memory_codes, self.criterion.memory_labels]
+        tensors += list(self.criterion.buffers())  # the loss's memory, centers, ... (none for batch-only losses)
         checksum = np.array([[float(np.abs(t.numpy().astype(np.float64)).sum()) for t in tensors]])
         every = self.comm.gather_numpy(checksum)
         if not (every == every[0]).all():
@@ -299,7 +316,8 @@ class Engine:
             self.logger.info(f"untrained network mAP@{label}: {history['untrained']:.4f}  ->  "
                              f"trained (best, epoch {best['epoch']}): {best['map']:.4f}")
         self.logger.info(f"best weights: {self._prefix('best')}.pdparams")
-        return {"map": best["map"], "best_epoch": best["epoch"], "history": history}
+        return {"map": best["map"], "best_epoch": best["epoch"], "history": history,
+                "precision_r2": best.get("precision_r2"), "epoch_seconds": self.epoch_seconds}
 
     def _plots(self, codes, what):
         from utils.plots import save_retrieval_plots
@@ -323,5 +341,8 @@ class Engine:
         if self.cfg["plots"] and self.rank == 0 and codes is not None:
             self._plots(codes, "evaluated" if self.cfg["eval_only"] else "best")
         if self.rank == 0:
+            summary = bad_image_summary(self.train_set, self.query_set, self.db_set)  # --skip-bad-images
+            if summary:
+                self.logger.warning(summary)
             print(f"mAP@{topk_label(self.topk)}: {value:.4f}", flush=True)
         return value

@@ -1,0 +1,37 @@
+"""Heads with a classifier on top of the hash layer (SSDH, DSHSD, GreedyHash).
+
+In eval mode they return z like HashNet (codes = z >= 0), so evaluation, export and
+inference never see the classifier; in train mode they return (z, class_logits) for the
+method's loss. The classifier is a training device: built without num_classes (export,
+predict: no data at hand), the head has no classifier and the classifier weights of a
+checkpoint are simply not loaded (they do not change the codes).
+"""
+import paddle
+from paddle import nn
+
+from models.hashnet import HashNet
+from utils.errors import UserError
+
+
+class HashClassifierNet(HashNet):
+    """backbone -> hash layer z -> code_features(z) -> linear classifier (train mode only)."""
+
+    def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None, num_classes=None):
+        super().__init__(backbone, bit, hash_lr_mult, hash_bias_lr_mult)
+        self.classifier = None
+        if num_classes is not None:
+            self.classifier = nn.Linear(bit, num_classes,
+                                        weight_attr=paddle.ParamAttr(learning_rate=hash_lr_mult),
+                                        bias_attr=paddle.ParamAttr(learning_rate=hash_lr_mult))
+
+    def code_features(self, z):
+        """What the classifier sees (the method's relaxed or binary code)."""
+        raise NotImplementedError
+
+    def forward(self, x):
+        z = self.hash_layer(self.backbone(x))  # HashNet's forward (super() does not survive paddle.jit)
+        if not self.training:
+            return z
+        if self.classifier is None:
+            raise UserError(f"{type(self).__name__} was built without num_classes: it can encode but not train")
+        return z, self.classifier(self.code_features(z))

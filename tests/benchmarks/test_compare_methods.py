@@ -1,0 +1,59 @@
+"""benchmarks/compare_methods.py end to end on tiny lite data: one method + the baselines, one bit,
+two seeds, one epoch; the table's mean/std must be those of the per-seed values it logged."""
+import importlib.util
+import json
+import math
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("compare_methods", os.path.join(ROOT, "benchmarks", "compare_methods.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def reference_mean_std(values):
+    """Plain loops: the mean and the sample standard deviation."""
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def test_table_matches_the_logged_per_seed_values(tiny_lite, tmp_path, capsys):
+    config_dir = tmp_path / "methods"
+    config_dir.mkdir()
+    (config_dir / "broken_lite.yaml").write_text("_base_: %s\nloss:\n  name: no_such_loss\n"
+                                                  % os.path.join(ROOT, "configs", "hashnet_lite.yaml"))
+    out = tmp_path / "out"
+    plot = tmp_path / "map.png"
+    code = load_script().main(["--methods", "hashnet", "broken", "lsh", "itq", "--bits", "16", "--seeds", "0", "1",
+                               "--epochs", "1", "--data-path", tiny_lite, "--config-dir", str(config_dir),
+                               "--output-dir", str(out), "--plot", str(plot), "-o", "dataset.num_workers=0",
+                               "-o", "model.fc_dim=64"])  # small checkpoints: each run saves its weights
+    printed = capsys.readouterr().out
+    assert code == 1  # the broken method failed, the others ran
+    runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(r["method"], r["seed"]) for r in runs] == [(m, s) for m in ("hashnet", "broken", "lsh", "itq") for s in (0, 1)]
+    assert all("no_such_loss" in r["error"] for r in runs if r["method"] == "broken")
+    table = printed[printed.index("method  "):].splitlines()
+    assert table[0].split() == ["method", "bits", "mAP@all", "precision@r2", "train", "s/epoch"]
+    assert set(table[1]) <= {"-", " "}
+    rows = {line.split()[0]: line.split() for line in table[2:6]}
+    assert list(rows) == ["hashnet", "broken", "lsh", "itq"]
+    for method in ("hashnet", "lsh", "itq"):
+        ok = [r for r in runs if r["method"] == method]
+        assert len(ok) == 2 and all(0 <= r["map"] <= 1 and 0 <= r["precision_r2"] <= 1 for r in ok)
+        for column, key in ((2, "map"), (5, "precision_r2")):
+            mean, std = reference_mean_std([r[key] for r in ok])
+            assert rows[method][column:column + 3] == [f"{mean:.4f}", "+-", f"{std:.4f}"], (method, key)
+    seconds = [r["epoch_seconds"] for r in runs if r["method"] == "hashnet"]
+    assert all(s > 0 for s in seconds) and rows["hashnet"][-1] == f"{sum(seconds) / 2:.1f}"
+    assert rows["lsh"][-1] == "-" and rows["broken"][2:4] == ["failed", "failed"]
+    assert "failed: broken 16 bits seed 0: UserError" in printed
+    assert "Schedule: 1 epoch per run" in printed and "--seeds 0 1 --epochs 1" in printed and rows["hashnet"][1] == "16"
+    # the markdown copy holds the same rows; the plot was drawn
+    markdown = (out / "compare_methods.md").read_text()
+    assert f"| hashnet | 16 | {rows['hashnet'][2]} +- {rows['hashnet'][4]} |" in markdown
+    assert plot.stat().st_size > 1000

@@ -1,0 +1,140 @@
+"""Backbones by name: every one feeds the hash head, exports to the same codes, and loads
+paddle.vision's ImageNet-named weights. Small inputs (64x64, batch 2) keep VGG16/ResNet50 cheap."""
+import os
+
+import numpy as np
+import paddle
+import pytest
+import yaml
+from paddle.vision import models as vision
+
+from models import BACKBONES, build_model
+from utils.checkpoint import load_backbone_weights
+from utils.config import build_config, save_config
+from utils.errors import UserError
+
+LITE = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "hashnet_lite.yaml")
+
+# name -> (paddle.vision constructor with random weights, its model_urls key, its last (fc8) layer)
+VISION = {
+    "vgg16": (lambda: vision.vgg16(pretrained=False), vision.vgg.model_urls["vgg16"], ("classifier", 6)),
+    "resnet18": (lambda: vision.resnet18(pretrained=False), vision.resnet.model_urls["resnet18"], ("fc", None)),
+    "resnet50": (lambda: vision.resnet50(pretrained=False), vision.resnet.model_urls["resnet50"], ("fc", None)),
+    "mobilenetv3_large": (lambda: vision.mobilenet_v3_large(pretrained=False),
+                          vision.mobilenetv3.model_urls["mobilenet_v3_large_x1.0"], ("classifier", 3)),
+    "mobilenetv3_small": (lambda: vision.mobilenet_v3_small(pretrained=False),
+                          vision.mobilenetv3.model_urls["mobilenet_v3_small_x1.0"], ("classifier", 3)),
+}
+
+
+def test_every_paddle_vision_backbone_is_registered():
+    assert set(VISION) | {"alexnet"} == set(BACKBONES)
+
+
+def _without_fc8(reference, where):
+    """paddle.vision's network ending at the layer before its 1000-way classifier: the reference."""
+    attr, index = where
+    if index is None:
+        setattr(reference, attr, paddle.nn.Identity())
+    else:
+        getattr(reference, attr)[index] = paddle.nn.Identity()
+    return reference
+
+
+@pytest.mark.parametrize("name", sorted(VISION))
+def test_imagenet_named_weights_load_and_give_paddle_vision_features(name, tmp_path, monkeypatch):
+    make_reference, (url, md5), fc8 = VISION[name]
+    paddle.seed(10)
+    reference = make_reference()
+    path = str(tmp_path / os.path.basename(url))
+    paddle.save(reference.state_dict(), path)
+    paddle.seed(11)  # other random weights, so only loading can make them equal
+    backbone = BACKBONES[name](dropout=0.5, fc_dim=4096, batch_norm=False)
+    messages = []
+
+    class Log:
+        info = staticmethod(messages.append)
+
+    assert load_backbone_weights(backbone, path, Log) == path
+    assert f"differs from paddle.vision's {os.path.basename(url)}" in messages[0]  # random, not the official file
+    own = backbone.state_dict()
+    assert f"loaded {len(own)}," in messages[1] and "missing none" in messages[1] and "shape mismatch none" in messages[1]
+    unused = [k for k in reference.state_dict() if k not in own]
+    assert unused and all(k.startswith(fc8[0]) for k in unused) and str(unused) in messages[1]
+
+    # eval mode uses every loaded tensor (BatchNorm statistics included): equal features = all loaded
+    reference = _without_fc8(reference, fc8)
+    reference.eval()
+    backbone.eval()
+    x = paddle.randn([2, 3, 64, 64])
+    features = backbone(x)
+    assert features.shape == [2, backbone.feature_dim]
+    np.testing.assert_allclose(features.numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-5)
+
+    # "imagenet" asks paddle.vision's downloader for this network's own file and md5 (no network here)
+    asked = []
+
+    class Asked(Exception):
+        pass
+
+    def fake_download(got_url, got_md5):
+        asked.append((got_url, got_md5))
+        raise Asked  # stop before loading the file a second time
+
+    monkeypatch.setattr("paddle.utils.download.get_weights_path_from_url", fake_download)
+    with pytest.raises(Asked):
+        load_backbone_weights(backbone, "imagenet")
+    assert asked == [(url, md5)]
+
+
+def test_weights_of_another_network_are_a_user_error(tmp_path):
+    paddle.seed(0)
+    path = str(tmp_path / "resnet18.pdparams")
+    paddle.save(vision.resnet18(pretrained=False).state_dict(), path)
+    with pytest.raises(UserError, match="no tensor matches the backbone.*mobilenet_v3_small_x1.0.pdparams"):
+        load_backbone_weights(BACKBONES["mobilenetv3_small"](), path)
+
+
+def _export_and_encode(cfg, tmp_path):
+    """Save weights + config as training does, run export_model.py, encode with Paddle Inference."""
+    import export_model
+    from utils.inference import DygraphEncoder, InferenceEncoder
+
+    bit = cfg["model"]["bit"]
+    prefix = str(tmp_path / f"model_best_{bit}")
+    paddle.seed(5)
+    model = build_model(cfg)
+    paddle.save(model.state_dict(), prefix + ".pdparams")
+    save_config(cfg, str(tmp_path / f"config_{bit}.yaml"))
+    out = str(tmp_path / "inference")
+    export_model.main(["--bit", str(bit), "--pretrained", prefix, "--save-inference-dir", out])
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    dygraph = DygraphEncoder(cfg, prefix)
+    with paddle.no_grad():
+        logits = dygraph.model.model(paddle.to_tensor(images)).numpy()
+    with open(os.path.join(out, "infer_cfg.yml"), encoding="utf-8") as f:
+        info = yaml.safe_load(f)
+    return logits, dygraph.encode_batch(images), InferenceEncoder(out, bit).encode_batch(images), info
+
+
+@pytest.mark.parametrize("name", sorted(VISION))  # AlexNet's export: tests/test_pipeline.py
+def test_exported_model_gives_the_dygraph_codes(name, tmp_path):
+    cfg = build_config(LITE, {"bit": 16}, [f"model.backbone={name}"])  # 64x64 crops, fc_dim 1024, BatchNorm
+    logits, dygraph_codes, exported_codes, info = _export_and_encode(cfg, tmp_path)
+    assert info["backbone"] == name and info["crop_size"] == 64
+    assert dygraph_codes.shape == (2, 16) and set(np.unique(dygraph_codes)) == {-1, 1}
+    np.testing.assert_array_equal(dygraph_codes, np.where(logits >= 0, 1, -1))
+    # no logit so close to 0 (relative to the others: untrained MobileNets output ~1e-8) that
+    # rounding differences between the two paths could flip its bit
+    assert np.abs(logits).min() > 1e-4 * np.abs(logits).max()
+    np.testing.assert_array_equal(exported_codes, dygraph_codes)
+
+
+def test_lite_options_apply_to_vgg16_and_are_ignored_by_the_others():
+    vgg = BACKBONES["vgg16"](dropout=0.0, fc_dim=64, batch_norm=True)
+    assert vgg.feature_dim == 64 and any(isinstance(layer, paddle.nn.BatchNorm2D) for layer in vgg.features)
+    plain = BACKBONES["vgg16"](dropout=0.5, fc_dim=64, batch_norm=False)
+    assert not any(isinstance(layer, paddle.nn.BatchNorm2D) for layer in plain.features)
+    assert BACKBONES["resnet18"](dropout=0.0, fc_dim=64, batch_norm=False).feature_dim == 512
+    assert BACKBONES["mobilenetv3_small"](fc_dim=64).feature_dim == 1024

@@ -1,0 +1,172 @@
+"""What the engine needs from every loss, and small pieces several losses share.
+
+The engine calls `loss(outputs, labels, indices)` with the head's training outputs (z, or a
+tuple (z, extras...) for heads with a classifier), the multi-hot labels and the dataset
+indices of the batch; `on_epoch_start(epoch)` / `on_step(iteration)` before each epoch / step;
+logs `beta` when it is not None; checkpoints `state_dict()`; and, after data-parallel
+training, compares `buffers()` across ranks. A loss declares its config keys and published
+defaults in `DEFAULTS` (the `loss` section's schema for that method), the head it needs in
+`MODEL` (a models.MODELS name) and whether it works on multi-label data in `MULTI_LABEL`.
+"""
+import paddle
+from paddle import nn
+
+from utils.errors import UserError
+
+
+class HashLoss(nn.Layer):
+    NAME = None             # the LOSSES key (loss.name)
+    DEFAULTS = {}           # config keys of the `loss` section (besides name) and their defaults
+    MODEL = "hashnet"       # the head whose outputs this loss consumes
+    MULTI_LABEL = True      # False: the engine refuses multi-label data sets for this method
+    beta = None             # a continuation parameter to log, when the method has one
+
+    def __init__(self, comm=None):
+        super().__init__()
+        self.comm = comm
+
+    @property
+    def distributed(self):
+        return self.comm is not None and self.comm.active
+
+    def on_epoch_start(self, epoch):
+        """Called at the start of every training epoch (epochs count from 0)."""
+
+    def on_step(self, iteration):
+        """Called before every training step with the global iteration count (from 0)."""
+
+    def share(self, loss):
+        """A batch-only loss (pairs inside one rank's batch) is correct per rank; the engine sums
+        the ranks' losses, so each rank contributes loss / world size (the mean over ranks)."""
+        return loss / self.comm.world_size if self.distributed else loss
+
+    @classmethod
+    def check_options(cls, options):
+        """Raise UserError naming `loss.<key>` for a bad value; options hold every DEFAULTS key."""
+
+    @classmethod
+    def check_data(cls, options, multi_label, dataset):
+        """Refuse data this method cannot learn from (called by build_loss with the training labels)."""
+        if multi_label and not cls.MULTI_LABEL:
+            raise UserError(f"loss {cls.NAME!r} supports single-label data only, but data set {dataset!r} has "
+                            f"images with several labels")
+
+
+# -- option checks (each names the config key at fault) ----------------------------------------
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_positive(options, *keys, allow_none=False):
+    for key in keys:
+        value = options[key]
+        if not ((allow_none and value is None) or (_is_number(value) and value > 0)):
+            extra = " or null" if allow_none else ""
+            raise UserError(f"loss.{key}: must be > 0{extra}, got {value!r}")
+
+
+def check_non_negative(options, *keys):
+    for key in keys:
+        if not (_is_number(options[key]) and options[key] >= 0):
+            raise UserError(f"loss.{key}: must be >= 0, got {options[key]!r}")
+
+
+def check_int(options, key, minimum):
+    value = options[key]
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+        raise UserError(f"loss.{key}: must be an integer >= {minimum}, got {value!r}")
+
+
+def check_choice(options, key, choices):
+    if options[key] not in choices:
+        raise UserError(f"loss.{key}: must be one of {', '.join(map(str, choices))}, got {options[key]!r}")
+
+
+# -- shared numerics --------------------------------------------------------------------------
+def similarity(labels_a, labels_b):
+    """s_ij = 1 when items i and j share at least one label, else 0 (float32 [n, m])."""
+    return (paddle.matmul(labels_a, labels_b, transpose_y=True) > 0).astype(labels_a.dtype)
+
+
+def off_diagonal_mean(matrix):
+    """Mean over the pairs i != j of a square [n, n] pair matrix."""
+    n = matrix.shape[0]
+    mask = 1.0 - paddle.eye(n, dtype=matrix.dtype)
+    return (matrix * mask).sum() / (n * (n - 1))
+
+
+def balanced_weights(similar, valid, s1, s0):
+    """Pair weights S/S1 for similar and S/S0 for dissimilar pairs (S = S1 + S0), so the rarer
+    class is not drowned out, times valid (0 for pairs that do not count); returns (weights, S)."""
+    total = s1 + s0
+    w_sim = paddle.where(s1 > 0, total / paddle.clip(s1, min=1.0), paddle.zeros_like(s1))
+    w_dis = paddle.where(s0 > 0, total / paddle.clip(s0, min=1.0), paddle.zeros_like(s0))
+    return (similar * w_sim + (1 - similar) * w_dis) * valid, total
+
+
+def squared_distances(x):
+    """||x_i - x_j||^2 for every pair of rows (clipped at 0 against rounding)."""
+    norms = (x * x).sum(axis=1, keepdim=True)
+    return paddle.clip(norms + norms.t() - 2 * paddle.matmul(x, x, transpose_y=True), min=0.0)
+
+
+def log1p_exp(x):
+    """log(1 + exp(x)), stable for any x."""
+    return paddle.log1p(paddle.exp(-paddle.abs(x))) + paddle.clip(x, min=0)
+
+
+def binary_codes(x):
+    """+-1 codes with 0 -> +1, the convention of models.codes_from_logits (no gradient)."""
+    return ((x >= 0).astype(x.dtype) * 2 - 1).detach()
+
+
+class CodeMemory:
+    """Mixin for losses that pair the batch with a memory of every training item's latest code
+    (HashNet, DPSH): buffers memory_codes / memory_labels / memory_filled, written with the
+    batches of all ranks in data-parallel runs so every rank holds the same memory."""
+
+    def init_memory(self, num_train, bit, num_classes):
+        dtype = paddle.get_default_dtype()
+        self.register_buffer("memory_codes", paddle.zeros([num_train, bit], dtype=dtype))
+        self.register_buffer("memory_labels", paddle.zeros([num_train, num_classes], dtype=dtype))
+        self.register_buffer("memory_filled", paddle.zeros([num_train], dtype=dtype))
+
+    def update_memory(self, codes, labels, indices):
+        """Write detached codes/labels at their dataset indices."""
+        with paddle.no_grad():
+            dtype = self.memory_codes.dtype
+            self.memory_codes[indices] = codes.detach().astype(dtype)
+            self.memory_labels[indices] = labels.astype(dtype)
+            self.memory_filled[indices] = paddle.ones([indices.shape[0]], dtype=dtype)
+
+    def write_batch(self, codes, labels, indices):
+        """The batch (every rank's batch in data-parallel runs) goes into the memory first."""
+        if self.distributed:
+            self.update_memory(self.comm.gather(codes.detach()), self.comm.gather(labels), self.comm.gather(indices))
+        else:
+            self.update_memory(codes, labels, indices)
+
+    def global_count(self, count):
+        """A pair count summed over ranks, so the ranks' losses add up to the one-process loss."""
+        return self.comm.sum(count) if self.distributed else count
+
+
+def classification_loss(logits, labels, sigmoid):
+    """Mean over the batch of: softmax cross-entropy against the label distribution (the one-hot
+    label; a multi-hot label normalised to sum 1), or (sigmoid=True) per-class sigmoid
+    cross-entropy summed over the classes."""
+    if sigmoid:
+        return (log1p_exp(logits) - labels * logits).sum(axis=1).mean()
+    target = labels / paddle.clip(labels.sum(axis=1, keepdim=True), min=1.0)
+    return -(nn.functional.log_softmax(logits, axis=1) * target).sum(axis=1).mean()
+
+
+class ClassifierLossMixin:
+    """The `classification` option of methods whose head has a classifier (SSDH, DSHSD,
+    GreedyHash): softmax (default; the papers' cross-entropy, on multi-label data against the
+    normalised multi-hot vector) or sigmoid (independent per-class cross-entropy)."""
+
+    CLASSIFICATION = ("softmax", "sigmoid")
+
+    def classify(self, logits, labels):
+        return classification_loss(logits, labels, self.classification == "sigmoid")

@@ -1,0 +1,84 @@
+"""HashNet loss: weighted pairwise log-likelihood with continuation (the project's default method)."""
+import math
+
+import paddle
+
+from utils.config import DEFAULTS as CONFIG_DEFAULTS
+from utils.losses.base import (CodeMemory, HashLoss, balanced_weights, check_choice, check_int, check_positive, log1p_exp,
+                               similarity)
+
+
+def epoch_beta(epoch, beta_step=20):
+    """Paddle/PyTorch re-implementations: beta = sqrt(epoch // beta_step + 1)."""
+    return math.sqrt(epoch // beta_step + 1)
+
+
+def caffe_beta(iteration, gamma=0.005, power=0.5, step=200):
+    """Original Caffe HashNet: beta = (1 + gamma * iter) ** power, updated every `step` iterations."""
+    return (1.0 + gamma * (iteration // step * step)) ** power
+
+
+class HashNetLoss(CodeMemory, HashLoss):
+    """HashNet (Cao et al., ICCV 2017): weighted pairwise log-likelihood with continuation.
+
+    Pairs are (batch item, memory item), where the memory holds the latest tanh codes and
+    labels of every training image seen so far (the batch is written into it first), so each
+    step sees far more pairs than a batch alone. Pair weights: "balanced" (Paddle reproduction)
+    weights similar and dissimilar pairs S/S1 and S/S0 so the rarer class (usually "similar")
+    is not drowned out; "constant" (Caffe) weights similar pairs by similar_weight (its
+    class_num) and normalises by S1 * similar_weight + S0.
+    The loss owns beta, h = tanh(beta * z): per epoch (continuation="epoch") or per iteration
+    (continuation="iteration", the Caffe schedule). Multi-label: yes (s_ij = shared label).
+    Data-parallel: every rank writes every rank's batch into its memory and the pair counts
+    S1/S0 are global, so the sum of the ranks' losses is the one-process loss.
+    """
+
+    NAME = "hashnet"
+    # HashNet is the default method: its keys are those of utils/config.py DEFAULTS["loss"].
+    DEFAULTS = {k: v for k, v in CONFIG_DEFAULTS["loss"].items() if k != "name"}
+
+    def __init__(self, num_train, bit, num_classes, alpha=0.1, beta_step=20, comm=None, continuation="epoch",
+                 beta_gamma=0.005, beta_power=0.5, beta_step_iters=200, pair_weighting="balanced",
+                 similar_weight=1.0):
+        super().__init__(comm)
+        self.alpha = 10.0 / bit if alpha is None else alpha  # None: Caffe's 10 / K
+        self.beta_step = beta_step
+        self.continuation = continuation
+        self.caffe_schedule = {"gamma": beta_gamma, "power": beta_power, "step": beta_step_iters}
+        self.pair_weighting = pair_weighting
+        self.similar_weight = similar_weight
+        self.beta = 1.0
+        self.init_memory(num_train, bit, num_classes)
+
+    @classmethod
+    def check_options(cls, options):
+        check_positive(options, "alpha", allow_none=True)
+        check_choice(options, "continuation", ("epoch", "iteration"))
+        check_choice(options, "pair_weighting", ("balanced", "constant"))
+        check_positive(options, "beta_gamma", "beta_power", "similar_weight")
+        check_int(options, "beta_step_iters", 1)
+        check_int(options, "beta_step", 1)
+
+    def on_epoch_start(self, epoch):
+        if self.continuation == "epoch":
+            self.beta = epoch_beta(epoch, self.beta_step)
+
+    def on_step(self, iteration):
+        if self.continuation == "iteration":
+            self.beta = caffe_beta(iteration, **self.caffe_schedule)
+
+    def forward(self, z, labels, indices):
+        h = paddle.tanh(self.beta * z)
+        self.write_batch(h, labels, indices)
+        similar = similarity(labels.astype(self.memory_labels.dtype), self.memory_labels)
+        valid = self.memory_filled.unsqueeze(0).expand_as(similar)
+        theta = self.alpha * paddle.matmul(h, self.memory_codes, transpose_y=True)
+        nll = log1p_exp(theta) - similar * theta  # log(1 + exp(theta)) - s * theta
+        s1 = self.global_count((similar * valid).sum())
+        s0 = self.global_count(((1 - similar) * valid).sum())
+        if self.pair_weighting == "constant":
+            total = s1 * self.similar_weight + s0
+            weights = (similar * self.similar_weight + (1 - similar)) * valid
+            return (nll * weights).sum() / total
+        weights, total = balanced_weights(similar, valid, s1, s0)
+        return (nll * weights).sum() / total
