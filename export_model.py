@@ -1,7 +1,8 @@
 """Export trained weights to a static inference graph for Paddle Inference.
 
 Writes DIR/inference_<K>.json + DIR/inference_<K>.pdiparams (Paddle 3 PIR format) and
-DIR/infer_cfg.yml (preprocessing and bit count). The graph outputs the +-1 code.
+DIR/infer_cfg.yml (preprocessing and bit count). The graph outputs the +-1 code. The weights
+also go to DIR/model_<K>.safetensors: the form to hand to others (loading it runs no code).
 """
 import argparse
 import os
@@ -20,7 +21,12 @@ def parse_args(argv=None):
                         "else configs/hashnet_<dataset>.yaml)")
     p.add_argument("--dataset", default=None, help="picks configs/hashnet_<dataset>.yaml when no config is found")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    from utils.cli import check_bit, check_output_dir
+
+    check_bit(args.bit)
+    check_output_dir(args.save_inference_dir, "--save-inference-dir")
+    return args
 
 
 @exit_on_user_error
@@ -52,9 +58,14 @@ def main(argv=None):
         paddle.jit.save(static, prefix)
     except OSError as exc:
         raise UserError(f"--save-inference-dir {args.save_inference_dir}: cannot write ({exc.strerror})") from None
+    from utils.weights import save_safetensors
+
+    released = save_safetensors(model.state_dict(),
+                                os.path.join(args.save_inference_dir, f"model_{args.bit}.safetensors"),
+                                {"bit": args.bit, "backbone": cfg["model"]["backbone"]})
     info = {"bit": args.bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
             "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
-            "weights_sha256": file_sha256(weights)}
+            "weights_sha256": file_sha256(weights), "safetensors": os.path.basename(released)}
     with atomic_open(os.path.join(args.save_inference_dir, "infer_cfg.yml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(info, f, sort_keys=False)
     print(f"exported {args.bit}-bit model to {prefix}.json / .pdiparams (+ infer_cfg.yml)")

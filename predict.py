@@ -7,6 +7,7 @@ fingerprint of the model and list; a stale cache is rebuilt). Works from trained
 import argparse
 import os
 
+from utils.cli import check_bit, check_range, str2bool
 from utils.errors import UserError, exit_on_user_error
 from utils.retrieval import backend_names
 
@@ -32,20 +33,26 @@ def parse_args(argv=None):
     p.add_argument("--show", action="store_true", help="write (and display, when possible) the query beside its matches")
     p.add_argument("--batch-size", "--batch_size", type=int, default=32, help="batch size for encoding the database")
     p.add_argument("--num-workers", "--num_workers", type=int, default=2, help="image decoding worker processes")
-    p.add_argument("--use-mkldnn", "--use_mkldnn", type=lambda s: s.lower() in ("1", "true", "yes"), default=True,
+    p.add_argument("--use-mkldnn", "--use_mkldnn", type=str2bool, default=True,
                    help="oneDNN for the exported model on CPU")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     p.add_argument("-c", "--config", default=None, help="training config (default: the one saved beside the weights)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = p.parse_args(argv)
     if args.pretrained is None and args.model_dir is None:
-        p.error("give --pretrained PREFIX (trained weights) or --model-dir DIR (exported model)")
-    if args.topk < 1:
-        p.error(f"--topk must be >= 1, got {args.topk}")
-    if args.radius is not None and args.radius < 0:
-        p.error(f"--radius must be >= 0, got {args.radius}")
-    if args.batch_size < 1 or args.num_workers < 0 or args.threads < 0:
-        p.error("--batch-size must be >= 1, --num-workers and --threads >= 0")
+        raise UserError("give --pretrained PREFIX (trained weights) or --model-dir DIR (exported model)")
+    check_bit(args.bit)
+    check_range("--topk", args.topk, 1)
+    check_range("--radius", args.radius, 0, args.bit)  # beyond K bits every image is within the radius
+    check_range("--batch-size", args.batch_size, 1)
+    check_range("--num-workers", args.num_workers, 0, 64)
+    check_range("--threads", args.threads, 0, 1024)
+    if args.model_dir is not None and not os.path.isdir(args.model_dir):
+        raise UserError(f"--model-dir: folder not found: {args.model_dir}")
+    if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset != "lite":
+        raise UserError(f"--data-path: folder not found: {args.data_path}")
+    if os.path.exists(args.save_path) and not os.path.isdir(args.save_path):
+        raise UserError(f"--save-path {args.save_path}: exists and is not a folder")
     return args
 
 
@@ -78,7 +85,9 @@ def label_text(label_row, names):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    from utils.cli import config_for_weights
+    from utils.cli import check_output_dir, config_for_weights
+
+    check_output_dir(args.save_path, "--save-path")
 
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, args.data_path, args.override)
     if args.list_dir:
@@ -92,7 +101,7 @@ def main(argv=None):
 
     query_image = read_image(args.img)  # a bad query fails before any model or database work
 
-    from utils.code_cache import fingerprint, load_cached_codes, save_codes
+    from utils.code_cache import cached_or_built, fingerprint
     from utils.config import dataset_lists
     from utils.env import setup_device
     from utils.inference import DygraphEncoder, InferenceEncoder, encode_list
@@ -109,11 +118,9 @@ def main(argv=None):
     data_root = cfg["dataset"]["data_path"]
     db_list = dataset_lists(cfg)["database"]
     expected = fingerprint(encoder, db_list, data_root)
-    db_codes, reason = load_cached_codes(args.save_path, expected)
-    if db_codes is None:
-        print(f"encoding the database ({reason})")
-        db_codes, _ = encode_list(encoder, db_list, data_root, args.batch_size, args.num_workers, "encode database")
-        save_codes(args.save_path, expected, db_codes)
+    db_codes = cached_or_built(  # under a file lock: concurrent predict.py runs build the cache once
+        args.save_path, expected,
+        lambda: encode_list(encoder, db_list, data_root, args.batch_size, args.num_workers, "encode database")[0])
     db_paths, db_labels = parse_list(db_list)
     lists = dataset_lists(cfg)
     q_labels = query_labels(args.img, data_root, (lists["test"], lists["database"]))

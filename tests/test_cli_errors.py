@@ -1,26 +1,9 @@
 """Bad input ends with one `error: ...` line naming the culprit and a non-zero exit, no traceback."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(*argv):
-    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_one_line_error(code, stderr, *fragments):
-    assert code != 0
-    assert "Traceback" not in stderr, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("error:") or ": error:" in line]
-    assert len(errors) == 1, stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
+from tests.reliability.common import assert_one_line_error, run
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,56 @@ def train_parser(description):
           help="after evaluation, write pr_curve_<K>.png and precision_at_n_<K>.png (matplotlib) to the output dir")
     _flag(p, "--device", default=None, choices=["auto", "cpu", "gpu"], help="default: gpu when available, else cpu")
     _flag(p, "--threads", type=int, default=None, help="CPU threads per process (0: cores / processes)")
+    _flag(p, "--skip-bad-images", action="store_const", const=True, default=None,
+          help="skip missing/unreadable images (counted and reported at the end) instead of stopping at the first")
+    _flag(p, "--allow-outside-data-root", action="store_const", const=True, default=None,
+          help="accept list paths that are absolute or lead out of --data-path with ../ (refused by default)")
     return p
+
+
+def str2bool(text):
+    """True/False for flags like --use-gpu; anything else is an argparse error (not a silent False)."""
+    if text.lower() in ("1", "true", "yes", "y", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def check_range(name, value, low, high=None, what="an integer"):
+    """value within [low, high] or a one-line UserError naming the flag."""
+    from utils.errors import UserError
+
+    if value is not None and (value < low or (high is not None and value > high)):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise UserError(f"{name} must be {what} {bound}, got {value}")
+    return value
+
+
+def check_bit(bit, flag="--bit"):
+    from utils.config import SUPPORTED_BITS
+    from utils.errors import UserError
+
+    if bit not in SUPPORTED_BITS:
+        raise UserError(f"{flag} {bit} is not a supported code length {SUPPORTED_BITS}")
+    return bit
+
+
+def check_output_dir(path, flag="--output-dir"):
+    """A folder we can write to (created if absent), or a one-line UserError."""
+    import os
+
+    from utils.errors import UserError
+
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{flag} {path}: exists and is not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot create folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: folder is not writable")
+    return path
 
 
 def saved_config(pretrained, bit=None):
@@ -59,11 +108,14 @@ def saved_config(pretrained, bit=None):
 def config_from_args(args):
     flags = {k: getattr(args, k) for k in ("dataset", "data_path", "list_dir", "bit", "epoch", "batch_size", "lr",
                                            "seed", "num_workers", "output_dir", "pretrained", "pretrained_backbone",
-                                           "resume", "eval", "plots", "device", "threads")}
+                                           "resume", "eval", "plots", "device", "threads", "skip_bad_images",
+                                           "allow_outside_data_root")}
     config = args.config
     if config is None and args.eval and args.pretrained:  # evaluate with the settings that trained the weights
         config = saved_config(args.pretrained, args.bit)
-    return build_config(config, flags, args.override)
+    cfg = build_config(config, flags, args.override)
+    check_output_dir(cfg["output_dir"])
+    return cfg
 
 
 def config_for_weights(pretrained, bit, config=None, dataset=None, data_path=None, overrides=()):

@@ -2,9 +2,13 @@
 
 The fingerprint names the model (sha256 of its weights), the list file (sha256 of its bytes),
 the data root and the bit count; any difference means the codes are stale and are rebuilt.
-The .npy is written first and the .json last, both atomically, so a crash in between leaves a
-cache without a valid fingerprint, which is rebuilt rather than trusted. No pickle is involved.
+The .json also records the sha256 of the codes, so an .npy that does not belong to its .json
+is never trusted. Both files are written atomically (.npy first, .json last). Processes that
+share a cache take a file lock (`database_code_<K>.lock`, the filelock package) around
+check-and-build, so two predict.py started together encode the database once and the second
+reads what the first wrote. No pickle is involved (np.load(allow_pickle=False), JSON).
 """
+import hashlib
 import json
 import os
 
@@ -19,9 +23,17 @@ def cache_paths(save_dir, bit):
     return base + ".npy", base + ".json"
 
 
+def lock_path(save_dir, bit):
+    return os.path.join(save_dir, f"database_code_{bit}.lock")
+
+
 def fingerprint(encoder, list_path, data_root):
     return {"bit": int(encoder.bit), "model_sha256": encoder.fingerprint, "list_sha256": file_sha256(list_path),
             "list": os.path.abspath(list_path), "data_root": os.path.abspath(data_root)}
+
+
+def _codes_sha256(codes):
+    return hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int8).tobytes()).hexdigest()
 
 
 def load_cached_codes(save_dir, expected):
@@ -33,18 +45,47 @@ def load_cached_codes(save_dir, expected):
         with open(meta_path, encoding="utf-8") as f:
             meta = json.load(f)
         codes = np.load(codes_path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
         return None, f"cache unreadable ({type(exc).__name__})"
+    if not isinstance(meta, dict):
+        return None, "cache fingerprint is not a JSON object"
     changed = [k for k in expected if meta.get(k) != expected[k]]
     if changed:
         return None, "fingerprint differs: " + ", ".join(changed)
     if codes.ndim != 2 or codes.shape[1] != expected["bit"] or meta.get("count") != codes.shape[0]:
         return None, "cache shape does not match its fingerprint"
+    if meta.get("codes_sha256") != _codes_sha256(codes):
+        return None, "cached codes do not match their fingerprint (codes_sha256)"
     return codes, "up to date"
 
 
 def save_codes(save_dir, expected, codes):
+    codes = np.asarray(codes, dtype=np.int8)
     codes_path, meta_path = cache_paths(save_dir, expected["bit"])
-    atomic_numpy_save(np.asarray(codes, dtype=np.int8), codes_path)
+    atomic_numpy_save(codes, codes_path)
     with atomic_open(meta_path, "w", encoding="utf-8") as f:
-        json.dump({**expected, "count": int(codes.shape[0])}, f, indent=1)
+        json.dump({**expected, "count": int(codes.shape[0]), "codes_sha256": _codes_sha256(codes)}, f, indent=1)
+
+
+def cached_or_built(save_dir, expected, build, log=print):
+    """The database codes from the cache, or from build() (then cached), under a file lock."""
+    from filelock import FileLock, Timeout
+
+    os.makedirs(save_dir, exist_ok=True)
+    lock = FileLock(lock_path(save_dir, expected["bit"]))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"waiting for another process that holds {lock.lock_file}")
+        lock.acquire()
+    try:
+        codes, reason = load_cached_codes(save_dir, expected)
+        if codes is None:
+            log(f"encoding the database ({reason}) -> {cache_paths(save_dir, expected['bit'])[0]}")
+            codes = np.asarray(build(), dtype=np.int8)
+            save_codes(save_dir, expected, codes)
+        else:
+            log(f"database codes: {cache_paths(save_dir, expected['bit'])[0]} (cache up to date)")
+        return codes
+    finally:
+        lock.release()

@@ -18,6 +18,8 @@ import collections
 import itertools
 import math
 import os
+import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -25,6 +27,7 @@ import numpy as np
 import paddle
 
 from utils.errors import UserError
+from utils.fileio import fault_point
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,6 +37,9 @@ _AUG_STREAM = 1
 _SHUFFLE_STREAM = 2
 
 _DROP_01 = str.maketrans("", "", "01")
+
+# Decompression-bomb guard (config dataset.max_image_pixels): 100 MP is ~300 MB as 8-bit RGB.
+DEFAULT_MAX_PIXELS = 100_000_000
 
 
 # --------------------------------------------------------------------------- lists
@@ -45,17 +51,20 @@ def _read_list(list_path, num_classes=None):
     if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
         raise UserError(f"{list_path}: num_classes must be >= 1, got {num_classes!r}")
     try:
-        # Text mode with universal newlines: CRLF and CR line ends read as LF; utf-8-sig drops a BOM.
-        with open(list_path, "r", encoding="utf-8-sig") as f:
-            text = f.read()
+        with open(list_path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise UserError(f"{list_path}: list file not found") from None
     except IsADirectoryError:
         raise UserError(f"{list_path}: is a folder, expected a list file") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{list_path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise UserError(f"{list_path}: cannot read list file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # utf-8-sig drops a BOM
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+        raise UserError(f"{list_path}:{line}: not UTF-8 text (byte {exc.start}); list files must be UTF-8") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # CRLF and CR line ends read as LF
 
     expected = None if num_classes is None else int(num_classes)
     paths, bits, linenos = [], [], []
@@ -67,6 +76,8 @@ def _read_list(list_path, num_classes=None):
         where = f"{list_path}:{lineno}"
         if not labels:
             raise UserError(f"{where}: no labels")
+        if "\x00" in tokens[0]:
+            raise UserError(f"{where}: the image path contains a NUL character")
         if expected is None:
             expected = len(labels)
         if len(labels) != expected:
@@ -109,15 +120,73 @@ def parse_list(list_path, num_classes=None):
 
 _IMREAD_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
-def read_image(path):
+
+def _jpeg_size(data):
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers carry no length
+            pos += 2
+            continue
+        if marker in _JPEG_SOF:
+            if pos + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return width, height
+        pos += 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+    return None
+
+
+def image_size(data):
+    """(width, height) from the header of a JPEG/PNG/BMP/GIF/WebP file's bytes, None for other
+    formats or a header too short to tell. Reads a few bytes; decodes nothing."""
+    data = bytes(data[:1 << 16]) if not data[:2] == b"\xff\xd8" else bytes(data)
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+        if data[:2] == b"BM":
+            if struct.unpack("<I", data[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER
+                return struct.unpack("<HH", data[18:22])
+            width, height = struct.unpack("<ii", data[18:26])
+            return abs(width), abs(height)
+        if data[:4] in (b"GIF8",):
+            return struct.unpack("<HH", data[6:10])
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                return (int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1)
+            if chunk == b"VP8L":
+                bits = int.from_bytes(data[21:25], "little")
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                width, height = struct.unpack("<HH", data[26:30])
+                return width & 0x3FFF, height & 0x3FFF
+    except struct.error:
+        return None
+    return None
+
+
+def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
     """Decode an image file to uint8 HxWx3 RGB.
 
     Grayscale is expanded to 3 channels, alpha is dropped (as PIL's convert("RGB")),
-    16-bit is reduced to 8-bit; EXIF orientation is ignored (as PIL's Image.open).
-    Missing, empty or undecodable files raise UserError naming the path.
+    16-bit is reduced to 8-bit, CMYK JPEGs are converted; EXIF orientation is ignored (as
+    PIL's Image.open). Missing, empty or undecodable files raise UserError naming the path, and
+    so does an image whose header claims more than max_pixels pixels (a decompression bomb),
+    before anything is decoded. Formats whose header is not parsed here (TIFF, ...) rely on
+    OpenCV's own limit (2**30 pixels).
     """
     path = os.fspath(path)
+    fault_point("read_image")  # test-only crash hook (utils.fileio)
     try:
         buf = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: handles non-ASCII names everywhere
     except FileNotFoundError:
@@ -128,12 +197,16 @@ def read_image(path):
         raise UserError(f"{path}: cannot read image: {exc.strerror or exc}") from None
     if buf.size == 0:
         raise UserError(f"{path}: image file is empty")
+    size = image_size(buf.data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise UserError(f"{path}: image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} "
+                        "(dataset.max_image_pixels; a decompression bomb?)")
     try:
         image = cv2.imdecode(buf, _IMREAD_FLAGS)
     except cv2.error:
         image = None
     if image is None or image.size == 0:
-        raise UserError(f"{path}: cannot decode image (corrupt or unsupported format)")
+        raise UserError(f"{path}: cannot decode image (truncated, corrupt or not an image)")
     # IMREAD_COLOR_RGB already gives uint8 HxWx3 (16-bit >> 8); these are only defensive.
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
@@ -221,6 +294,13 @@ def _check_seed(seed):
     return int(seed)
 
 
+def _outside_root(rel_path):
+    """True when a list path is absolute or leads out of the data root with `..`."""
+    if os.path.isabs(rel_path) or (os.name == "nt" and os.path.splitdrive(rel_path)[0]):
+        return True
+    return os.path.normpath(rel_path).split(os.sep)[0] == os.pardir
+
+
 class ImageListDataset(paddle.io.Dataset):
     """Images of a list file: item i -> (image float32 [3,H,W], label float32 [C], index int64).
 
@@ -228,26 +308,48 @@ class ImageListDataset(paddle.io.Dataset):
     ``.labels``: float32 [n, C]; ``.num_classes``: C. Augmentation randomness for item i
     comes from a numpy Generator seeded by (seed, epoch, i): see ``set_epoch``.
     With check_files (default) every listed image must exist (UserError "<list>:<line>: ...").
+    A bad image (missing, unreadable, over max_pixels) is a UserError "<list>:<line>: <why>", or
+    with skip_bad the item is None (the loader drops it) and is recorded in ``.bad``
+    {index: reason}. List paths that are absolute or climb out of data_root with ``..`` are
+    refused unless allow_outside_root.
     """
 
-    def __init__(self, list_path, data_root, transform, num_classes=None, seed=0, check_files=True):
+    def __init__(self, list_path, data_root, transform, num_classes=None, seed=0, check_files=True,
+                 skip_bad=False, allow_outside_root=False, max_pixels=DEFAULT_MAX_PIXELS):
         super().__init__()
         self.list_path = os.fspath(list_path)
         self.data_root = os.fspath(data_root)
         rel_paths, labels, linenos = _read_list(self.list_path, num_classes)
         if not os.path.isdir(self.data_root):
             raise UserError(f"{self.data_root}: data folder not found")
+        if not allow_outside_root:
+            for rel, lineno in zip(rel_paths, linenos):
+                if _outside_root(rel):
+                    raise UserError(f"{self.list_path}:{lineno}: {rel} is outside the data root {self.data_root} "
+                                    "(allow with --allow-outside-data-root / dataset.allow_outside_root)")
         self.rel_paths = rel_paths
+        self.linenos = linenos
         self.paths = [os.path.join(self.data_root, p) for p in rel_paths]
+        self.skip_bad = bool(skip_bad)
+        self.max_pixels = int(max_pixels)
+        self.bad = {}
+        self._bad_lock = threading.Lock()
         if check_files:
-            for path, lineno in zip(self.paths, linenos):
+            for i, path in enumerate(self.paths):
                 if not os.path.isfile(path):
-                    raise UserError(f"{self.list_path}:{lineno}: image not found: {path}")
+                    self._bad_item(i, f"image not found: {path}")
         self.labels = labels
         self.num_classes = labels.shape[1]
         self.transform = transform
         self.seed = _check_seed(seed)
         self.epoch = 0
+
+    def _bad_item(self, index, reason):
+        where = f"{self.list_path}:{self.linenos[index]}"
+        if not self.skip_bad:
+            raise UserError(f"{where}: {reason} (or skip such images with --skip-bad-images)")
+        with self._bad_lock:
+            self.bad.setdefault(index, f"{where}: {reason}")
 
     def set_epoch(self, epoch):
         """Use the augmentation stream of this epoch (call before creating the epoch's iterator)."""
@@ -263,10 +365,29 @@ class ImageListDataset(paddle.io.Dataset):
         i = int(index)
         if not 0 <= i < len(self.paths):
             raise IndexError(f"index {index} out of range for {len(self.paths)} images")
-        image = read_image(self.paths[i])
+        if i in self.bad:
+            return None
+        try:
+            image = read_image(self.paths[i], self.max_pixels)
+        except UserError as exc:
+            self._bad_item(i, str(exc))
+            return None
         if self.transform is not None:
             image = self.transform(image, self.sample_rng(i))
         return image, self.labels[i].copy(), np.int64(i)
+
+
+def bad_image_summary(*datasets):
+    """One line counting the images skipped by --skip-bad-images (None when there were none)."""
+    bad = {}
+    for dataset in datasets:
+        dataset = getattr(dataset, "dataset", dataset)  # a SubsetView
+        bad.update({(dataset.list_path, i): reason for i, reason in getattr(dataset, "bad", {}).items()})
+    if not bad:
+        return None
+    reasons = sorted(bad.values())
+    more = f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else ""
+    return f"skipped {len(bad)} bad image(s) (--skip-bad-images): " + "; ".join(reasons[:3]) + more
 
 
 # --------------------------------------------------------------------------- loader
@@ -353,11 +474,14 @@ class EpochDataLoader(paddle.io.DataLoader):
         collate = self.collate_fn or paddle.io.dataloader.collate.default_collate_fn
 
         def load(indices):
-            return collate([self.dataset[i] for i in indices])
+            items = [item for item in (self.dataset[i] for i in indices) if item is not None]  # None: skipped
+            return collate(items) if items else None
 
         if self.num_workers == 0:
             for indices in self.batch_sampler:
-                yield _to_tensors(load(indices))
+                batch = load(indices)
+                if batch is not None:
+                    yield _to_tensors(batch)
             return
         pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="data")
         pending = collections.deque()
@@ -369,7 +493,8 @@ class EpochDataLoader(paddle.io.DataLoader):
                 batch = pending.popleft().result()
                 for indices in itertools.islice(batches, 1):
                     pending.append(pool.submit(load, indices))
-                yield _to_tensors(batch)
+                if batch is not None:
+                    yield _to_tensors(batch)
         finally:
             for future in pending:
                 future.cancel()

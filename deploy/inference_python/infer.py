@@ -12,17 +12,10 @@ import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
+from utils.cli import check_bit, check_range, str2bool  # noqa: E402
 from utils.errors import UserError, exit_on_user_error  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-
-
-def str2bool(text):
-    if text.lower() in ("1", "true", "yes", "y", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
 
 
 def parse_args(argv=None):
@@ -37,8 +30,12 @@ def parse_args(argv=None):
     p.add_argument("--benchmark", type=str2bool, default=False, help="print a timing report")
     p.add_argument("--warmup", type=int, default=2, help="untimed warm-up batches with --benchmark")
     args = p.parse_args(argv)
-    if args.batch_size < 1 or args.cpu_threads < 1 or args.warmup < 0:
-        p.error("--batch-size and --cpu-threads must be >= 1, --warmup >= 0")
+    check_bit(args.bit)
+    check_range("--batch-size", args.batch_size, 1, 4096)
+    check_range("--cpu-threads", args.cpu_threads, 1, 1024)
+    check_range("--warmup", args.warmup, 0)
+    if not os.path.isdir(args.model_dir):
+        raise UserError(f"--model-dir: folder not found: {args.model_dir}")
     return args
 
 

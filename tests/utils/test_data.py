@@ -343,7 +343,8 @@ def test_dataloader_error_in_dataset_is_raised_not_hung(image_list, num_workers)
     with pytest.raises(UserError) as exc:
         for _ in loader:
             pass
-    assert str(exc.value) == f"{ds.paths[6]}: image not found"
+    assert str(exc.value) == (f"{lst}:{ds.linenos[6]}: {ds.paths[6]}: image not found "
+                              "(or skip such images with --skip-bad-images)")
 
 
 def test_dataloader_workers_early_break(image_list):

@@ -1,0 +1,50 @@
+"""Helpers of the reliability tests: run an entry point as a real process, read weights."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# A run of a few seconds on 2 CPU cores: 32 training images, batch 8, 64x64 crops, narrow fc layers.
+TINY = ["--bit", "16", "--batch-size", "8", "--seed", "1", "-o", "model.fc_dim=64", "-o", "dataset.resize_size=64",
+        "-o", "dataset.crop_size=64", "-o", "dataset.num_workers=0", "-o", "train.eval_every=1",
+        "-o", "train.eval_untrained=false"]
+
+
+def run(*argv, env=None, timeout=300):
+    """(exit code, stdout, stderr) of `python argv...` in the repository root."""
+    full_env = {k: v for k, v in os.environ.items() if k != "HASHNET_FAULT"}  # faults only when asked for
+    full_env.update({"PYTHONWARNINGS": "ignore", **(env or {})})
+    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def train(data, out, epochs, *extra, env=None):
+    return run("main_single_gpu.py", "--data-path", str(data), "--output-dir", str(out), "--epoch", str(epochs),
+               *TINY, *extra, env=env)
+
+
+def assert_one_line_error(code, stderr, *fragments):
+    assert code not in (0, None), stderr
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:") or ": error:" in line]
+    assert len(errors) == 1, stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+def load_pdparams(path):
+    import paddle
+
+    return {k: v.numpy() for k, v in paddle.load(str(path)).items()}
+
+
+def assert_same_weights(path_a, path_b):
+    import numpy as np
+
+    a, b = load_pdparams(path_a), load_pdparams(path_b)
+    assert sorted(a) == sorted(b)
+    different = [k for k in a if not np.array_equal(a[k], b[k])]
+    assert not different, f"{path_a} and {path_b} differ in {different}"
