@@ -1,0 +1,169 @@
+"""Start the image-search service: `python -m deploy.serving [--model-dir DIR] [--data-path DIR] ...`
+
+Serves an exported model (export_model.py) over a data set's database list, with a web page
+at http://HOST:PORT/. With no flags, after the main job (`python main_single_gpu.py`) it
+serves ./output/inference over the lite data; when that folder holds no exported model it
+exports ./output/model_best_<K> there first (the same as export_model.py; --no-auto-export
+turns that off and prints the command instead). Database codes are cached in --cache-dir
+(shared with predict.py), images added with POST /items are kept in --store-dir.
+"""
+import argparse
+import logging
+import os
+import socket
+
+from utils.errors import UserError, exit_on_user_error
+from utils.retrieval import backend_names
+
+DEFAULT_BIT = 64
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m deploy.serving", description=__doc__,
+                                formatter_class=_HelpFormatter)
+    m = p.add_argument_group("model")
+    m.add_argument("--model-dir", "--model_dir", default="./output/inference",
+                   help="exported model folder: inference_<K>.json/.pdiparams + infer_cfg.yml (export_model.py)")
+    m.add_argument("--bit", type=int, default=None,
+                   help=f"code length; default: the one in infer_cfg.yml ({DEFAULT_BIT} when exporting)")
+    m.add_argument("--pretrained", default=None, metavar="PREFIX",
+                   help="trained weights to export when --model-dir holds no model (default: ./output/model_best_<K>)")
+    m.add_argument("--auto-export", action=argparse.BooleanOptionalAction, default=True,
+                   help="export --pretrained into --model-dir when it holds no model (else: print the command)")
+    m.add_argument("--predictors", type=int, default=2,
+                   help="Paddle predictors, each used by one request at a time (1 serializes inference); "
+                        "benchmarks/bench_serving.py compares settings")
+    m.add_argument("--threads", type=int, default=1,
+                   help="CPU math threads per predictor (0: cores / predictors); one was fastest in "
+                        "benchmarks/bench_serving.py on 2 cores")
+    m.add_argument("--use-mkldnn", action=argparse.BooleanOptionalAction, default=True,
+                   help="oneDNN on CPU (several times faster)")
+    d = p.add_argument_group("database")
+    d.add_argument("--dataset", default="lite", help="data set whose database list is searched (lite: built in)")
+    d.add_argument("--data-path", "--data_path", default=None,
+                   help="image root of the data set (default: the config's, ./datasets/lite/ for lite)")
+    d.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
+    d.add_argument("--cache-dir", "--cache_dir", default="./output",
+                   help="database code cache database_code_<K>.npy/.json (the same as predict.py --save-path)")
+    d.add_argument("--store-dir", "--store_dir", default=None,
+                   help="images added with POST /items, their list and codes (default: ./output/serving_<dataset>)")
+    d.add_argument("--read-only", action="store_true", help="refuse POST /items (403)")
+    d.add_argument("--index-backend", "--index_backend", default="auto",
+                   choices=[b for b in backend_names() if b != "milvus"],
+                   help="Hamming index backend (utils.retrieval.HammingIndex)")
+    d.add_argument("--batch-size", "--batch_size", type=int, default=32, help="batch size for encoding the database")
+    d.add_argument("--num-workers", "--num_workers", type=int, default=2,
+                   help="image decoding processes for encoding the database")
+    s = p.add_argument_group("HTTP")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    s.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port; the log says which)")
+    s.add_argument("--max-upload-mb", type=float, default=10.0, help="largest uploaded image file, in MiB")
+    s.add_argument("--max-pixels", type=int, default=40_000_000, help="largest uploaded image, width x height")
+    s.add_argument("--max-k", type=int, default=100, help="most matches one search may ask for")
+    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn log level (info logs every request)")
+    return p
+
+
+def parse_args(argv=None):
+    p = build_parser()
+    args = p.parse_args(argv)
+    for name in ("predictors", "batch_size", "max_pixels", "max_k"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.threads < 0 or args.num_workers < 0 or not 0 <= args.port <= 65535 or args.max_upload_mb <= 0:
+        p.error("--threads and --num-workers must be >= 0, --port 0..65535, --max-upload-mb > 0")
+    return args
+
+
+def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
+    """Make sure model_dir holds an exported model; export `pretrained` there when allowed."""
+    import yaml
+
+    from utils.checkpoint import weights_path
+    from utils.inference import file_sha256
+
+    cfg_path = os.path.join(model_dir, "infer_cfg.yml")
+    if os.path.isfile(cfg_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            info = yaml.safe_load(f) or {}
+        prefix = pretrained or f"./output/model_best_{bit or info.get('bit')}"
+        if os.path.isfile(weights_path(prefix)) and info.get("weights_sha256") not in (None, file_sha256(weights_path(prefix))):
+            log(f"note: {model_dir} was exported from other weights than {prefix}.pdparams; to serve those, run: "
+                f"python export_model.py --bit {info.get('bit')} --pretrained {prefix} --save-inference-dir {model_dir}")
+        return
+    bit = bit or DEFAULT_BIT
+    prefix = pretrained or f"./output/model_best_{bit}"
+    command = f"python export_model.py --bit {bit} --pretrained {prefix} --save-inference-dir {model_dir}"
+    if not os.path.isfile(weights_path(prefix)):
+        raise UserError(f"--model-dir {model_dir}: no exported model there (infer_cfg.yml), and no weights "
+                        f"{weights_path(prefix)} to export from: train (python main_single_gpu.py --bit {bit}), "
+                        f"then run: {command}")
+    if not auto_export:
+        raise UserError(f"--model-dir {model_dir}: no exported model there; run: {command}")
+    log(f"no exported model in {model_dir}: exporting {prefix} (the same as: {command})")
+    import export_model
+
+    export_model.main(["--bit", str(bit), "--pretrained", prefix, "--save-inference-dir", model_dir])
+
+
+def database_list(dataset, data_path, list_dir):
+    """(database list, data root) as predict.py resolves them; makes the lite data when absent."""
+    from utils.config import build_config, dataset_lists
+
+    cfg = build_config(None, {"dataset": dataset, "data_path": data_path, "list_dir": list_dir})
+    return dataset_lists(cfg)["database"], cfg["dataset"]["data_path"]
+
+
+def listen(host, port):
+    """A bound listening socket (so --port 0 works and the real port can be printed)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+    sock.listen(128)
+    return sock
+
+
+def build_service(args, log=print):
+    from deploy.serving.service import SearchService
+    from deploy.serving.uploads import Limits
+    from utils.env import cpu_threads
+
+    ensure_model(args.model_dir, args.bit, args.pretrained, args.auto_export, log)
+    db_list, data_root = database_list(args.dataset, args.data_path, args.list_dir)
+    limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k)
+    return SearchService(args.model_dir, db_list, data_root, args.cache_dir,
+                         args.store_dir or f"./output/serving_{args.dataset}", bit=args.bit,
+                         predictors=args.predictors, threads=cpu_threads(args.threads, args.predictors),
+                         use_mkldnn=args.use_mkldnn, backend=args.index_backend, limits=limits,
+                         read_only=args.read_only, batch_size=args.batch_size, num_workers=args.num_workers, log=log)
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    sock = listen(args.host, args.port)  # a busy port fails before the model is loaded
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which CPU build faiss loaded: noise here
+    service = build_service(args)
+    import uvicorn
+
+    from deploy.serving.app import create_app
+
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"{len(service.db)} images, {service.bit}-bit codes, {service.pool.size} predictor(s) x "
+          f"{service.pool.threads} thread(s); serving on http://{shown}:{port}/", flush=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level=args.log_level, timeout_graceful_shutdown=5))
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""End to end: `python -m deploy.serving` on a free localhost port, the page in headless Chromium.
+
+Needs /usr/bin/chromium (scripts/install_browser.sh installs it) and playwright (used as a
+driver only: it launches the system Chromium, it never downloads a browser). A missing
+browser is a failure, not a skip.
+"""
+import http.client
+import os
+import urllib.parse
+
+import httpx
+import pytest
+
+from deploy.serving.launch import running_service
+from tests.deploy.conftest import db_list
+from utils.data import parse_list
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # --headless: playwright's headless=True adds it
+
+
+def require_browser():
+    if not os.path.isfile(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} not found: run scripts/install_browser.sh (Debian's chromium) before the tests")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -r requirements-serving.txt")
+
+
+@pytest.fixture(scope="module")
+def server(serving_model, serving_data, tmp_path_factory):
+    """The service in its own process; yields its base URL."""
+    work = tmp_path_factory.mktemp("e2e")
+    flags = ["--model-dir", serving_model, "--data-path", serving_data, "--list-dir", serving_data,
+             "--cache-dir", str(work / "cache"), "--store-dir", str(work / "store"), "--num-workers", "0",
+             "--threads", "1", "--log-level", "warning"]
+    try:
+        with running_service(flags) as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+def test_raw_dot_dot_paths_are_refused_by_the_running_server(server):
+    host = urllib.parse.urlsplit(server)
+    for path in ("/images/../database.txt", "/images/images/../../../etc/passwd", "/added/../items.txt"):
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
+        conn.request("GET", path)  # sent as written: http.client does not remove dot segments
+        response = conn.getresponse()
+        assert response.status == 400, (path, response.status)
+        assert b"without '..'" in response.read()
+        conn.close()
+
+
+def test_search_in_the_browser_shows_the_image_first_at_distance_0(server, serving_data, tmp_path):
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    paths, _ = parse_list(db_list(serving_data))
+    image = os.path.join(serving_data, paths[0])
+    requested = []
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                       headless=True, args=FLAGS)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(server)
+            page.wait_for_function("() => document.querySelector('#stats').textContent.includes('48 images')")
+            page.set_input_files("#file", image)
+            first = page.locator("#matches .match").first
+            first.wait_for(timeout=20_000)
+            assert first.get_attribute("data-distance") == "0"
+            assert first.get_attribute("data-path") == paths[0]
+            assert "d = 0" in first.inner_text()
+            assert page.locator("#matches .match").count() == 10
+            page.wait_for_function("() => [...document.querySelectorAll('#matches img'), document.querySelector('#query-image')]"
+                                   ".every(img => img.complete && img.naturalWidth > 0)")
+
+            page.fill("#k", "3")
+            page.dispatch_event("#k", "change")
+            page.wait_for_function("() => document.querySelectorAll('#matches .match').length === 3")
+            page.fill("#k", "48")
+            page.fill("#radius", "0")
+            page.dispatch_event("#radius", "change")
+            page.wait_for_function("() => document.querySelector('#status').textContent.includes('within radius 0')")
+            distances = page.locator("#matches .match").evaluate_all("ms => ms.map(m => m.dataset.distance)")
+            assert distances and set(distances) == {"0"}
+
+            # dropping a file works like picking one, and shows what the API answers
+            with open(os.path.join(serving_data, paths[5]), "rb") as f:
+                expected = httpx.post(server + "search", files={"file": ("q.jpg", f.read())}).json()["matches"][0]
+            page.fill("#radius", "")
+            page.evaluate("""async (url) => {
+                const blob = await (await fetch(url)).blob();
+                const dt = new DataTransfer();
+                dt.items.add(new File([blob], 'dropped.jpg', {type: 'image/jpeg'}));
+                document.querySelector('#drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
+            }""", "/images/" + paths[5])
+            page.wait_for_function("(path) => document.querySelector('#matches .match')?.dataset.path === path",
+                                   arg=expected["path"])
+            assert page.locator("#matches .match").first.get_attribute("data-distance") == "0" == str(expected["distance"])
+        finally:
+            context.close()
+    outside = [u for u in requested if not u.startswith(server) and not u.startswith(("blob:", "data:"))]
+    assert requested and not outside, outside
