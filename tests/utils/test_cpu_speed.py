@@ -1,0 +1,90 @@
+"""The CPU speed options change speed only: the first training steps give the same losses."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import utils
+from utils import cpu_speed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FIVE_STEPS = """
+import json, sys
+sys.argv = ["train_speed", "-c", "configs/hashnet_lite.yaml", "--crop", "64", "--batch-size", "8",
+            "--num-train", "64", "--num-classes", "12", "--threads", "1", "--no-torch"] + sys.argv[1:]
+from benchmarks.train_speed import parse_args, project_config, paddle_step
+import numpy as np
+args = parse_args()
+cfg = project_config(args)
+step, to_tensor = paddle_step(args, cfg)
+rng = np.random.default_rng(1)
+losses = []
+for i in range(5):
+    images = to_tensor(rng.standard_normal((8, 3, 64, 64)).astype("float32"))
+    labels = to_tensor((rng.random((8, 12)) < 0.3).astype("float32"))
+    indices = to_tensor(np.arange(8 * i, 8 * i + 8, dtype="int64"))
+    losses.append(step(images, labels, indices))
+print(json.dumps(losses))
+"""
+
+
+def five_losses(env=None, overrides=()):
+    argv = [arg for text in overrides for arg in ("-o", text)]
+    out = subprocess.run([sys.executable, "-c", FIVE_STEPS, *argv], cwd=ROOT, capture_output=True, text=True,
+                         env=dict(os.environ, **(env or {})), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_speed_options_leave_the_first_five_losses_unchanged():
+    tuned = five_losses()
+    plain = five_losses({"HASHNET_MKL_AVX2": "0", "MKL_DEBUG_CPU_TYPE": ""},
+                        ["train.cpu_malloc_reuse=false"])
+    assert len(tuned) == 5 and len(set(np.round(tuned, 6))) > 1  # the network is learning, not stuck
+    np.testing.assert_allclose(tuned, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_mkl_switch_only_on_amd_and_never_over_the_users_choice(monkeypatch):
+    for vendor, expected in (("AuthenticAMD", "5"), ("GenuineIntel", None)):
+        monkeypatch.delenv("MKL_DEBUG_CPU_TYPE", raising=False)
+        monkeypatch.delenv("HASHNET_MKL_AVX2", raising=False)
+        monkeypatch.setattr(utils, "_cpu_vendor", lambda vendor=vendor: vendor)
+        utils._fast_mkl_on_amd()
+        assert os.environ.get("MKL_DEBUG_CPU_TYPE") == expected, vendor
+    monkeypatch.setenv("MKL_DEBUG_CPU_TYPE", "2")  # the user's own setting stays
+    monkeypatch.setattr(utils, "_cpu_vendor", lambda: "AuthenticAMD")
+    utils._fast_mkl_on_amd()
+    assert os.environ["MKL_DEBUG_CPU_TYPE"] == "2"
+    monkeypatch.delenv("MKL_DEBUG_CPU_TYPE")
+    monkeypatch.setenv("HASHNET_MKL_AVX2", "0")  # the documented opt-out
+    utils._fast_mkl_on_amd()
+    assert "MKL_DEBUG_CPU_TYPE" not in os.environ
+
+
+def test_training_options_apply_on_cpu_only():
+    cfg = {"train": {"cpu_malloc_reuse": True}}
+    assert cpu_speed.apply_training_options(cfg, "gpu") == []
+    applied = cpu_speed.apply_training_options(cfg, "cpu")
+    assert applied == (["malloc_reuse"] if cpu_speed.keep_freed_memory() else [])
+    assert cpu_speed.apply_training_options({"train": {"cpu_malloc_reuse": False}}, "cpu") == []
+
+
+@pytest.mark.parametrize("flag", ["--batch-size=0", "--steps=0", "--threads=0", "--crop=16"])
+def test_train_speed_rejects_bad_flags(flag):
+    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", flag, "--no-torch"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    word = flag.lstrip("-").split("-")[0].split("=")[0]  # --crop is checked as dataset.crop_size
+    assert out.returncode == 2 and word in out.stderr.strip().splitlines()[-1]
+
+
+def test_train_speed_reports_images_per_second():
+    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", "-c", "configs/hashnet_lite.yaml", "--crop", "64",
+                          "--batch-size", "4", "--steps", "2", "--rounds", "1", "--warmup", "1", "--num-train", "16",
+                          "--threads", "1", "--no-torch"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("train img/s: ") and float(last.split(": ")[1]) > 0
