@@ -80,9 +80,9 @@ def paddle_step(args, cfg):
     from utils.optimizer import build_optimizer
 
     setup_device("cpu", args.threads)
-    apply_training_options(cfg, "cpu")
     paddle.seed(0)
     model = build_model(cfg, num_classes=args.num_classes)
+    apply_training_options(cfg, "cpu", model)
     model.train()
     criterion = build_loss(cfg, num_train=args.num_train, num_classes=args.num_classes)
     criterion.on_epoch_start(0)
@@ -134,9 +134,10 @@ def worker(args):
 
 # --ablation: Paddle with one speed option off (environment, config overrides); see utils/cpu_speed.py
 ABLATIONS = {
+    "paddle -oneDNN conv": ({}, ["train.onednn_conv=false"]),
     "paddle -MKL AVX2": ({"HASHNET_MKL_AVX2": "0"}, []),
     "paddle -malloc": ({}, ["train.cpu_malloc_reuse=false"]),
-    "paddle untuned": ({"HASHNET_MKL_AVX2": "0"}, ["train.cpu_malloc_reuse=false"]),
+    "paddle untuned": ({"HASHNET_MKL_AVX2": "0"}, ["train.cpu_malloc_reuse=false", "train.onednn_conv=false"]),
 }
 
 

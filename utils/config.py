@@ -67,6 +67,7 @@ DEFAULTS = {
         "log_every": 10,
         "eval_untrained": True,
         "cpu_malloc_reuse": True,  # CPU: keep freed large buffers for the next step (utils/cpu_speed.py)
+        "onednn_conv": "auto",     # auto | true | false: convolutions through oneDNN on CPU (utils/onednn_conv.py)
     },
     "device": "auto",              # auto | cpu | gpu
     "threads": 0,                  # CPU threads per process; 0: cores / processes
@@ -277,6 +278,8 @@ def validate(cfg):
         _check(isinstance(d[key], bool), f"dataset.{key}", f"must be true or false, got {d[key]!r}")
     _check(isinstance(t["cpu_malloc_reuse"], bool), "train.cpu_malloc_reuse",
            f"must be true or false, got {t['cpu_malloc_reuse']!r}")
+    _check(t["onednn_conv"] in ("auto", True, False), "train.onednn_conv",
+           f"must be auto, true or false, got {t['onednn_conv']!r}")
     _check(_is_int(d["max_image_pixels"]) and d["max_image_pixels"] >= 1, "dataset.max_image_pixels",
            f"must be an integer >= 1, got {d['max_image_pixels']!r}")
     _check(isinstance(d["name"], str) and d["name"].replace("_", "").replace("-", "").isalnum(), "--dataset",

@@ -1,8 +1,9 @@
 """Options that make CPU training faster without changing its results (issue 10).
 
-Each is a config key with the default that measured best; `python benchmarks/train_speed.py
---ablation` times them switched off one by one, side by side. The MKL switch lives in
-utils/__init__.py because it must act before Paddle's first matrix product.
+Each is a config key with the default that measured best (train.cpu_malloc_reuse,
+train.onednn_conv); `python benchmarks/train_speed.py --ablation` times them switched off one by
+one, side by side. The MKL switch lives in utils/__init__.py because it must act before Paddle's
+first matrix product.
 """
 import ctypes
 import ctypes.util
@@ -34,11 +35,18 @@ def keep_freed_memory():
     return ok
 
 
-def apply_training_options(cfg, device):
-    """Called once by the training engine (and benchmarks/train_speed.py) before the first step."""
+def apply_training_options(cfg, device, model=None):
+    """Called once by the training engine (and benchmarks/train_speed.py) on the built model,
+    before the first step; returns what was switched on, for the log."""
     if device != "cpu":
         return []
     applied = []
     if cfg["train"]["cpu_malloc_reuse"] and keep_freed_memory():
         applied.append("malloc_reuse")
+    if model is not None:
+        from utils.onednn_conv import apply_setting
+
+        layers = apply_setting(model, cfg["train"]["onednn_conv"])
+        if layers:
+            applied.append(f"oneDNN convolution ({layers} layers)")
     return applied

@@ -126,6 +126,9 @@ class Engine:
         paddle.seed(t["seed"])
         # heads with a classifier need the class count to train (without it they only encode)
         self.model = build_model(cfg, num_classes=None if cfg["eval_only"] else self.num_classes)
+        tuned = apply_training_options(cfg, paddle.device.get_device().split(":")[0], self.model)
+        if tuned:
+            self.logger.info(f"CPU speed options: {', '.join(tuned)}")
         if cfg["model"]["backbone_weights"] and not cfg["eval_only"]:
             load_backbone_weights(self.model.backbone, cfg["model"]["backbone_weights"], self.logger)
         if cfg["pretrained"]:
@@ -142,9 +145,6 @@ class Engine:
             # gradients are averaged over ranks by DataParallel; the parameters stay those of self.model
             self.train_model = paddle.DataParallel(self.model) if world_size > 1 else self.model
             self.optimizer, self.scheduler = build_optimizer(cfg, self.model.parameters(), world_size)
-            tuned = apply_training_options(cfg, paddle.device.get_device().split(":")[0])
-            if tuned:
-                self.logger.info(f"CPU training options: {', '.join(tuned)}")
 
     # -- evaluation -------------------------------------------------------------------------
     def _retrieval(self, query_loader, db_loader, what):

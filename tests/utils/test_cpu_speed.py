@@ -43,7 +43,7 @@ def five_losses(env=None, overrides=()):
 def test_speed_options_leave_the_first_five_losses_unchanged():
     tuned = five_losses()
     plain = five_losses({"HASHNET_MKL_AVX2": "0", "MKL_DEBUG_CPU_TYPE": ""},
-                        ["train.cpu_malloc_reuse=false"])
+                        ["train.cpu_malloc_reuse=false", "train.onednn_conv=false"])
     assert len(tuned) == 5 and len(set(np.round(tuned, 6))) > 1  # the network is learning, not stuck
     np.testing.assert_allclose(tuned, plain, rtol=1e-5, atol=1e-6)
 
@@ -66,11 +66,14 @@ def test_mkl_switch_only_on_amd_and_never_over_the_users_choice(monkeypatch):
 
 
 def test_training_options_apply_on_cpu_only():
-    cfg = {"train": {"cpu_malloc_reuse": True}}
-    assert cpu_speed.apply_training_options(cfg, "gpu") == []
-    applied = cpu_speed.apply_training_options(cfg, "cpu")
-    assert applied == (["malloc_reuse"] if cpu_speed.keep_freed_memory() else [])
-    assert cpu_speed.apply_training_options({"train": {"cpu_malloc_reuse": False}}, "cpu") == []
+    from paddle import nn
+
+    model = nn.Sequential(nn.Conv2D(3, 4, 3), nn.ReLU(), nn.Conv2D(4, 4, 3))
+    cfg = {"train": {"cpu_malloc_reuse": True, "onednn_conv": True}}
+    assert cpu_speed.apply_training_options(cfg, "gpu", model) == []
+    assert cpu_speed.apply_training_options(cfg, "cpu", model) == ["malloc_reuse", "oneDNN convolution (2 layers)"]
+    off = {"train": {"cpu_malloc_reuse": False, "onednn_conv": False}}
+    assert cpu_speed.apply_training_options(off, "cpu", nn.Conv2D(3, 4, 3)) == []
 
 
 @pytest.mark.parametrize("flag", ["--batch-size=0", "--steps=0", "--threads=0", "--crop=16"])
