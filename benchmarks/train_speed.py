@@ -23,6 +23,8 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
+import utils  # noqa: E402  (sets the MKL switch; see utils/__init__.py)
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,6 +146,8 @@ ABLATIONS = {
 class Worker:
     def __init__(self, name, argv, env_extra=None, overrides=()):
         env = dict(os.environ, OMP_NUM_THREADS=str(argv.threads), MKL_NUM_THREADS=str(argv.threads), **(env_extra or {}))
+        if env.get("HASHNET_MKL_AVX2") == "0" and utils.MKL_AVX2_SET_HERE:
+            env.pop("MKL_DEBUG_CPU_TYPE", None)  # set by this process's `import utils`, not by the user
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", name] + sys.argv[1:]
         cmd += [arg for text in overrides for arg in ("-o", text)]
         self.name = name
@@ -193,16 +197,16 @@ def main():
             out = w.run(args.steps)
             results[w.name]["wall"] += out["wall"]
             results[w.name]["cpu"] += out["cpu"]
-            print(f"round {r + 1} {w.name:<17} median step {statistics.median(out['wall']) * 1000:8.1f} ms  "
+            print(f"round {r + 1} {w.name:<20} median step {statistics.median(out['wall']) * 1000:8.1f} ms  "
                   f"{args.batch_size / statistics.median(out['wall']):6.1f} img/s  "
                   f"cpu {statistics.median(out['cpu']):.2f} s/step  loss {out['loss'][-1]:.4f}", flush=True)
     for w in workers:
         w.close()
     ips = {name: args.batch_size / statistics.median(res["wall"]) for name, res in results.items()}
-    print(f"{'run':<18}{'img/s':>8}{'cpu s/step':>12}{'ratio to torch':>16}")
+    print(f"{'run':<21}{'img/s':>8}{'cpu s/step':>12}{'ratio to torch':>16}")
     for name in names:
         ratio = f"{ips[name] / ips['torch']:.2f}" if "torch" in ips else "-"
-        print(f"{name:<18}{ips[name]:>8.1f}{statistics.median(results[name]['cpu']):>12.2f}{ratio:>16}")
+        print(f"{name:<21}{ips[name]:>8.1f}{statistics.median(results[name]['cpu']):>12.2f}{ratio:>16}")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     print(f"train img/s: {ips['paddle']:.1f}")
 

@@ -26,9 +26,13 @@ def _fast_mkl_on_amd():
     MKL_DEBUG_CPU_TYPE=5 makes it use its AVX2 kernels. It is read at MKL's first call, so it is
     set here, before paddle runs anything. Opt out: HASHNET_MKL_AVX2=0, or set MKL_DEBUG_CPU_TYPE."""
     if os.environ.get("HASHNET_MKL_AVX2", "1") == "0" or "MKL_DEBUG_CPU_TYPE" in os.environ:
-        return
+        return False
     if _cpu_vendor() == "AuthenticAMD":
         os.environ["MKL_DEBUG_CPU_TYPE"] = "5"
+        return True
+    return False
 
 
-_fast_mkl_on_amd()
+# True when this process set MKL_DEBUG_CPU_TYPE (child processes inherit it; benchmarks that time
+# the untuned path remove it again)
+MKL_AVX2_SET_HERE = _fast_mkl_on_amd()
