@@ -1,10 +1,10 @@
-"""Training images/s and inference ms/image, dygraph vs Paddle Inference, in one run.
+"""Encoding ms/image: dygraph eval vs Paddle Inference (oneDNN on and off), in one run.
 
     python benchmarks/bench_speed.py [--bit 64] [--crop 224] [--threads 2]
 
-Times the project's real training step (its AlexNet-HashNet, HashNetLoss with memory, SGD
-momentum) and the per-image cost of encoding with: dygraph eval, Paddle Inference with oneDNN
-on and off, each at batch 1 and 16. Prints medians after warm-up and the ratios.
+Times the per-image cost of encoding with: dygraph eval, Paddle Inference with oneDNN on and
+off, each at batch 1 and 16. Prints medians after warm-up and the ratios. Training speed (the
+project's step vs PyTorch eager) is benchmarks/train_speed.py.
 """
 import argparse
 import os
@@ -33,8 +33,6 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bit", type=int, default=64)
     p.add_argument("--crop", type=int, default=224, help="input size (224: the COCO recipe; 112: the lite config)")
-    p.add_argument("--train-batch", type=int, default=32)
-    p.add_argument("--train-steps", type=int, default=6)
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions per inference setting")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
@@ -46,7 +44,6 @@ def main():
     from utils.config import build_config
     from utils.env import setup_device
     from utils.inference import InferenceEncoder
-    from utils.losses import HashNetLoss
 
     setup_device("cpu", args.threads)
     cfg = build_config(None, {"bit": args.bit}, [f"dataset.crop_size={args.crop}", f"dataset.resize_size={args.crop}"])
@@ -55,28 +52,7 @@ def main():
     print(f"AlexNet-HashNet {args.bit} bits, input {args.crop}x{args.crop}, {args.threads} threads, "
           f"paddle {paddle.__version__}")
 
-    # training step
     rng = np.random.default_rng(0)
-    n_train = 10 * args.train_batch
-    loss_fn = HashNetLoss(n_train, args.bit, 10)
-    opt = paddle.optimizer.Momentum(1e-3, momentum=0.9, parameters=model.parameters(),
-                                    weight_decay=paddle.regularizer.L2Decay(5e-4))
-    x = paddle.to_tensor(rng.standard_normal((args.train_batch, 3, args.crop, args.crop)).astype("float32"))
-    y = paddle.to_tensor((rng.random((args.train_batch, 10)) < 0.2).astype("float32"))
-    idx = paddle.arange(args.train_batch)
-    model.train()
-
-    def train_step():
-        loss = loss_fn(model(x), y, idx)
-        loss.backward()
-        opt.step()
-        opt.clear_grad()
-
-    t_train = median_time(train_step, args.train_steps, 2)
-    train_ips = args.train_batch / t_train
-    print(f"train: batch {args.train_batch}, median step {t_train * 1000:.0f} ms -> {train_ips:.1f} img/s")
-
-    # inference
     model.eval()
     head = CodeHead(model)
     results = {}
@@ -108,7 +84,6 @@ def main():
     for name in ("dygraph eval", "inference", "inference+oneDNN"):
         print(f"{name:<22}{results[(name, 1)] * 1000:>10.2f}{results[(name, 16)] * 1000:>10.2f}"
               f"{base / results[(name, 16)]:>25.2f}x")
-    print(f"train img/s: {train_ips:.1f}")
 
 
 if __name__ == "__main__":
