@@ -42,6 +42,11 @@ def classification_reference(logits_row, label_row, sigmoid_ce):
     return sum(-(y / count) * (o - log_norm) for o, y in zip(logits_row, label_row))
 
 
+def mean_classification_reference(logits, labels, mode):
+    """classification_reference averaged over the batch, one sample at a time."""
+    return sum(classification_reference(row, label, mode == "sigmoid") for row, label in zip(logits, labels)) / len(labels)
+
+
 def tensors(*arrays, dtype="float32"):
     return [paddle.to_tensor(np.asarray(a, dtype=dtype)) for a in arrays]
 

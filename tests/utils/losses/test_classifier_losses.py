@@ -6,7 +6,8 @@ import paddle
 import pytest
 
 from models.greedyhash import sign_straight_through
-from tests.utils.losses.common import call, classification_reference, make_batch, shares_label, sigmoid
+from tests.utils.losses.common import (call, classification_reference, make_batch, mean_classification_reference,
+                                      shares_label, sigmoid)
 from utils.losses import CSQLoss, DSHSDLoss, GreedyHashLoss, SSDHLoss
 from utils.losses.csq import hash_centers
 
@@ -40,7 +41,7 @@ def test_dshsd_matches_reference(multi_label, mode):
     z, labels = make_batch(rng, n, bit, classes, 1.0, multi_label=multi_label)
     logits = logits_for(rng, n, classes)
     loss_fn = DSHSDLoss(10, bit, classes, classification=mode)
-    cls = sum(classification_reference(logits[i], labels[i], mode == "sigmoid") for i in range(n)) / n
+    cls = mean_classification_reference(logits, labels, mode)
     pair = 0.0
     for i in range(n):
         for j in range(n):
@@ -59,7 +60,7 @@ def test_greedyhash_matches_reference(multi_label, mode):
     bit, classes, n, alpha = 16, 6, 5, 0.1
     z, labels = make_batch(rng, n, bit, classes, 1.5, multi_label=multi_label)
     logits = logits_for(rng, n, classes)
-    expected = sum(classification_reference(logits[i], labels[i], mode == "sigmoid") for i in range(n)) / n
+    expected = mean_classification_reference(logits, labels, mode)
     expected += alpha * sum(abs(abs(v) - 1) ** 3 for row in z for v in row) / (n * bit)
     got = call(GreedyHashLoss(10, bit, classes, classification=mode), z, labels, logits)
     assert got == pytest.approx(expected, rel=1e-4)
