@@ -1,20 +1,76 @@
-# Sourced by train_multi_gpu.sh and test_multi_gpu.sh: the data set, paths and how to start the
-# processes. Sets DATASET DATA_PATH OUTPUT_DIR NPROC DEVICE and the LAUNCH array from the
-# arguments [DATASET] [DATA_PATH] [NPROC] or the environment (DATASET, DATA_PATH, NPROC, GPUS, IPS, OUTPUT_DIR).
-DATASET=${1:-${DATASET:-lite}}
-DATA_PATH=${2:-${DATA_PATH:-./datasets/${DATASET}/}}
-OUTPUT_DIR=${OUTPUT_DIR:-./output/${DATASET}}
-CUDA_COUNT=$(python -c "import paddle; print(paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0)" 2>/dev/null | tail -n 1 || true)
-if [[ ${CUDA_COUNT:-0} =~ ^[1-9][0-9]*$ ]]; then
-  NPROC=${3:-${NPROC:-${CUDA_COUNT}}}
-  GPUS=${GPUS:-$(seq -s, 0 $((NPROC - 1)))}
-  LAUNCH=(--gpus "${GPUS}")
-  DEVICE=gpu
-else
-  NPROC=${3:-${NPROC:-2}}
-  LAUNCH=(--nproc_per_node "${NPROC}")
-  DEVICE=cpu
-fi
-if [[ -n ${IPS:-} ]]; then
-  LAUNCH=(--ips "${IPS}" "${LAUNCH[@]}")
-fi
+# Shared by the train/test scripts in this folder (read with `.`, not run). POSIX sh: the scripts
+# run under dash (Debian's /bin/sh), bash or any other POSIX shell.
+#
+# The caller sets DATASET, DATA_PATH and NPROC (from its arguments or the environment); this file
+# adds, from the environment:
+#   OUTPUT_DIR  weights folder (default ./output/<DATASET>)
+#   BITS        code lengths to run (default "16 32 48 64")
+#   GPUS        GPU ids for paddle.distributed.launch --gpus (default: the first NPROC)
+#   IPS         several machines: paddle.distributed.launch --ips IPS
+#   PYTHON      the interpreter (default python)
+#   DRY_RUN=1   print the commands instead of running them
+OUTPUT_DIR=${OUTPUT_DIR:-./output/${DATASET:-lite}}
+BITS=${BITS:-16 32 48 64}
+PYTHON=${PYTHON:-python}
+
+# the seed of the reference recipe for each bit length (16: 0, 32: 2000, 48: 200, 64: 2000)
+reference_seed() {
+  case $1 in
+    16) echo 0 ;;
+    32) echo 2000 ;;
+    48) echo 200 ;;
+    64) echo 2000 ;;
+    *) echo "error: BITS: no reference seed for $1 bits (use 16, 32, 48 or 64)" >&2; return 1 ;;
+  esac
+}
+
+# run a command, or with DRY_RUN=1 only print it; either way it is echoed first
+run() {
+  printf '+'
+  printf ' %s' "$@"
+  printf '\n'
+  if [ "${DRY_RUN:-0}" = 1 ]; then
+    return 0
+  fi
+  "$@"
+}
+
+is_count() {
+  case $1 in
+    '' | *[!0-9]* | 0*) return 1 ;;
+  esac
+  return 0
+}
+
+# How paddle.distributed.launch starts the processes, from what this PaddlePaddle build sees:
+# sets DEVICE (cpu|gpu), NPROC and LAUNCH (the launcher's flags, split on spaces when used).
+pick_launcher() {
+  CUDA_COUNT=$("$PYTHON" -c "import paddle; print(paddle.device.cuda.device_count() if paddle.is_compiled_with_cuda() else 0)" 2>/dev/null | tail -n 1)
+  if is_count "${CUDA_COUNT:-0}"; then
+    NPROC=${NPROC:-$CUDA_COUNT}
+    DEVICE=gpu
+  else
+    NPROC=${NPROC:-2}
+    DEVICE=cpu
+  fi
+  if ! is_count "$NPROC"; then
+    echo "error: NPROC must be a positive number of processes, got '$NPROC'" >&2
+    return 2
+  fi
+  if [ "$DEVICE" = gpu ]; then
+    if [ -z "${GPUS:-}" ]; then
+      GPUS=0
+      i=1
+      while [ "$i" -lt "$NPROC" ]; do
+        GPUS="$GPUS,$i"
+        i=$((i + 1))
+      done
+    fi
+    LAUNCH="--gpus $GPUS"
+  else
+    LAUNCH="--nproc_per_node $NPROC"
+  fi
+  if [ -n "${IPS:-}" ]; then
+    LAUNCH="--ips $IPS $LAUNCH"
+  fi
+}

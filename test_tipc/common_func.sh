@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"  # started with sh (dash on Debian): rerun under bash
 # Helpers shared by the TIPC scripts (sourced, not run).
 #
 # A TIPC config (test_tipc/configs/<model>/train_infer_python.txt) is a list of `key:value` lines

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"  # started with sh (dash on Debian): rerun under bash
 # Prepare the data of a TIPC run. Nothing is downloaded.
 #
 #   bash test_tipc/prepare.sh test_tipc/configs/hashnet_16/train_infer_python.txt lite_train_lite_infer

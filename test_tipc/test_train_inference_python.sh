@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"  # started with sh (dash on Debian): rerun under bash
 # TIPC: train -> eval -> export -> Paddle Inference, driven by a train_infer_python.txt config.
 #
 #   bash test_tipc/test_train_inference_python.sh test_tipc/configs/hashnet_16/train_infer_python.txt lite_train_lite_infer

@@ -1,6 +1,6 @@
 """End to end: `python -m deploy.serving` on a free localhost port, the page in headless Chromium.
 
-Needs /usr/bin/chromium (scripts/install_browser.sh installs it) and playwright (used as a
+Needs /usr/bin/chromium (scripts/install_test_tools.sh installs it) and playwright (used as a
 driver only: it launches the system Chromium, it never downloads a browser). A missing
 browser is a failure, not a skip.
 """
@@ -22,7 +22,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 def require_browser():
     if not os.path.isfile(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} not found: run scripts/install_browser.sh (Debian's chromium) before the tests")
+        pytest.fail(f"{CHROMIUM} not found: run scripts/install_test_tools.sh (Debian's chromium) before the tests")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
