@@ -2,7 +2,8 @@
 
 Runs `bash test_tipc/test_train_inference_python.sh test_tipc/configs/hashnet_16/train_infer_python.txt
 lite_train_lite_infer` for the one-process CPU form (-1) and, when main_multi_gpu.py exists, the
-2-process CPU form (cpu2), writing into a temporary folder. About 35 s per form on 2 cores.
+2-process CPU form (cpu2), in a copy of the repository (the lite data it generates lands there),
+writing its logs into a temporary folder. About 35 s per form on 2 cores.
 """
 import os
 import re
@@ -23,12 +24,12 @@ def _last_map(path):
     return values[-1]
 
 
-def test_tipc_lite_train_lite_infer(tmp_path):
+def test_tipc_lite_train_lite_infer(tmp_path, repo_copy):
     out = str(tmp_path)
     env = dict(os.environ, TIPC_OUTPUT_DIR=out, TIPC_GPU_LIST="|".join(FORMS))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # `python` = this interpreter
     env.pop("TIPC_SKIP_MULTI", None)
-    proc = subprocess.run(["bash", SCRIPT, CONFIG, "lite_train_lite_infer"], cwd=ROOT, env=env,
+    proc = subprocess.run(["bash", SCRIPT, CONFIG, "lite_train_lite_infer"], cwd=repo_copy, env=env,
                           capture_output=True, text=True, timeout=900)
     output = proc.stdout[-4000:] + proc.stderr[-4000:]
     results = os.path.join(out, "results_python.log")
