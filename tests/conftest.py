@@ -48,6 +48,15 @@ def tree_changes(before, after, limit=8):
     return phrases
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_working_folder(tmp_path_factory):
+    """Module and session fixtures run in a temporary folder too (set up before any of them)."""
+    started_in = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("session_cwd"))
+    yield
+    os.chdir(started_in)
+
+
 @pytest.fixture(autouse=True)
 def _own_working_folder(tmp_path_factory, monkeypatch):
     """Each test starts in an empty folder of its own: relative defaults (./output, ./datasets/lite/)

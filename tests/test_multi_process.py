@@ -15,8 +15,10 @@ COMMON = ["--dataset", "lite", "--bit", "16", "--seed", "4", "--threads", "1", "
 
 
 def run(argv, log_dir=None):
+    """`python argv...` from the test's own working folder; entry points by their absolute paths."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    argv = [os.path.join(ROOT, a) if a.endswith(".py") else a for a in argv]
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=600, env=env)
     output = proc.stdout + proc.stderr
     if log_dir is not None and os.path.isdir(log_dir):
         for name in sorted(os.listdir(log_dir)):

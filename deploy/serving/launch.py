@@ -15,10 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @contextlib.contextmanager
-def running_service(flags, timeout=60):
-    """Yield the base URL of `python -m deploy.serving --host 127.0.0.1 --port 0 FLAGS`; stop it afterwards."""
+def running_service(flags, timeout=60, cwd=None):
+    """Yield the base URL of `python -m deploy.serving --host 127.0.0.1 --port 0 FLAGS`; stop it afterwards.
+    The service runs in cwd (default: this process's), so its relative defaults (./output) resolve there."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
     proc = subprocess.Popen([sys.executable, "-m", "deploy.serving", "--host", "127.0.0.1", "--port", "0", *flags],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     seen, deadline, url = [], time.monotonic() + timeout, None

@@ -37,7 +37,7 @@ def server(serving_model, serving_data, tmp_path_factory):
              "--cache-dir", str(work / "cache"), "--store-dir", str(work / "store"), "--num-workers", "0",
              "--threads", "1", "--log-level", "warning"]
     try:
-        with running_service(flags) as url:
+        with running_service(flags, cwd=str(work)) as url:
             yield url
     except RuntimeError as exc:
         pytest.fail(str(exc))

@@ -11,12 +11,17 @@ TINY = ["--bit", "16", "--batch-size", "8", "--seed", "1", "-o", "model.fc_dim=6
         "-o", "train.eval_untrained=false"]
 
 
+def in_repo(script):
+    """An entry point of the repository (`predict.py`) by its absolute path."""
+    return os.path.join(ROOT, script) if script.endswith(".py") and not os.path.isabs(script) else script
+
+
 def run(*argv, env=None, timeout=300):
-    """(exit code, stdout, stderr) of `python argv...` in the repository root."""
+    """(exit code, stdout, stderr) of `python argv...` run from the test's own working folder."""
     full_env = {k: v for k, v in os.environ.items() if k != "HASHNET_FAULT"}  # faults only when asked for
     full_env.update({"PYTHONWARNINGS": "ignore", **(env or {})})
-    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env=full_env)
+    proc = subprocess.run([sys.executable, in_repo(argv[0]), *argv[1:]], capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
     return proc.returncode, proc.stdout, proc.stderr
 
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.reliability.common import ROOT, run
+from tests.reliability.common import in_repo, run
 from utils.code_cache import cache_paths, cached_or_built, load_cached_codes, save_codes
 
 
@@ -34,7 +34,7 @@ def weights(tiny_lite, tmp_path_factory):
 
 def predict_cmd(tiny_lite, weights, cache):
     query = os.path.join(tiny_lite, "images", "test", sorted(os.listdir(os.path.join(tiny_lite, "images", "test")))[0])
-    return [sys.executable, "predict.py", "--bit", "16", "--img", query, "--pretrained", weights, "--data-path",
+    return [sys.executable, in_repo("predict.py"), "--bit", "16", "--img", query, "--pretrained", weights, "--data-path",
             tiny_lite, "--save-path", str(cache), "--num-workers", "0", "--topk", "5"]
 
 
@@ -44,7 +44,7 @@ def matches(stdout):
 
 def test_two_processes_started_together_build_the_cache_once(tiny_lite, weights, tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    procs = [subprocess.Popen(predict_cmd(tiny_lite, weights[0], tmp_path), cwd=ROOT, env=env, text=True,
+    procs = [subprocess.Popen(predict_cmd(tiny_lite, weights[0], tmp_path), env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]

@@ -60,8 +60,9 @@ def check_partition(out_dir, expected_pool, train_in_database=True):
 
 def run_tool(module, *argv):
     """Run a tool as its own process: (exit code, stdout, stderr)."""
-    proc = subprocess.run([sys.executable, "-m", f"tools.{module}", *map(str, argv)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": ROOT}  # from the test's own working folder
+    proc = subprocess.run([sys.executable, "-m", f"tools.{module}", *map(str, argv)], capture_output=True,
+                          text=True, timeout=120, env=env)
     return proc.returncode, proc.stdout, proc.stderr
 
 

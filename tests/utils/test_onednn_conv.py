@@ -127,7 +127,8 @@ def _tiny_training(enable, steps=5):
     from utils.losses import build_loss
     from utils.optimizer import build_optimizer
 
-    cfg = build_config("configs/hashnet_lite.yaml", {"bit": 16, "batch_size": 4},
+    root = onednn_conv.os.path.dirname(onednn_conv.os.path.dirname(onednn_conv.__file__))
+    cfg = build_config(onednn_conv.os.path.join(root, "configs", "hashnet_lite.yaml"), {"bit": 16, "batch_size": 4},
                        ["dataset.crop_size=64", "dataset.resize_size=64", "model.fc_dim=64"])
     paddle.seed(0)
     model = build_model(cfg, num_classes=12)
@@ -147,7 +148,6 @@ def _tiny_training(enable, steps=5):
 
 
 def test_training_steps_match(monkeypatch):
-    monkeypatch.chdir(onednn_conv.os.path.dirname(onednn_conv.os.path.dirname(onednn_conv.__file__)))
     want, _, _ = _tiny_training(False)
     monkeypatch.setattr(onednn_conv, "_PLANS", onednn_conv.collections.OrderedDict())
     got, switched, model = _tiny_training(True)
