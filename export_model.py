@@ -33,7 +33,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from utils.cli import config_for_weights
+    from utils.logger import quiet_library_logging
 
+    quiet_library_logging()
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, overrides=args.override)
     import paddle
     import yaml
@@ -42,7 +44,7 @@ def main(argv=None):
     from utils.checkpoint import load_weights
     from utils.env import setup_device
     from utils.fileio import atomic_open
-    from utils.inference import file_sha256, preprocess_settings
+    from utils.inference import file_sha256, preprocess_settings, weights_digest
 
     setup_device("cpu", cfg["threads"])
     model = build_model(cfg)
@@ -63,9 +65,13 @@ def main(argv=None):
     released = save_safetensors(model.state_dict(),
                                 os.path.join(args.save_inference_dir, f"model_{args.bit}.safetensors"),
                                 {"bit": args.bit, "backbone": cfg["model"]["backbone"]})
+    # weights_digest: the model fingerprint predict.py and the service compare, the same as the
+    # dygraph weights' (utils.inference); model_files_sha256 says the exported files are still these
     info = {"bit": args.bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
             "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
-            "weights_sha256": file_sha256(weights), "safetensors": os.path.basename(released)}
+            "weights_sha256": file_sha256(weights), "weights_digest": weights_digest(model.state_dict()),
+            "model_files_sha256": file_sha256(prefix + ".json", prefix + ".pdiparams"),
+            "safetensors": os.path.basename(released)}
     with atomic_open(os.path.join(args.save_inference_dir, "infer_cfg.yml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(info, f, sort_keys=False)
     print(f"exported {args.bit}-bit model to {prefix}.json / .pdiparams (+ infer_cfg.yml)")

@@ -19,7 +19,9 @@ def worker(cfg):
 
     from utils.engine import Engine
     from utils.env import resolve_device, setup_device
+    from utils.logger import quiet_library_logging
 
+    quiet_library_logging()
     device = resolve_device(cfg["device"])
     local = int(os.environ.get("PADDLE_LOCAL_SIZE", os.environ.get("PADDLE_TRAINERS_NUM", "1")))
     setup_device(device, cfg["threads"], local_processes=local,

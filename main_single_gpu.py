@@ -6,9 +6,11 @@ from utils.errors import exit_on_user_error
 @exit_on_user_error
 def main(argv=None):
     cfg = config_from_args(train_parser(__doc__).parse_args(argv))
-    from utils.env import setup_device
     from utils.engine import Engine
+    from utils.env import setup_device
+    from utils.logger import quiet_library_logging
 
+    quiet_library_logging()
     setup_device(cfg["device"], cfg["threads"])
     Engine(cfg).run()
 

@@ -2,10 +2,14 @@
 
 Encodes the database once and caches its codes in <save-path>/database_code_<K>.npy (with a
 fingerprint of the model and list; a stale cache is rebuilt). Works from trained weights
-(--pretrained) or from an exported model (--model-dir), which give identical codes.
+(--pretrained) or from an exported model (--model-dir), which give identical codes and share
+the cache. With neither, it uses the main job's <save-path>/model_best_<K>, else the exported
+model in <save-path>/inference. The answer goes to standard output; which model, the cache
+and progress go to standard error.
 """
 import argparse
 import os
+import sys
 
 from utils.cli import check_bit, check_range, str2bool
 from utils.errors import UserError, exit_on_user_error
@@ -17,9 +21,12 @@ def parse_args(argv=None):
     p.add_argument("--bit", type=int, required=True, help="code length K of the model")
     p.add_argument("--img", required=True, help="the query image")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--pretrained", default=None, metavar="PREFIX", help="trained weights PREFIX(.pdparams) (dygraph)")
+    src.add_argument("--pretrained", default=None, metavar="PREFIX",
+                     help="trained weights PREFIX(.safetensors|.pdparams) (dygraph); default, with no --model-dir "
+                          "either: <save-path>/model_best_<K> when it exists")
     src.add_argument("--model-dir", "--model_dir", default=None,
-                     help="exported model folder (export_model.py), run with Paddle Inference")
+                     help="exported model folder (export_model.py), run with Paddle Inference; default, with no "
+                          "--pretrained either and no trained weights: <save-path>/inference")
     p.add_argument("--dataset", default="lite", help="data set whose database is searched")
     p.add_argument("--data-path", "--data_path", default=None, help="image root of the data set")
     p.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
@@ -29,7 +36,8 @@ def parse_args(argv=None):
     p.add_argument("--index-backend", "--index_backend", default="auto", choices=backend_names(),
                    help="Hamming index backend (utils.retrieval.HammingIndex, docs/retrieval.md); auto: the "
                         "fastest exact path measured; milvus: a milvus-lite file <save-path>/milvus_<K>.db")
-    p.add_argument("--save-path", "--save_path", default="./output", help="folder for the code cache and pictures")
+    p.add_argument("--save-path", "--save_path", default="./output",
+                   help="folder for the code cache and pictures, and where the default model is looked for")
     p.add_argument("--show", action="store_true", help="write (and display, when possible) the query beside its matches")
     p.add_argument("--batch-size", "--batch_size", type=int, default=32, help="batch size for encoding the database")
     p.add_argument("--num-workers", "--num_workers", type=int, default=2, help="image decoding worker processes")
@@ -39,8 +47,6 @@ def parse_args(argv=None):
     p.add_argument("-c", "--config", default=None, help="training config (default: the one saved beside the weights)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = p.parse_args(argv)
-    if args.pretrained is None and args.model_dir is None:
-        raise UserError("give --pretrained PREFIX (trained weights) or --model-dir DIR (exported model)")
     check_bit(args.bit)
     check_range("--topk", args.topk, 1)
     check_range("--radius", args.radius, 0, args.bit)  # beyond K bits every image is within the radius
@@ -54,6 +60,11 @@ def parse_args(argv=None):
     if os.path.exists(args.save_path) and not os.path.isdir(args.save_path):
         raise UserError(f"--save-path {args.save_path}: exists and is not a folder")
     return args
+
+
+def status(message):
+    """What predict.py is doing (which model, the cache): standard error, so stdout is the answer alone."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def class_names(data_root, num_classes):
@@ -86,7 +97,15 @@ def label_text(label_row, names):
 def main(argv=None):
     args = parse_args(argv)
     from utils.cli import check_output_dir, config_for_weights
+    from utils.inference import default_model
+    from utils.logger import quiet_library_logging
 
+    quiet_library_logging()
+
+    if args.pretrained is None and args.model_dir is None:
+        kind, path, said = default_model(args.save_path, args.bit)
+        setattr(args, kind, path)
+        status(said)
     check_output_dir(args.save_path, "--save-path")
 
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, args.data_path, args.override)
@@ -120,7 +139,8 @@ def main(argv=None):
     expected = fingerprint(encoder, db_list, data_root)
     db_codes = cached_or_built(  # under a file lock: concurrent predict.py runs build the cache once
         args.save_path, expected,
-        lambda: encode_list(encoder, db_list, data_root, args.batch_size, args.num_workers, "encode database")[0])
+        lambda: encode_list(encoder, db_list, data_root, args.batch_size, args.num_workers, "encode database")[0],
+        log=status)
     db_paths, db_labels = parse_list(db_list)
     lists = dataset_lists(cfg)
     q_labels = query_labels(args.img, data_root, (lists["test"], lists["database"]))

@@ -80,8 +80,10 @@ def test_export_then_paddle_inference_codes_equal_dygraph_codes(trained, tiny_li
 
 
 def run_predict(argv, capsys):
+    """predict.py's answer (stdout) followed by what it said about the model and the cache (stderr)."""
     predict.main(argv)
-    return capsys.readouterr().out
+    captured = capsys.readouterr()
+    return captured.out + captured.err
 
 
 def ranks(output):

@@ -93,6 +93,15 @@ def _set_weights(model, state, path):
     model.set_state_dict({k: v for k, v in state.items() if k in model.state_dict()})
 
 
+def read_weights(prefix):
+    """(state dict, file used) of PREFIX as load_weights reads it, without building a model."""
+    path = resolve_weights(prefix)
+    state = _load(path, "weights file")
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is not a state dict")
+    return state, path
+
+
 def load_weights(model, prefix):
     """Load PREFIX (.safetensors preferred, see resolve_weights) into model; returns the file used."""
     path = resolve_weights(prefix)

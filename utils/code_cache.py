@@ -1,7 +1,9 @@
 """The database code cache: `<dir>/database_code_<K>.npy` + `database_code_<K>.json` (fingerprint).
 
-The fingerprint names the model (sha256 of its weights), the list file (sha256 of its bytes),
-the data root and the bit count; any difference means the codes are stale and are rebuilt.
+The fingerprint names the model (utils.inference.weights_digest of its tensors: the same for
+trained weights and their export, so both share one cache), the preprocessing, the list file
+(sha256 of its bytes), the data root and the bit count; any difference means the codes are stale
+and are rebuilt.
 The .json also records the sha256 of the codes, so an .npy that does not belong to its .json
 is never trusted. Both files are written atomically (.npy first, .json last). Processes that
 share a cache take a file lock (`database_code_<K>.lock`, the filelock package) around
@@ -28,8 +30,10 @@ def lock_path(save_dir, bit):
 
 
 def fingerprint(encoder, list_path, data_root):
-    return {"bit": int(encoder.bit), "model_sha256": encoder.fingerprint, "list_sha256": file_sha256(list_path),
-            "list": os.path.abspath(list_path), "data_root": os.path.abspath(data_root)}
+    preprocess = json.loads(json.dumps(encoder.preprocess))  # as read back from the .json (lists, not tuples)
+    return {"bit": int(encoder.bit), "model_sha256": encoder.fingerprint, "preprocess": preprocess,
+            "list_sha256": file_sha256(list_path), "list": os.path.abspath(list_path),
+            "data_root": os.path.abspath(data_root)}
 
 
 def _codes_sha256(codes):

@@ -1,6 +1,10 @@
 """Turning images into codes outside training: from trained weights (dygraph) or from an
 exported model (Paddle Inference). Both expose the same `encode_batch` and the same
 preprocessing, so predict.py, infer.py and the benchmarks give identical codes either way.
+
+Both also expose the same `fingerprint` for the same weights: `weights_digest` of the tensors,
+which export_model.py records in infer_cfg.yml, so a code cache built from one is valid for
+the other.
 """
 import hashlib
 import os
@@ -18,6 +22,28 @@ def file_sha256(*paths):
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def weights_digest(state_dict):
+    """sha256 of a model's tensors (names, dtypes, shapes, values), the same whatever file they were
+    read from: a .pdparams, its .safetensors, or the model these were exported from."""
+    from utils.weights import to_numpy
+
+    digest = hashlib.sha256()
+    for name, array in sorted(to_numpy(state_dict).items()):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def exported_fingerprint(info, model_file, params_file):
+    """The weights digest export_model.py recorded, when the model files are still the ones it wrote;
+    else a digest of the files themselves (never equal to a weights digest: the cache is rebuilt)."""
+    files = file_sha256(model_file, params_file)
+    if info.get("weights_digest") and info.get("model_files_sha256") == files:
+        return info["weights_digest"]
+    return "files:" + files
 
 
 def preprocess_settings(dataset_cfg):
@@ -38,6 +64,43 @@ def load_infer_cfg(model_dir, bit):
     if bit is not None and int(info["bit"]) != int(bit):
         raise UserError(f"{model_dir} holds a {info['bit']}-bit model but --bit is {bit}")
     return info
+
+
+def default_model(folder, bit):
+    """The main job's model in folder (./output) when no model was named: ("pretrained", PREFIX, what)
+    for trained weights folder/model_best_<K>, else ("model_dir", DIR, what) for an export in
+    folder/inference; a UserError naming both and the commands that make them when neither is there."""
+    from utils.checkpoint import resolve_weights
+
+    prefix = os.path.join(folder, f"model_best_{bit}")
+    exported = os.path.join(folder, "inference")
+    weights = resolve_weights(prefix)
+    if os.path.isfile(weights):
+        return "pretrained", prefix, f"model: {weights} (trained weights; no --pretrained or --model-dir given)"
+    if os.path.isfile(os.path.join(exported, f"inference_{bit}.json")):
+        return "model_dir", exported, (f"model: {exported}/inference_{bit}.json (exported; no {prefix} weights, "
+                                       "no --pretrained or --model-dir given)")
+    raise UserError(f"no {bit}-bit model: neither trained weights {prefix}.pdparams nor an exported model "
+                    f"{exported}/inference_{bit}.json; make them with: python main_single_gpu.py --bit {bit} "
+                    f"--output-dir {folder}, then python export_model.py --bit {bit} --pretrained {prefix} "
+                    f"--save-inference-dir {exported} (or give --pretrained PREFIX / --model-dir DIR)")
+
+
+def default_model_dir(folder, bit):
+    """folder/inference when it holds an exported bit-bit model, else a UserError with the commands."""
+    exported = os.path.join(folder, "inference")
+    if os.path.isfile(os.path.join(exported, f"inference_{bit}.json")):
+        return exported
+    prefix = os.path.join(folder, f"model_best_{bit}")
+    export = f"python export_model.py --bit {bit} --pretrained {prefix} --save-inference-dir {exported}"
+    from utils.checkpoint import resolve_weights
+
+    if os.path.isfile(resolve_weights(prefix)):
+        raise UserError(f"no exported model {exported}/inference_{bit}.json: export the trained weights with: "
+                        f"{export} (or give --model-dir DIR)")
+    raise UserError(f"no exported model {exported}/inference_{bit}.json and no trained weights {prefix}.pdparams: "
+                    f"python main_single_gpu.py --bit {bit} --output-dir {folder}, then {export} "
+                    "(or give --model-dir DIR)")
 
 
 def model_files(model_dir, bit):
@@ -76,7 +139,7 @@ class InferenceEncoder:
         self.predictor = inference.create_predictor(config)
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
-        self.fingerprint = file_sha256(model_file, params_file)
+        self.fingerprint = exported_fingerprint(self.info, model_file, params_file)
 
     def encode_batch(self, images):
         self.input.reshape(list(images.shape))
@@ -97,10 +160,10 @@ class DygraphEncoder:
         self.bit = cfg["model"]["bit"]
         self.preprocess = preprocess_settings(cfg["dataset"])
         model = build_model(cfg)
-        path = load_weights(model, pretrained)
+        self.weights_file = load_weights(model, pretrained)
         self.model = CodeHead(model)
         self.model.eval()
-        self.fingerprint = file_sha256(path)
+        self.fingerprint = weights_digest(model.state_dict())
         self._paddle = paddle
 
     def encode_batch(self, images):

@@ -4,6 +4,27 @@ import os
 import sys
 
 
+# third-party loggers held at WARNING by quiet_library_logging()
+LIBRARY_LOGGERS = ("faiss", "visualdl", "baidubce", "PIL", "matplotlib")
+
+
+def quiet_library_logging():
+    """Let only warnings and errors of third-party libraries reach the console.
+
+    Importing paddle gives the root logger a console handler at level INFO, so every library's
+    INFO lines print into our commands' output (faiss's loader alone writes five on each start,
+    saying which CPU build it tried). This puts the root logger and the known libraries back at
+    WARNING, which keeps real warnings visible. Our own logger ("hashnet") does not propagate to
+    the root and is unaffected; paddle's C++ log is quieted by GLOG_minloglevel (utils/__init__.py)."""
+    import paddle  # noqa: F401  (its import sets the root logger's level; lower it afterwards)
+
+    root = logging.getLogger()
+    if root.level < logging.WARNING:
+        root.setLevel(logging.WARNING)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def setup_logger(output_dir=None, name="hashnet", filename=None, rank=0):
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)

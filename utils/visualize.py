@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 
 from utils.data import read_image
+from utils.fileio import atomic_write_bytes
 
 TILE = 160
 
@@ -38,8 +39,10 @@ def draw_matches(query_path, query_caption, matches, out_path, per_row=5):
                        constant_values=255)
     grid = np.pad(grid, ((0, max(0, query_col.shape[0] - grid.shape[0])), (0, 0), (0, 0)), constant_values=255)
     picture = np.concatenate([query_col, grid], axis=1)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    cv2.imwrite(out_path, picture)
+    ok, jpeg = cv2.imencode(".jpg", picture)
+    if not ok:
+        raise RuntimeError(f"cannot encode the picture for {out_path}")
+    atomic_write_bytes(out_path, jpeg.tobytes())  # a failed write is an error naming the file, never silent
     return out_path
 
 

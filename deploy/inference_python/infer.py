@@ -1,6 +1,7 @@
 """Paddle Inference for an exported HashNet model: prints each image's K-bit code.
 
     python deploy/inference_python/infer.py --bit 64 --model-dir output/inference --img-path demo.jpg
+Without --model-dir it runs the main job's export, ./output/inference.
 --img-path may be a folder (every .jpg/.jpeg/.png/.bmp in it, in name order). With
 --benchmark True a timing report follows: preprocess / inference / postprocess ms per image,
 batch size, threads, oneDNN, peak memory.
@@ -21,7 +22,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length K (selects inference_<K>.json)")
-    p.add_argument("--model-dir", "--model_dir", required=True, help="folder written by export_model.py")
+    p.add_argument("--model-dir", "--model_dir", default=None,
+                   help="folder written by export_model.py (default: ./output/inference, the main job's export)")
     p.add_argument("--img-path", "--img_path", required=True, help="an image, or a folder of images")
     p.add_argument("--batch-size", "--batch_size", type=int, default=1, help="images per predictor run")
     p.add_argument("--use-gpu", "--use_gpu", type=str2bool, default=False, help="run on GPU (paddlepaddle-gpu)")
@@ -34,7 +36,7 @@ def parse_args(argv=None):
     check_range("--batch-size", args.batch_size, 1, 4096)
     check_range("--cpu-threads", args.cpu_threads, 1, 1024)
     check_range("--warmup", args.warmup, 0)
-    if not os.path.isdir(args.model_dir):
+    if args.model_dir is not None and not os.path.isdir(args.model_dir):
         raise UserError(f"--model-dir: folder not found: {args.model_dir}")
     return args
 
@@ -62,9 +64,14 @@ def main(argv=None):
     import numpy as np
 
     from utils.data import preprocess_image
-    from utils.inference import InferenceEncoder
+    from utils.inference import InferenceEncoder, default_model_dir
+    from utils.logger import quiet_library_logging
 
     files = image_files(args.img_path)
+    if args.model_dir is None:
+        args.model_dir = default_model_dir("./output", args.bit)
+        print(f"model: {args.model_dir}/inference_{args.bit}.json (no --model-dir given)", file=sys.stderr)
+    quiet_library_logging()
     encoder = InferenceEncoder(args.model_dir, args.bit, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
                                cpu_threads=args.cpu_threads)
     if args.benchmark:  # warm-up: oneDNN primitives are created on the first runs

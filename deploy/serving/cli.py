@@ -8,7 +8,6 @@ turns that off and prints the command instead). Database codes are cached in --c
 (shared with predict.py), images added with POST /items are kept in --store-dir.
 """
 import argparse
-import logging
 import os
 import socket
 
@@ -84,24 +83,31 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     """Make sure model_dir holds an exported model; export `pretrained` there when allowed."""
     import yaml
 
-    from utils.checkpoint import weights_path
-    from utils.inference import file_sha256
+    from utils.checkpoint import read_weights, resolve_weights
+    from utils.inference import weights_digest
 
     cfg_path = os.path.join(model_dir, "infer_cfg.yml")
     if os.path.isfile(cfg_path):
         with open(cfg_path, encoding="utf-8") as f:
             info = yaml.safe_load(f) or {}
         prefix = pretrained or f"./output/model_best_{bit or info.get('bit')}"
-        if os.path.isfile(weights_path(prefix)) and info.get("weights_sha256") not in (None, file_sha256(weights_path(prefix))):
-            log(f"note: {model_dir} was exported from other weights than {prefix}.pdparams; to serve those, run: "
-                f"python export_model.py --bit {info.get('bit')} --pretrained {prefix} --save-inference-dir {model_dir}")
+        if os.path.isfile(resolve_weights(prefix)):
+            # like with like: the digest of the tensors, whichever file (.safetensors, .pdparams) holds them
+            try:
+                state, path = read_weights(prefix)
+            except UserError as exc:
+                log(f"note: cannot compare {model_dir} with {prefix}: {exc}")
+                return
+            if info.get("weights_digest") != weights_digest(state):
+                log(f"note: {model_dir} was exported from other weights than {path}; to serve those, run: "
+                    f"python export_model.py --bit {info.get('bit')} --pretrained {prefix} --save-inference-dir {model_dir}")
         return
     bit = bit or DEFAULT_BIT
     prefix = pretrained or f"./output/model_best_{bit}"
     command = f"python export_model.py --bit {bit} --pretrained {prefix} --save-inference-dir {model_dir}"
-    if not os.path.isfile(weights_path(prefix)):
+    if not os.path.isfile(resolve_weights(prefix)):
         raise UserError(f"--model-dir {model_dir}: no exported model there (infer_cfg.yml), and no weights "
-                        f"{weights_path(prefix)} to export from: train (python main_single_gpu.py --bit {bit}), "
+                        f"{resolve_weights(prefix)} to export from: train (python main_single_gpu.py --bit {bit}), "
                         f"then run: {command}")
     if not auto_export:
         raise UserError(f"--model-dir {model_dir}: no exported model there; run: {command}")
@@ -151,7 +157,9 @@ def build_service(args, log=print):
 def main(argv=None):
     args = parse_args(argv)
     sock = listen(args.host, args.port)  # a busy port fails before the model is loaded
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which CPU build faiss loaded: noise here
+    from utils.logger import quiet_library_logging
+
+    quiet_library_logging()  # e.g. faiss's loader: which CPU build it loaded, five INFO lines
     service = build_service(args)
     import uvicorn
 

@@ -22,7 +22,7 @@ class EncoderPool:
         self.size = size
         self.threads = threads
         self.bit = first.bit
-        self.fingerprint = first.fingerprint   # sha256 of the model files (utils.code_cache reads it)
+        self.fingerprint = first.fingerprint   # the weights digest (utils.inference; utils.code_cache reads it)
         self.preprocess = first.preprocess
         self.info = first.info
         self.transform = build_transform(False, **first.preprocess)

@@ -13,7 +13,8 @@ from deploy.serving.service import SearchService
 from deploy.serving.uploads import Limits
 from tests.deploy.conftest import BIT, db_list
 from utils.data import parse_list, preprocess_image
-from utils.inference import InferenceEncoder, file_sha256
+from utils.checkpoint import read_weights
+from utils.inference import InferenceEncoder, weights_digest
 
 
 def make_service(model, data, tmp, log=lambda *a: None, **kw):
@@ -60,9 +61,9 @@ def png_bytes(height, width):
 def test_healthz_and_stats(client, serving_model, serving_data):
     assert client.get("/healthz").json() == {"status": "ok"}
     stats = client.get("/stats").json()
-    model_files = [os.path.join(serving_model, f"inference_{BIT}.{ext}") for ext in ("json", "pdiparams")]
+    untrained = os.path.join(os.path.dirname(serving_model), f"untrained_{BIT}")  # the weights it was exported from
     assert stats["database_size"] == stats["data_set_images"] == 48 and stats["added_images"] == 0
-    assert stats["bit"] == BIT and stats["model_fingerprint"] == file_sha256(*model_files)
+    assert stats["bit"] == BIT and stats["model_fingerprint"] == weights_digest(read_weights(untrained)[0])
     assert stats["index_backend"] == "auto" and stats["index_plan"] and stats["predictors"] == 2
     assert stats["classes"] == open(os.path.join(serving_data, "classes.txt")).read().split()
 

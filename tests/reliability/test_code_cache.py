@@ -48,19 +48,19 @@ def test_two_processes_started_together_build_the_cache_once(tiny_lite, weights,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
-    built = [o[0] for o in outs if "encoding the database" in o[0]]
-    assert len(built) == 1, [o[0] for o in outs]  # the other one waited on the lock and read the cache
-    assert sum("cache up to date" in o[0] for o in outs) == 1
+    built = [o[1] for o in outs if "encoding the database" in o[1]]  # what it does: on stderr
+    assert len(built) == 1, [o[1] for o in outs]  # the other one waited on the lock and read the cache
+    assert sum("cache up to date" in o[1] for o in outs) == 1
     assert matches(outs[0][0]) == matches(outs[1][0]) and len(matches(outs[0][0])) == 5
     meta = json.load(open(cache_paths(str(tmp_path), 16)[1]))
-    codes, reason = load_cached_codes(str(tmp_path), {k: meta[k] for k in ("bit", "model_sha256", "list_sha256",
-                                                                              "list", "data_root")})
+    codes, reason = load_cached_codes(str(tmp_path), {k: meta[k] for k in ("bit", "model_sha256", "preprocess",
+                                                                              "list_sha256", "list", "data_root")})
     assert reason == "up to date" and codes.shape == (48, 16)
 
     # other weights: the cache is stale and is rebuilt, saying why
     code, stdout, stderr = run(*predict_cmd(tiny_lite, weights[1], tmp_path)[1:])
     assert code == 0, stderr[-1500:]
-    assert "encoding the database" in stdout and "fingerprint differs: model_sha256" in stdout, stdout
+    assert "encoding the database" in stderr and "fingerprint differs: model_sha256" in stderr, stderr
 
 
 EXPECTED = {"bit": 16, "model_sha256": "m" * 64, "list_sha256": "l" * 64, "list": "/d/database.txt", "data_root": "/d"}
