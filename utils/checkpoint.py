@@ -6,7 +6,11 @@ epoch and the best mAP, so a resumed run continues exactly. Crash safety:
 - the .pdopt records the sha256 of the .pdparams it belongs to, so a pair torn by a crash
   between the two writes is detected rather than silently mixed;
 - before a checkpoint is overwritten, the previous complete pair is kept as `<prefix>.prev.*`
-  (a hard link, no copy), and `load_checkpoint` falls back to it when `<prefix>` is corrupt.
+  (a hard link, no copy), and `load_checkpoint` falls back to it when `<prefix>` is corrupt;
+- a checkpoint generation (.pdparams, .pdopt, .safetensors, and the run's config_<K>.yaml) is
+  written to complete temp files first; only then do the current files become the previous
+  generation and the new ones take their names. A write that fails (disk full, `ulimit -f`,
+  quota, read-only folder) leaves every existing file as it was and ends as one WriteError line.
 Released weights are also written as `<prefix>.safetensors` (no pickle; see utils.weights),
 which `load_weights` prefers. .pdparams/.pdopt are pickles: they are read only after an
 allowlist check (utils.weights.check_pickle); still, load only files you trust.
@@ -15,7 +19,7 @@ import hashlib
 import os
 
 from utils.errors import UserError
-from utils.fileio import atomic_link_or_copy, atomic_write_bytes, fsync_folder, paddle_bytes
+from utils.fileio import atomic_link_or_copy, commit_staged, fsync_folder, paddle_bytes, stage_bytes
 
 WEIGHT_SUFFIXES = (".pdparams", ".safetensors")
 PREVIOUS = ".prev"  # <prefix>.prev.pdparams/.pdopt: the generation before <prefix>
@@ -175,11 +179,11 @@ def _sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def _remove_leftover_temp_files(prefix):
+def _remove_leftover_temp_files(prefix, others=()):
     """Temp files of writes a crash interrupted (hidden `.<name>.*.tmp` / `.link`); never read."""
     import glob
 
-    for path in (weights_path(prefix), state_path(prefix), prefix + ".safetensors"):
+    for path in (weights_path(prefix), state_path(prefix), prefix + ".safetensors", *others):
         folder, name = os.path.split(path)
         for leftover in glob.glob(os.path.join(glob.escape(folder), "." + glob.escape(name) + ".*")):
             if leftover.endswith((".tmp", ".link")):
@@ -192,34 +196,49 @@ def _remove_pair(prefix):
             os.unlink(path)
 
 
-def save_checkpoint(prefix, model, extra_state, release=False):
+def save_checkpoint(prefix, model, extra_state, release=False, files=None):
     """Write PREFIX.pdparams + .pdopt (and with release, PREFIX.safetensors), keeping the previous
-    complete pair as PREFIX.prev.*. At every instant a complete, verifiable pair exists on disk."""
-    import numpy as np
+    complete pair as PREFIX.prev.*; `files` ({path: bytes}, e.g. the run's config_<K>.yaml) belong
+    to the same generation. At every instant a complete, verifiable pair exists on disk.
+
+    Every new file is first written to a complete temp file; a failure there (WriteError: disk
+    full, file size limit, read-only folder) changes nothing on disk. Only then does the current
+    pair become PREFIX.prev and do the new files take their names (one rename each)."""
+    from utils.weights import safetensors_bytes
 
     prefix = os.path.abspath(prefix)
     previous = prefix + PREVIOUS
+    files = {os.path.abspath(path): data for path, data in (files or {}).items()}
     if prefix not in _swept:  # the first save of this process: clear what a crash may have left
-        _remove_leftover_temp_files(prefix)
+        _remove_leftover_temp_files(prefix, files)
         _remove_leftover_temp_files(previous)
         _swept.add(prefix)
-    if prefix in _verified:  # the current pair is complete: it becomes the fallback
-        atomic_link_or_copy(weights_path(prefix), weights_path(previous))
-        atomic_link_or_copy(state_path(prefix), state_path(previous))
-        _verified.add(previous)
-    elif previous not in _verified:  # a pair from some other run: never fall back to it
-        _remove_pair(previous)
-    if release and os.path.isfile(prefix + ".safetensors"):
-        os.unlink(prefix + ".safetensors")  # never leave released weights older than the .pdparams
-        fsync_folder(os.path.dirname(prefix))
-    weights = paddle_bytes(model.state_dict())
-    atomic_write_bytes(weights_path(prefix), weights)
-    atomic_write_bytes(state_path(prefix), paddle_bytes({**extra_state, "weights_sha256": _sha256(weights)}))
+    state_dict = model.state_dict()
+    weights = paddle_bytes(state_dict)
+    new = [(weights_path(prefix), weights),
+           (state_path(prefix), paddle_bytes({**extra_state, "weights_sha256": _sha256(weights)}))]
     if release:
-        from utils.weights import save_safetensors
-
         metadata = {k: extra_state[k] for k in ("bit", "backbone") if k in extra_state}
-        save_safetensors({k: np.asarray(v) for k, v in model.state_dict().items()}, prefix + ".safetensors", metadata)
+        new.append((prefix + ".safetensors", safetensors_bytes(state_dict, metadata)))
+    new += list(files.items())  # the config last: never newer than the weights it describes
+    staged = []
+    try:
+        for path, data in new:  # the whole generation on disk before anything is replaced
+            staged.append(stage_bytes(path, data))
+        if prefix in _verified:  # the current pair is complete: it becomes the fallback
+            atomic_link_or_copy(weights_path(prefix), weights_path(previous))
+            atomic_link_or_copy(state_path(prefix), state_path(previous))
+            _verified.add(previous)
+        elif previous not in _verified:  # a pair from some other run: never fall back to it
+            _remove_pair(previous)
+        if release and os.path.isfile(prefix + ".safetensors"):
+            os.unlink(prefix + ".safetensors")  # never leave released weights older than the .pdparams
+        for item in staged:
+            commit_staged(item)
+        fsync_folder(os.path.dirname(prefix))
+    finally:
+        for item in staged:
+            item.discard()  # what was not committed (after a failure)
     _verified.add(prefix)
 
 

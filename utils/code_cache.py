@@ -5,7 +5,8 @@ trained weights and their export, so both share one cache), the preprocessing, t
 (sha256 of its bytes), the data root and the bit count; any difference means the codes are stale
 and are rebuilt.
 The .json also records the sha256 of the codes, so an .npy that does not belong to its .json
-is never trusted. Both files are written atomically (.npy first, .json last). Processes that
+is never trusted. Both files are written completely to temp files before either is renamed
+(.npy first, .json last), so a failed write (disk full) leaves the cache as it was. Processes that
 share a cache take a file lock (`database_code_<K>.lock`, the filelock package) around
 check-and-build, so two predict.py started together encode the database once and the second
 reads what the first wrote. No pickle is involved (np.load(allow_pickle=False), JSON).
@@ -16,7 +17,7 @@ import os
 
 import numpy as np
 
-from utils.fileio import atomic_numpy_save, atomic_open
+from utils.fileio import commit_staged, fsync_folder, staged_open
 from utils.inference import file_sha256
 
 
@@ -66,9 +67,20 @@ def load_cached_codes(save_dir, expected):
 def save_codes(save_dir, expected, codes):
     codes = np.asarray(codes, dtype=np.int8)
     codes_path, meta_path = cache_paths(save_dir, expected["bit"])
-    atomic_numpy_save(codes, codes_path)
-    with atomic_open(meta_path, "w", encoding="utf-8") as f:
-        json.dump({**expected, "count": int(codes.shape[0]), "codes_sha256": _codes_sha256(codes)}, f, indent=1)
+    staged = []
+    try:
+        with staged_open(codes_path, "wb") as (f, item):
+            np.save(f, codes, allow_pickle=False)
+        staged.append(item)
+        with staged_open(meta_path, "w", encoding="utf-8") as (f, item):
+            json.dump({**expected, "count": int(codes.shape[0]), "codes_sha256": _codes_sha256(codes)}, f, indent=1)
+        staged.append(item)
+        for item in staged:
+            commit_staged(item)
+        fsync_folder(save_dir)
+    finally:
+        for item in staged:
+            item.discard()
 
 
 def cached_or_built(save_dir, expected, build, log=print):

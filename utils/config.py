@@ -312,8 +312,12 @@ def dataset_lists(cfg):
     return lists
 
 
+def config_yaml(cfg):
+    """The resolved config as the YAML text saved beside a run's weights (config_<K>.yaml)."""
+    return yaml.safe_dump({k: v for k, v in cfg.items() if k != "config_file"}, sort_keys=False)
+
+
 def save_config(cfg, path):
     """Write the resolved config atomically, so a run's outputs say how they were made."""
-    cfg = {k: v for k, v in cfg.items() if k != "config_file"}
     with atomic_open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
+        f.write(config_yaml(cfg))

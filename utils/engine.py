@@ -16,13 +16,13 @@ from tqdm import tqdm
 from models import build_model, codes_from_logits
 from utils.checkpoint import (load_backbone_weights, load_checkpoint, load_weights, optimizer_state,
                               save_checkpoint, set_optimizer_state)
-from utils.config import dataset_lists, list_dir, save_config
+from utils.config import config_yaml, dataset_lists, list_dir
 from utils.cpu_speed import apply_training_options
 from utils.data import (ImageListDataset, SubsetView, bad_image_summary, build_dataloader, build_transform,
                         split_validation)
 from utils.distributed import Comm, in_dataset_order
 from utils.errors import UserError
-from utils.logger import ScalarWriter, setup_logger
+from utils.logger import ScalarWriter, open_log_files, setup_logger
 from utils.losses import build_loss
 from utils.metrics import mean_average_precision, precision_within_radius
 from utils.optimizer import build_optimizer
@@ -89,7 +89,9 @@ class Engine:
         self.out = cfg["output_dir"]
         os.makedirs(self.out, exist_ok=True)
         mode = "eval" if cfg["eval_only"] else "train"
-        self.logger = setup_logger(self.out, filename=f"{mode}_{self.bit}.log", rank=rank)
+        # the log file waits until the run has weights (or, with --eval, a result): a run that fails
+        # before leaves the output folder as it was
+        self.logger = setup_logger(self.out, filename=f"{mode}_{self.bit}.log", rank=rank, deferred=True)
         t = cfg["train"]
         seed_everything(t["seed"])
 
@@ -186,6 +188,15 @@ class Engine:
     def _prefix(self, kind):
         return os.path.join(self.out, f"model_{kind}_{self.bit}")
 
+    def _save(self, kind, epoch, best, history, writer):
+        """Checkpoint `kind` with the config that describes it (config_<K>.yaml, part of the same
+        generation, never written before there are weights); then the log and curves follow."""
+        config = {os.path.join(self.out, f"config_{self.bit}.yaml"): config_yaml(self.cfg).encode("utf-8")}
+        save_checkpoint(self._prefix(kind), self.model, self._state(epoch, best, history),
+                        release=kind == "best", files=config)  # best: + model_best_<K>.safetensors
+        open_log_files(self.logger)
+        writer.open()
+
     def _state(self, epoch, best, history):
         return {"optimizer": optimizer_state(self.model, self.optimizer), "scheduler": self.scheduler.state_dict(),
                 "loss": self.criterion.state_dict(), "epoch": epoch, "best": best, "history": history,
@@ -246,8 +257,6 @@ class Engine:
 
     def train(self):
         cfg, t = self.cfg, self.cfg["train"]
-        if self.rank == 0:
-            save_config(cfg, os.path.join(self.out, f"config_{self.bit}.yaml"))
         self.logger.info(f"data: {len(self.train_set)} train, {len(self.query_set)} query, "
                          f"{len(self.db_set)} database images, {self.num_classes} labels; "
                          f"{self.bit} bits, {t['epochs']} epochs, batch {t['batch_size']} x {self.world_size}")
@@ -266,7 +275,7 @@ class Engine:
             history["untrained"] = result["map"]
             self._log_eval("untrained", result)
 
-        writer = ScalarWriter(os.path.join(self.out, f"vdl_{self.bit}") if self.rank == 0 else None)
+        writer = ScalarWriter(os.path.join(self.out, f"vdl_{self.bit}") if self.rank == 0 else None, deferred=True)
         try:
             self.epoch_seconds = []  # training time of each epoch of this run (no evaluation), for the report
             for epoch in range(start_epoch, t["epochs"]):
@@ -286,10 +295,9 @@ class Engine:
                                 "precision_r2": result["precision_r2"], "epoch": epoch + 1}
                         self.best_codes = self.last_codes
                         if self.rank == 0:
-                            save_checkpoint(self._prefix("best"), self.model, self._state(epoch, best, history),
-                                            release=True)  # + model_best_<K>.safetensors
+                            self._save("best", epoch, best, history, writer)
                 if self.rank == 0:
-                    save_checkpoint(self._prefix("last"), self.model, self._state(epoch, best, history))
+                    self._save("last", epoch, best, history, writer)
         finally:
             writer.close()
         if self.comm.active:
@@ -341,6 +349,7 @@ class Engine:
         if self.cfg["plots"] and self.rank == 0 and codes is not None:
             self._plots(codes, "evaluated" if self.cfg["eval_only"] else "best")
         if self.rank == 0:
+            open_log_files(self.logger)  # the run succeeded: its log is written (with --eval: only now)
             summary = bad_image_summary(self.train_set, self.query_set, self.db_set)  # --skip-bad-images
             if summary:
                 self.logger.warning(summary)

@@ -2,7 +2,10 @@
 
 A crash (even SIGKILL or a power cut) at any point leaves either the old file or the new one,
 never a torn one: the data reaches the disk before the rename, and the rename itself is made
-durable by syncing the folder.
+durable by syncing the folder. A failed write (disk full, `ulimit -f`, quota, read-only folder)
+removes its temp file and raises utils.errors.WriteError naming the file and the cause; the old
+file is untouched. Several files that belong together (a checkpoint generation) are staged first
+(`staged_open`: complete temp files) and renamed only once all of them are written (`commit_staged`).
 
 Test-only fault injection: the environment variable HASHNET_FAULT makes this process kill
 itself with SIGKILL at a chosen point, so tests can crash a run at an exact place (see
@@ -74,28 +77,75 @@ def _fault_due(point, name):
 # --------------------------------------------------------------------------- atomic writes
 
 
+def _write_error(path, exc):
+    from utils.errors import WriteError
+
+    return WriteError(path, exc)
+
+
+class Staged:
+    """A complete, fsynced temp file waiting to be renamed over `path` (see commit_staged)."""
+
+    def __init__(self, tmp, path):
+        self.tmp, self.path = tmp, path
+
+    def discard(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
 @contextlib.contextmanager
-def atomic_open(path, mode="wb", encoding=None):
+def staged_open(path, mode="wb", encoding=None):
+    """Write a temp file beside path; yields (file, Staged). When the block ends the temp file is
+    complete and on disk, and path is still untouched. On any failure the temp file is removed;
+    an OSError becomes a WriteError naming path."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     name = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + name + ".", suffix=".tmp")
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + name + ".", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
+        staged = Staged(tmp, path)
         with os.fdopen(fd, mode, encoding=encoding) as f:
-            yield f
+            yield f, staged
             f.flush()
             if _fault_due("write_partial", name):  # test-only: a crash with half the temp file written
                 f.truncate(f.tell() // 2)
                 os.kill(os.getpid(), signal.SIGKILL)
             os.fsync(f.fileno())
-        fault_point("before_rename", name)
-        os.replace(tmp, path)
-        fsync_folder(folder)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
         raise
+
+
+def stage_bytes(path, data):
+    """A Staged temp file holding data (nothing replaced yet)."""
+    with staged_open(path, "wb") as (f, staged):
+        f.write(data)
+    return staged
+
+
+def commit_staged(staged):
+    """Rename a staged temp file over its target (one atomic step); the folder is synced by the caller."""
+    fault_point("before_rename", os.path.basename(staged.path))
+    try:
+        os.replace(staged.tmp, staged.path)
+    except OSError as exc:
+        staged.discard()
+        raise _write_error(staged.path, exc) from None
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb", encoding=None):
+    with staged_open(path, mode, encoding) as (f, staged):
+        yield f
+    commit_staged(staged)
+    fsync_folder(os.path.dirname(os.path.abspath(path)))
 
 
 def atomic_write_bytes(path, data):
@@ -117,7 +167,12 @@ def atomic_link_or_copy(source, target):
         with atomic_open(target, "wb") as f, open(source, "rb") as src:
             shutil.copyfileobj(src, f, 1 << 20)
         return
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise _write_error(target, exc) from None
     # rename() between two links of one file does nothing and leaves tmp (target was already a link of source)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)

@@ -1,4 +1,9 @@
-"""Console + file logging, and VisualDL scalars (a no-op writer where VisualDL is absent)."""
+"""Console + file logging, and VisualDL scalars (a no-op writer where VisualDL is absent).
+
+A run's log file and curves can be deferred: held in memory until the run has produced
+something (its first checkpoint, or the evaluation's result), so a run that fails before that
+leaves its output folder exactly as it was. The console shows everything at once either way.
+"""
 import logging
 import os
 import sys
@@ -25,7 +30,53 @@ def quiet_library_logging():
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def setup_logger(output_dir=None, name="hashnet", filename=None, rank=0):
+class RunLogFile(logging.FileHandler):
+    """The run's log file. With deferred=True records wait in memory until open_log_files();
+    a write failure (disk full) is said once on stderr and the file is given up, never a traceback."""
+
+    def __init__(self, path, deferred=False):
+        super().__init__(path, encoding="utf-8", delay=True)
+        self.pending = [] if deferred else None
+        self.failed = False
+
+    def emit(self, record):
+        if self.failed:
+            return
+        if self.pending is not None:
+            self.pending.append(record)
+            return
+        super().emit(record)
+
+    def open_file(self):
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            for record in pending:
+                self.emit(record)
+
+    def handleError(self, record):
+        import sys
+
+        exc = sys.exc_info()[1]
+        self.failed = True
+        if self.stream is not None:
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+            self.stream = None
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        print(f"warning: cannot write the log file {self.baseFilename}: {reason}; logging to the console only",
+              file=sys.stderr, flush=True)
+
+
+def open_log_files(logger):
+    """Write a deferred log file now: what was held back, then every record as it comes."""
+    for handler in logger.handlers:
+        if isinstance(handler, RunLogFile):
+            handler.open_file()
+
+
+def setup_logger(output_dir=None, name="hashnet", filename=None, rank=0, deferred=False):
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -41,26 +92,42 @@ def setup_logger(output_dir=None, name="hashnet", filename=None, rank=0):
     logger.addHandler(console)
     if output_dir and filename:
         os.makedirs(output_dir, exist_ok=True)
-        file_handler = logging.FileHandler(os.path.join(output_dir, filename), encoding="utf-8")
+        file_handler = RunLogFile(os.path.join(output_dir, filename), deferred=deferred)
         file_handler.setFormatter(fmt)
         logger.addHandler(file_handler)
     return logger
 
 
 class ScalarWriter:
-    """Training curves for VisualDL (`visualdl --logdir <output-dir>/vdl`)."""
+    """Training curves for VisualDL (`visualdl --logdir <output-dir>/vdl`). With deferred=True the
+    values wait in memory, and the folder is not created, until open()."""
 
-    def __init__(self, logdir=None):
-        self._writer = None
+    def __init__(self, logdir=None, deferred=False):
+        self._writer, self._logdir = None, None
+        self._pending = [] if deferred else None
         if logdir:
             try:
-                from visualdl import LogWriter
+                import visualdl  # noqa: F401
             except ImportError:
                 return
-            self._writer = LogWriter(logdir=logdir)
+            self._logdir = logdir
+            if not deferred:
+                self.open()
+
+    def open(self):
+        if self._logdir is None or self._writer is not None:
+            return
+        from visualdl import LogWriter
+
+        self._writer = LogWriter(logdir=self._logdir)
+        pending, self._pending = self._pending or [], None
+        for args in pending:
+            self.add(*args)
 
     def add(self, tag, value, step):
-        if self._writer is not None:
+        if self._pending is not None and self._logdir is not None:
+            self._pending.append((tag, value, step))
+        elif self._writer is not None:
             self._writer.add_scalar(tag=tag, value=float(value), step=int(step))
 
     def close(self):

@@ -20,13 +20,18 @@ def to_numpy(state_dict):
     return {key: (value.numpy() if hasattr(value, "numpy") else np.asarray(value)) for key, value in state_dict.items()}
 
 
-def save_safetensors(state_dict, path, metadata=None):
-    """Write state_dict (paddle tensors or arrays) atomically; metadata values become strings."""
+def safetensors_bytes(state_dict, metadata=None):
+    """The safetensors file of state_dict (paddle tensors or arrays); metadata values become strings."""
     from safetensors.numpy import save
 
     meta = {"format": FORMAT, **{str(k): str(v) for k, v in (metadata or {}).items()}}
     arrays = {key: np.ascontiguousarray(value) for key, value in to_numpy(state_dict).items()}
-    atomic_write_bytes(path, save(arrays, metadata=meta))
+    return save(arrays, metadata=meta)
+
+
+def save_safetensors(state_dict, path, metadata=None):
+    """Write state_dict (paddle tensors or arrays) atomically; metadata values become strings."""
+    atomic_write_bytes(path, safetensors_bytes(state_dict, metadata))
     return path
 
 

@@ -16,18 +16,49 @@ def in_repo(script):
     return os.path.join(ROOT, script) if script.endswith(".py") and not os.path.isabs(script) else script
 
 
-def run(*argv, env=None, timeout=300):
+def file_size_limit(limit):
+    """For preexec_fn: `ulimit -f` of `limit` bytes with SIGXFSZ ignored, so a write past it fails with
+    EFBIG (errno 27, "File too large") as on a full disk or quota, instead of killing the process."""
+    def apply():
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def run(*argv, env=None, timeout=300, preexec_fn=None):
     """(exit code, stdout, stderr) of `python argv...` run from the test's own working folder."""
     full_env = {k: v for k, v in os.environ.items() if k != "HASHNET_FAULT"}  # faults only when asked for
     full_env.update({"PYTHONWARNINGS": "ignore", **(env or {})})
     proc = subprocess.run([sys.executable, in_repo(argv[0]), *argv[1:]], capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+                          timeout=timeout, env=full_env, preexec_fn=preexec_fn)
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def train(data, out, epochs, *extra, env=None):
+def train(data, out, epochs, *extra, env=None, preexec_fn=None):
     return run("main_single_gpu.py", "--data-path", str(data), "--output-dir", str(out), "--epoch", str(epochs),
-               *TINY, *extra, env=env)
+               *TINY, *extra, env=env, preexec_fn=preexec_fn)
+
+
+def folder_bytes(folder):
+    """{relative path: file bytes (None for a folder)} of everything under folder."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames:
+            found[os.path.relpath(os.path.join(dirpath, name), folder)] = None
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def assert_same_folder(before, after):
+    assert sorted(after) == sorted(before), (sorted(set(after) - set(before)), sorted(set(before) - set(after)))
+    changed = [name for name in before if before[name] != after[name]]
+    assert not changed, f"changed: {changed}"
 
 
 def assert_one_line_error(code, stderr, *fragments):

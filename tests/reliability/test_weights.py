@@ -145,3 +145,37 @@ def test_a_pdparams_that_would_run_code_is_refused_unread(tmp_path):
     with pytest.raises(NotImplementedError):  # what the check prevents: paddle.load runs the code, then fails
         paddle.load(str(tmp_path / "evil.pdparams"))
     assert os.path.exists(marker)
+
+
+@pytest.mark.parametrize("failing", ["model_best_16.pdparams", "model_best_16.pdopt", "model_best_16.safetensors",
+                                     "config_16.yaml"])
+def test_a_failed_write_anywhere_in_a_generation_changes_nothing(tmp_path, monkeypatch, failing):
+    """The whole generation (weights, state, released weights, config) is written before any file is
+    replaced, and the current pair becomes .prev only then."""
+    import errno
+
+    from tests.reliability.common import assert_same_folder, folder_bytes
+    from utils import checkpoint, fileio
+    from utils.errors import WriteError
+
+    prefix = str(tmp_path / "model_best_16")
+    config = {str(tmp_path / "config_16.yaml"): b"first\n"}
+    for epoch, seed in ((0, 1), (1, 2)):  # two generations: the current one and .prev
+        save_checkpoint(prefix, tiny_model(seed=seed)[0], {**STATE, "epoch": epoch}, release=True, files=config)
+    before = folder_bytes(tmp_path)
+    real = fileio.stage_bytes
+
+    def disk_full_at(path, data):
+        if os.path.basename(path) == failing:
+            with fileio.staged_open(path, "wb") as (f, _):
+                f.write(data[:10])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, data)
+
+    monkeypatch.setattr(checkpoint, "stage_bytes", disk_full_at)
+    with pytest.raises(WriteError, match=f"cannot write .*{failing}: No space left on device"):
+        save_checkpoint(prefix, tiny_model(seed=3)[0], {**STATE, "epoch": 2}, release=True,
+                        files={str(tmp_path / "config_16.yaml"): b"second\n"})
+    assert_same_folder(before, folder_bytes(tmp_path))  # no temp file left, nothing replaced or relinked
+    state, used = load_checkpoint(tiny_model(seed=9)[0], prefix)
+    assert state["epoch"] == 1 and used == prefix
