@@ -106,3 +106,43 @@ def test_search_in_the_browser_shows_the_image_first_at_distance_0(server, servi
             context.close()
     outside = [u for u in requested if not u.startswith(server) and not u.startswith(("blob:", "data:"))]
     assert requested and not outside, outside
+
+
+def test_the_page_shows_only_the_controls_before_a_query_and_clears_results_after_a_failed_one(server, serving_data,
+                                                                                              tmp_path):
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    paths, _ = parse_list(db_list(serving_data))
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("this is not an image")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                       headless=True, args=FLAGS)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(server)
+            page.wait_for_function("() => document.querySelector('#stats').textContent.includes('48 images')")
+            # before the first query: the drop zone and the fields, no (broken) query tile, no results
+            assert page.locator("#drop").is_visible()
+            for hidden in ("#results", "#query", "#query-image", "#matches"):
+                assert not page.locator(hidden).is_visible(), hidden
+            assert page.locator("#results").evaluate("e => getComputedStyle(e).display") == "none"
+            assert page.locator("#query-image").get_attribute("src") is None
+            # a good query, then a failed one: the error alone, not the old results under it
+            page.set_input_files("#file", os.path.join(serving_data, paths[0]))
+            page.locator("#matches .match").first.wait_for(timeout=20_000)
+            assert page.locator("#results").is_visible() and page.locator("#query-image").is_visible()
+            page.set_input_files("#file", str(not_an_image))
+            page.wait_for_function("() => document.querySelector('#status').className === 'error'")
+            assert page.locator("#status").inner_text().startswith("error 4")
+            assert not page.locator("#results").is_visible()
+            assert page.locator("#matches .match").count() == 0 and page.locator("#query-code").inner_text() == ""
+            assert page.locator("#query-image").get_attribute("src") is None
+            # and the next good query shows its results again
+            page.set_input_files("#file", os.path.join(serving_data, paths[1]))
+            page.wait_for_function("(path) => document.querySelector('#matches .match')?.dataset.path === path",
+                                   arg=paths[1])
+            assert page.locator("#results").is_visible()
+        finally:
+            context.close()

@@ -38,6 +38,15 @@ function el(tag, cls, text) {
   return node;
 }
 
+// Before the first answer and after a failed search nothing but the controls is on the page:
+// no query tile without an image, no results of an earlier query under an error.
+function clearResults() {
+  $("results").hidden = true;
+  $("query-image").removeAttribute("src");
+  $("query-code").textContent = "";
+  $("matches").replaceChildren();
+}
+
 function render(result) {
   $("results").hidden = false;
   $("query-image").src = state.queryUrl;
@@ -78,12 +87,16 @@ async function search() {
     const body = await r.json();
     if (seq !== state.seq) return;
     if (!r.ok) {
+      clearResults();
       setStatus(`error ${r.status}: ${body.detail}`, true);
       return;
     }
     render(body);
   } catch (e) {
-    if (seq === state.seq) setStatus(`request failed: ${e}`, true);
+    if (seq === state.seq) {
+      clearResults();
+      setStatus(`request failed: ${e}`, true);
+    }
   }
 }
 
@@ -100,6 +113,7 @@ function setup() {
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
   $("k").addEventListener("change", search);
   $("radius").addEventListener("change", search);
+  clearResults();
   loadStats();
 }
 
