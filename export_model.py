@@ -3,11 +3,13 @@
 Writes DIR/inference_<K>.json + DIR/inference_<K>.pdiparams (Paddle 3 PIR format) and
 DIR/infer_cfg.yml (preprocessing and bit count). The graph outputs the +-1 code. The weights
 also go to DIR/model_<K>.safetensors: the form to hand to others (loading it runs no code).
+Everything is written in full before any file of a previous export in DIR is replaced, so a
+failed write (disk full) leaves that export as it was.
 """
 import argparse
 import os
 
-from utils.errors import UserError, exit_on_user_error
+from utils.errors import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -37,14 +39,19 @@ def main(argv=None):
 
     quiet_library_logging()
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, overrides=args.override)
+    import shutil
+    import tempfile
+
     import paddle
     import yaml
 
     from models import CodeHead, build_model
     from utils.checkpoint import load_weights
     from utils.env import setup_device
-    from utils.fileio import atomic_open
+    from utils.errors import WriteError
+    from utils.fileio import Staged, commit_staged, fsync_folder, stage_bytes
     from utils.inference import file_sha256, preprocess_settings, weights_digest
+    from utils.weights import safetensors_bytes
 
     setup_device("cpu", cfg["threads"])
     model = build_model(cfg)
@@ -54,26 +61,39 @@ def main(argv=None):
     crop = cfg["dataset"]["crop_size"]
     static = paddle.jit.to_static(head, input_spec=[paddle.static.InputSpec([None, 3, crop, crop], "float32", "x")],
                                   full_graph=True)
-    os.makedirs(args.save_inference_dir, exist_ok=True)
-    prefix = os.path.join(args.save_inference_dir, f"inference_{args.bit}")
+    out_dir = args.save_inference_dir
+    name = f"inference_{args.bit}"
+    prefix = os.path.join(out_dir, name)
     try:
-        paddle.jit.save(static, prefix)
+        work = tempfile.mkdtemp(prefix=".export-", dir=out_dir)  # the new export, beside the old one
     except OSError as exc:
-        raise UserError(f"--save-inference-dir {args.save_inference_dir}: cannot write ({exc.strerror})") from None
-    from utils.weights import save_safetensors
-
-    released = save_safetensors(model.state_dict(),
-                                os.path.join(args.save_inference_dir, f"model_{args.bit}.safetensors"),
-                                {"bit": args.bit, "backbone": cfg["model"]["backbone"]})
-    # weights_digest: the model fingerprint predict.py and the service compare, the same as the
-    # dygraph weights' (utils.inference); model_files_sha256 says the exported files are still these
-    info = {"bit": args.bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
-            "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
-            "weights_sha256": file_sha256(weights), "weights_digest": weights_digest(model.state_dict()),
-            "model_files_sha256": file_sha256(prefix + ".json", prefix + ".pdiparams"),
-            "safetensors": os.path.basename(released)}
-    with atomic_open(os.path.join(args.save_inference_dir, "infer_cfg.yml"), "w", encoding="utf-8") as f:
-        yaml.safe_dump(info, f, sort_keys=False)
+        raise WriteError(prefix + ".json", exc) from None
+    staged = []
+    try:
+        try:
+            paddle.jit.save(static, os.path.join(work, name))
+        except OSError as exc:
+            raise WriteError(f"{prefix}.json/.pdiparams", exc) from None
+        staged = [Staged(os.path.join(work, f), os.path.join(out_dir, f)) for f in sorted(os.listdir(work))]
+        released = os.path.join(out_dir, f"model_{args.bit}.safetensors")
+        staged.append(stage_bytes(released, safetensors_bytes(
+            model.state_dict(), {"bit": args.bit, "backbone": cfg["model"]["backbone"]})))
+        # weights_digest: the model fingerprint predict.py and the service compare, the same as the
+        # dygraph weights' (utils.inference); model_files_sha256 says the exported files are still these
+        graph = [os.path.join(work, name + ext) for ext in (".json", ".pdiparams")]
+        info = {"bit": args.bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
+                "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
+                "weights_sha256": file_sha256(weights), "weights_digest": weights_digest(model.state_dict()),
+                "model_files_sha256": file_sha256(*graph), "safetensors": os.path.basename(released)}
+        text = yaml.safe_dump(info, sort_keys=False).encode("utf-8")
+        staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))  # last: it describes the rest
+        for item in staged:
+            commit_staged(item)
+        fsync_folder(out_dir)
+    finally:
+        for item in staged:
+            item.discard()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"exported {args.bit}-bit model to {prefix}.json / .pdiparams (+ infer_cfg.yml)")
 
 

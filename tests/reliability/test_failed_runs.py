@@ -120,3 +120,15 @@ def test_a_read_only_folder_names_the_file_and_changes_nothing(good, model_folde
     assert len(err) == 1 and err[0].startswith(f"error: cannot write {model_folder}{os.sep}model_"), err
     assert err[0].endswith(": Read-only file system"), err
     assert_same_folder(before, folder_bytes(model_folder))
+
+
+def test_disk_full_during_an_export_keeps_the_previous_export(good, tmp_path):
+    export_dir = tmp_path / "inference"
+    code, _, stderr = run("export_model.py", "--bit", "16", "--pretrained", str(good / "model_best_16"),
+                          "--save-inference-dir", str(export_dir))
+    assert code == 0, stderr[-2000:]
+    before = folder_bytes(export_dir)
+    code, _, stderr = run("export_model.py", "--bit", "16", "--pretrained", str(good / "model_last_16"),
+                          "--save-inference-dir", str(export_dir), preexec_fn=file_size_limit(1 << 20))
+    assert_one_line_error(code, stderr, f"cannot write {export_dir}{os.sep}", "File too large")
+    assert_same_folder(before, folder_bytes(export_dir))  # no half-written graph, no temp folder left
