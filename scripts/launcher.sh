@@ -1,3 +1,4 @@
+#!/bin/sh
 # Shared by the train/test scripts in this folder (read with `.`, not run). POSIX sh: the scripts
 # run under dash (Debian's /bin/sh), bash or any other POSIX shell.
 #

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SH_SCRIPTS = ["train_multi_gpu.sh", "test_multi_gpu.sh", "train_single_gpu.sh", "test_single_gpu.sh", "tipc.sh",
-              "install_test_tools.sh"]
+              "install_test_tools.sh", "launcher.sh"]
 TIPC_SCRIPTS = ["test_train_inference_python.sh", "prepare.sh", "common_func.sh"]
 SEEDS = {16: 0, 32: 2000, 48: 200, 64: 2000}
 TINY = ["--batch-size", "8", "-o", "model.fc_dim=64", "-o", "dataset.resize_size=72", "-o", "dataset.crop_size=64",
@@ -44,6 +44,11 @@ def last_map(text):
     found = re.findall(r"^mAP@all: ([0-9.]+)$", text, re.M)
     assert found, text[-3000:]
     return found[-1]
+
+
+def test_every_shell_script_is_checked_here():
+    assert sorted(n for n in os.listdir(os.path.join(ROOT, "scripts")) if n.endswith(".sh")) == sorted(SH_SCRIPTS)
+    assert sorted(n for n in os.listdir(os.path.join(ROOT, "test_tipc")) if n.endswith(".sh")) == sorted(TIPC_SCRIPTS)
 
 
 @pytest.mark.parametrize("name", SH_SCRIPTS)
