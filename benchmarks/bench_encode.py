@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 import utils  # noqa: E402,F401
+from benchmarks.machine import machine_line  # noqa: E402
 
 
 def main():
@@ -38,6 +39,7 @@ def main():
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--images", type=int, default=0, help="encode only the first N database images (0: all)")
     args = p.parse_args()
+    print(machine_line())
 
     from utils.env import setup_device
     from utils.lite_data import ensure_lite_dataset

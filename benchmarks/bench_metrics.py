@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from utils.metrics import mean_average_precision  # noqa: E402
+from benchmarks.machine import machine_line  # noqa: E402
 
 
 def make_data(nq, ndb, nbits, ncls, seed=0):
@@ -77,6 +78,7 @@ def main():
     parser.add_argument("--classes", type=int, default=80)
     parser.add_argument("--topk", type=int, default=5000)
     args = parser.parse_args()
+    print(machine_line())
 
     t0 = time.perf_counter()
     q, d, ql, dl = make_data(args.total_queries, args.db, args.bit, args.classes)

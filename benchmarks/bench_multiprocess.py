@@ -15,6 +15,9 @@ import sys
 import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)
+
+from benchmarks.machine import machine_line  # noqa: E402
 
 
 def epoch_seconds(text, skip_first=True):
@@ -49,7 +52,8 @@ def main():
                                         str(args.nproc), "--log_dir", log_dir, "main_multi_gpu.py",
                                         "--output-dir", f"{tmp}/m{r}", *common], log_dir))
     s, m = statistics.median(single), statistics.median(multi)
-    print(f"lite epoch (500 images), {os.cpu_count()} cores, batch 32 per process")
+    print(machine_line())
+    print(f"lite epoch (500 images), batch 32 per process")
     print(f"1 process:   median {s:.1f} s/epoch  ({', '.join(f'{x:.1f}' for x in single)})")
     print(f"{args.nproc} processes: median {m:.1f} s/epoch  ({', '.join(f'{x:.1f}' for x in multi)})")
     print(f"ratio {args.nproc}-process / 1-process epoch time: {m / s:.2f}")

@@ -2,6 +2,7 @@
 import os, sys, time, tempfile, struct, zlib
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa
+from benchmarks.machine import machine_line
 import numpy as np, cv2, paddle
 
 from utils.data import image_size, read_image
@@ -13,6 +14,7 @@ def best(fn, n):
         t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
     return min(times)
 
+print(machine_line())
 tmp = tempfile.mkdtemp()
 rng = np.random.default_rng(0)
 img = cv2.resize(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), (640, 480))  # COCO-sized photo-ish

@@ -24,6 +24,7 @@ import time
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 import utils  # noqa: E402,F401
+from benchmarks.machine import machine_line  # noqa: E402
 
 
 def parse_args():
@@ -85,6 +86,7 @@ def percentile(values, q):
 
 def main():
     args = parse_args()
+    print(machine_line())
     import logging
 
     import httpx

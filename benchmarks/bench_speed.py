@@ -16,6 +16,7 @@ import time
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 import utils  # noqa: E402,F401
+from benchmarks.machine import machine_line  # noqa: E402
 
 
 def median_time(fn, repeats, warmup):
@@ -36,6 +37,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions per inference setting")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
+    print(machine_line())
 
     import numpy as np
     import paddle

@@ -30,6 +30,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from benchmarks.machine import machine_line  # noqa: E402
 from utils.errors import UserError, exit_on_user_error  # noqa: E402
 
 DEFAULT_EPOCHS = 3
@@ -238,7 +239,8 @@ def describe(args, argv, cfg, sizes, methods, configs):
             f"Seeds {' '.join(map(str, args.seeds))}: mean +- sample std"
             f"{'; lsh/itq: untrained backbone features, no training' if set(methods) - set(configs) else ''}. "
             f"Methods: {' '.join(methods)}.",
-            f"Command: python benchmarks/compare_methods.py {' '.join(argv)}".rstrip()]
+            f"Command: python benchmarks/compare_methods.py {' '.join(argv)}".rstrip(),
+            f"Machine: {machine_line()}."]
 
 
 def save_plot(rows, path, map_label):

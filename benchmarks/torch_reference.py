@@ -1,11 +1,27 @@
 """The same AlexNet-HashNet training step in PyTorch eager, as the yardstick of train_speed.py.
 
+    python benchmarks/torch_reference.py [--batch-size 32] [--steps 8] [--threads 2]   # alone
+
 Same layers and shapes as models/alexnet.py + models/hashnet.py, the same pairwise
 log-likelihood with a memory of training codes (balanced weights), SGD momentum 0.9 with weight
-decay and the hash layer at 10x lr. Only used for timing: nothing in the project imports torch.
+decay and the hash layer at 10x lr; the defaults are the COCO recipe's (AlexNet, 224x224, 64
+bits). Run alone it prints its own timing; train_speed.py starts it the same way (one process,
+nothing else alive) with --json. It imports torch, numpy and the standard library only: never
+paddle or the project. Only used for timing: nothing in the project imports torch.
 """
-import torch
-from torch import nn
+import argparse
+import json
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from harness import fixed_inputs, time_steps  # noqa: E402
+from machine import machine_line  # noqa: E402
 
 
 def _conv(cin, cout, kernel, stride, padding, batch_norm):
@@ -35,7 +51,7 @@ class TorchAlexNetHashNet(nn.Module):
 
 
 class TorchHashNetLoss(nn.Module):
-    def __init__(self, num_train, bit, num_classes, alpha=0.1):
+    def __init__(self, num_train, bit, num_classes, alpha):
         super().__init__()
         self.alpha = alpha
         self.register_buffer("codes", torch.zeros(num_train, bit))
@@ -59,11 +75,11 @@ class TorchHashNetLoss(nn.Module):
 
 
 def build_torch_step(bit, fc_dim, dropout, batch_norm, num_train, num_classes, lr, momentum, weight_decay,
-                     hash_lr_mult, threads):
+                     hash_lr_mult, threads, alpha=0.1):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = TorchAlexNetHashNet(bit, fc_dim, dropout, batch_norm).train()
-    loss_fn = TorchHashNetLoss(num_train, bit, num_classes)
+    loss_fn = TorchHashNetLoss(num_train, bit, num_classes, alpha)
     head = list(model.hash_layer.parameters())
     rest = [p for n, p in model.named_parameters() if not n.startswith("hash_layer.")]
     optimizer = torch.optim.SGD([{"params": rest}, {"params": head, "lr": lr * hash_lr_mult}], lr=lr,
@@ -76,4 +92,50 @@ def build_torch_step(bit, fc_dim, dropout, batch_norm, num_train, num_classes, l
         optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())
 
-    return step, lambda a: torch.from_numpy(a)
+    return step
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch-size", type=int, default=32, help="images per step")
+    p.add_argument("--steps", type=int, default=8, help="timed steps")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (and OMP_NUM_THREADS)")
+    p.add_argument("--crop", type=int, default=224, help="input size")
+    p.add_argument("--bit", type=int, default=64, help="code length")
+    p.add_argument("--fc-dim", type=int, default=4096, help="width of fc6/fc7")
+    p.add_argument("--dropout", type=float, default=0.5, help="dropout before fc6/fc7")
+    p.add_argument("--batch-norm", action="store_true", help="BatchNorm after each conv (the lite network)")
+    p.add_argument("--num-train", type=int, default=10000, help="loss memory size")
+    p.add_argument("--num-classes", type=int, default=80, help="labels per image vector")
+    p.add_argument("--lr", type=float, default=0.001, help="learning rate")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=0.0005)
+    p.add_argument("--hash-lr-mult", type=float, default=10.0, help="learning-rate multiplier of the hash layer")
+    p.add_argument("--alpha", type=float, default=0.1, help="theta = alpha * <h_i, h_j>")
+    p.add_argument("--json", action="store_true", help="print the step times as one JSON line (train_speed.py)")
+    args = p.parse_args(argv)
+    for name in ("batch_size", "steps", "threads", "crop", "bit", "fc_dim", "num_train", "num_classes"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    step = build_torch_step(args.bit, args.fc_dim, args.dropout, args.batch_norm, args.num_train, args.num_classes,
+                            args.lr, args.momentum, args.weight_decay, args.hash_lr_mult, args.threads, args.alpha)
+    inputs = [torch.from_numpy(a) for a in fixed_inputs(args.batch_size, args.crop, args.num_classes)]
+    result = time_steps(step, inputs, args.warmup, args.steps)
+    if args.json:
+        print(json.dumps({**result, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+        return
+    median = statistics.median(result["wall"])
+    print(machine_line())
+    print(f"PyTorch {torch.__version__} eager, batch {args.batch_size}, {args.crop}x{args.crop}, {args.bit} bits, "
+          f"{torch.get_num_threads()} threads: median step {median * 1000:.1f} ms, "
+          f"{args.batch_size / median:.1f} img/s, cpu {statistics.median(result['cpu']):.2f} s/step")
+
+
+if __name__ == "__main__":
+    main()

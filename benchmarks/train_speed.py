@@ -1,16 +1,27 @@
 """Training images/s of the project's real step, beside PyTorch eager on the same machine.
 
-    python benchmarks/train_speed.py --batch-size 32 --steps 8 [--bit 64] [--threads 2]
-    python benchmarks/train_speed.py -c configs/hashnet_lite.yaml --crop 64   # the lite recipe
-    python benchmarks/train_speed.py --no-torch                               # Paddle only
+    python benchmarks/train_speed.py [--batch-size 32] [--steps 8] [--rounds 3] [--bit 64] [--threads 2]
+    python benchmarks/train_speed.py --check-baseline      # is the torch yardstick as fast here as alone?
+    python benchmarks/train_speed.py --ablation            # + Paddle with each speed option off
+    python benchmarks/train_speed.py -c configs/hashnet_lite.yaml --crop 64 --no-torch
 
-Each framework runs in its own long-lived worker process (no two OpenMP runtimes in one
-process); the parent alternates them round by round (A/B/A/B...) so both see the same machine
-load. Paddle times utils.engine.train_step with the project's model, loss and optimizer from the
-config; torch times benchmarks/torch_reference.py (same layers, loss, optimizer). Inputs are
-fixed random tensors, so decoding is not timed here (see bench_encode.py). Prints per-round
-medians, CPU seconds per step, the ratio, and ends with `train img/s: X` (Paddle, median of all
-timed steps).
+Fair by construction:
+- one process per framework and round, started fresh and alone on the machine: nothing else of
+  the harness is alive while it runs (this parent only waits; it never imports paddle or
+  torch), so no idle worker's OpenMP threads spin beside the timed one;
+- the torch side runs benchmarks/torch_reference.py, which imports torch, numpy and the
+  standard library only (no paddle, no project code); the Paddle side times
+  utils.engine.train_step with the project's model, loss and optimizer built from the config;
+- both get the same thread count (OMP_NUM_THREADS/MKL_NUM_THREADS and the framework's own
+  setting), the same fixed random inputs (benchmarks/harness.py; decoding is not timed here,
+  see bench_encode.py), the same warm-up, and the order alternates round by round (A/B, B/A, ...);
+- the CPU model, its flags and the load average before and after every run are printed.
+`--check-baseline` also runs the torch reference exactly as a user runs it alone (its own
+command, the plain environment) in the same rotation, and fails (exit 1) if the harness's torch
+figure differs from it by more than 5%.
+
+Prints one line per run, then medians over all timed steps: img/s, CPU s/step, ratio to torch;
+ends with `train img/s: X` (Paddle).
 """
 import argparse
 import json
@@ -18,12 +29,23 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
-import utils  # noqa: E402  (sets the MKL switch; see utils/__init__.py)
+from benchmarks.harness import fixed_inputs, time_steps  # noqa: E402  (numpy only)
+from benchmarks.machine import load_average, machine_line  # noqa: E402  (standard library only)
+
+TORCH_REFERENCE = os.path.join(ROOT, "benchmarks", "torch_reference.py")
+BASELINE_TOLERANCE = 0.05
+
+# --ablation: Paddle with one speed option off (environment, config overrides); see utils/cpu_speed.py
+ABLATIONS = {
+    "paddle -oneDNN conv": ({}, ["train.onednn_conv=false"]),
+    "paddle -MKL AVX2": ({"HASHNET_MKL_AVX2": "0"}, []),
+    "paddle -malloc": ({}, ["train.cpu_malloc_reuse=false"]),
+    "paddle untuned": ({"HASHNET_MKL_AVX2": "0"}, ["train.cpu_malloc_reuse=false", "train.onednn_conv=false"]),
+}
 
 
 def parse_args(argv=None):
@@ -34,9 +56,9 @@ def parse_args(argv=None):
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, as in main_single_gpu.py (repeatable)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
-    p.add_argument("--steps", type=int, default=8, help="timed steps per round and framework (default 8)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps before the first round (default 3)")
-    p.add_argument("--rounds", type=int, default=2, help="A/B rounds; each runs --steps steps per framework")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per run (default 8)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps at the start of every run (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds; each runs every variant once, order alternating")
     p.add_argument("--bit", type=int, default=64, help="code length (default 64)")
     p.add_argument("--crop", type=int, default=None, help="input size (default: the config's crop_size, 224)")
     p.add_argument("--num-classes", type=int, default=80, help="labels per image vector (default 80, COCO)")
@@ -45,22 +67,24 @@ def parse_args(argv=None):
     p.add_argument("--no-torch", action="store_true", help="time Paddle only (torch is not needed then)")
     p.add_argument("--ablation", action="store_true",
                    help="also time Paddle with each speed option switched off (and all of them), in the same rotation")
+    p.add_argument("--check-baseline", action="store_true",
+                   help="also time the torch reference run alone (its own command) and fail if the harness's "
+                        f"torch figure differs from it by more than {BASELINE_TOLERANCE:.0%}")
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--describe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for name in ("batch_size", "steps", "rounds", "bit", "num_classes", "num_train", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         p.error(f"--warmup must be >= 0, got {args.warmup}")
-    from utils.errors import UserError
-
-    try:
-        project_config(args)  # the config's own checks (crop size, keys) before any worker starts
-    except UserError as exc:
-        p.error(str(exc))
+    if args.no_torch and args.check_baseline:
+        p.error("--check-baseline times the torch reference; it cannot be combined with --no-torch")
+    args.parser = p
     return args
 
 
+# -- inside a Paddle worker (these import the project, hence paddle) ------------------------------
 def project_config(args):
     from utils.config import build_config
 
@@ -96,120 +120,141 @@ def paddle_step(args, cfg):
     return step, paddle.to_tensor
 
 
-def torch_step(args, cfg):
-    from benchmarks.torch_reference import build_torch_step
+def torch_spec(cfg):
+    """The torch reference's flags for this config, or the reason it cannot mirror it."""
+    m, t, loss = cfg["model"], cfg["train"], cfg["loss"]
+    if loss["name"] != "hashnet" or m["name"] != "hashnet" or m["backbone"] != "alexnet":
+        return {"unsupported": f"the torch reference implements AlexNet + the HashNet loss only (config: "
+                               f"{m['backbone']} + {loss['name']}); pass --no-torch"}
+    alpha = 10.0 / m["bit"] if loss["alpha"] is None else loss["alpha"]
+    lr = t["lr"] * t["batch_size"] / t["base_batch"]  # what build_optimizer uses on one device
+    flags = ["--crop", cfg["dataset"]["crop_size"], "--bit", m["bit"], "--fc-dim", m["fc_dim"],
+             "--dropout", m["dropout"], "--lr", lr, "--momentum", t["momentum"], "--weight-decay", t["weight_decay"],
+             "--hash-lr-mult", m["hash_lr_mult"], "--alpha", alpha]
+    return {"flags": [str(f) for f in flags] + (["--batch-norm"] if m["batch_norm"] else []),
+            "crop": cfg["dataset"]["crop_size"]}
 
-    m, t = cfg["model"], cfg["train"]
-    return build_torch_step(m["bit"], m["fc_dim"], m["dropout"], m["batch_norm"], args.num_train, args.num_classes,
-                            t["lr"], t["momentum"], t["weight_decay"], m["hash_lr_mult"], args.threads)
+
+def describe(args):
+    """Check the config (the project's own validation) and print the torch reference's flags."""
+    from utils.errors import UserError
+
+    try:
+        cfg = project_config(args)
+    except UserError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(json.dumps(torch_spec(cfg)))
+    return 0
 
 
-def cpu_seconds():
-    usage = os.times()
-    return usage.user + usage.system
-
-
-def worker(args):
-    """Build one framework's step, then answer `run N` lines with the step times as JSON."""
-    import numpy as np
+def paddle_worker(args):
+    import paddle
 
     cfg = project_config(args)
-    step, to_tensor = (torch_step if args.worker == "torch" else paddle_step)(args, cfg)
-    rng = np.random.default_rng(0)
-    crop = cfg["dataset"]["crop_size"]
-    images = to_tensor(rng.standard_normal((args.batch_size, 3, crop, crop)).astype("float32"))
-    labels = to_tensor((rng.random((args.batch_size, args.num_classes)) < 0.05).astype("float32"))
-    indices = to_tensor(np.arange(args.batch_size, dtype="int64"))
-    for _ in range(args.warmup):
-        step(images, labels, indices)
-    print(json.dumps({"ready": True, "crop": crop}), flush=True)
-    for line in sys.stdin:
-        n = int(line)
-        walls, cpus, losses = [], [], []
-        for _ in range(n):
-            c, w = cpu_seconds(), time.perf_counter()
-            losses.append(step(images, labels, indices))
-            walls.append(time.perf_counter() - w)
-            cpus.append(cpu_seconds() - c)
-        print(json.dumps({"wall": walls, "cpu": cpus, "loss": losses}), flush=True)
+    step, to_tensor = paddle_step(args, cfg)
+    inputs = [to_tensor(a) for a in fixed_inputs(args.batch_size, cfg["dataset"]["crop_size"], args.num_classes)]
+    result = time_steps(step, inputs, args.warmup, args.steps)
+    print(json.dumps({**result, "paddle": paddle.__version__}), flush=True)
+    return 0
 
 
-# --ablation: Paddle with one speed option off (environment, config overrides); see utils/cpu_speed.py
-ABLATIONS = {
-    "paddle -oneDNN conv": ({}, ["train.onednn_conv=false"]),
-    "paddle -MKL AVX2": ({"HASHNET_MKL_AVX2": "0"}, []),
-    "paddle -malloc": ({}, ["train.cpu_malloc_reuse=false"]),
-    "paddle untuned": ({"HASHNET_MKL_AVX2": "0"}, ["train.cpu_malloc_reuse=false", "train.onednn_conv=false"]),
-}
+# -- the parent: starts one worker at a time, imports neither framework ----------------------------
+def common_flags(args):
+    return ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+            "--threads", str(args.threads), "--num-classes", str(args.num_classes), "--num-train", str(args.num_train)]
 
 
-class Worker:
-    def __init__(self, name, argv, env_extra=None, overrides=()):
-        env = dict(os.environ, OMP_NUM_THREADS=str(argv.threads), MKL_NUM_THREADS=str(argv.threads), **(env_extra or {}))
-        if env.get("HASHNET_MKL_AVX2") == "0" and utils.MKL_AVX2_SET_HERE:
-            env.pop("MKL_DEBUG_CPU_TYPE", None)  # set by this process's `import utils`, not by the user
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", name] + sys.argv[1:]
-        cmd += [arg for text in overrides for arg in ("-o", text)]
-        self.name = name
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                                     cwd=ROOT)
-        self.info = self._read()
-
-    def _read(self):
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"train_speed: the {self.name} worker exited (code {self.proc.wait()}); see above")
-        return json.loads(line)
-
-    def run(self, steps):
-        self.proc.stdin.write(f"{steps}\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
+def paddle_command(args, overrides=()):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "paddle", "-c", args.config, "--bit", str(args.bit)]
+    cmd += common_flags(args) + (["--crop", str(args.crop)] if args.crop is not None else [])
+    return cmd + [a for text in list(args.override) + list(overrides) for a in ("-o", text)]
 
 
-def main():
-    args = parse_args()
-    if args.worker:
-        return worker(args)
-    specs = {"paddle": ({}, [])}
+def run_json(name, cmd, env):
+    """Run one worker to its end (nothing else of ours is alive meanwhile); its last stdout line."""
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        sys.stderr.write(out.stderr[-3000:])
+        raise SystemExit(f"train_speed: the {name} run failed (exit {out.returncode}): {' '.join(cmd)}")
+    return json.loads(lines[-1])
+
+
+def variants(args, spec):
+    """name -> (command, environment). The harness environment pins the thread count of both
+    frameworks; "torch alone" is the reference's own command in the plain environment."""
+    harness_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    torch_cmd = [sys.executable, TORCH_REFERENCE, "--json"] + common_flags(args) + spec.get("flags", [])
+    out = {"paddle": (paddle_command(args), harness_env)}
     if args.ablation:
-        specs.update(ABLATIONS)
+        for name, (env, overrides) in ABLATIONS.items():
+            out[name] = (paddle_command(args, overrides), dict(harness_env, **env))
     if not args.no_torch:
-        specs["torch"] = ({}, [])
-    names = list(specs)
+        out["torch"] = (torch_cmd, harness_env)
+    if args.check_baseline:
+        out["torch alone"] = (torch_cmd, dict(os.environ))
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.describe:
+        return describe(args)
+    if args.worker:
+        return paddle_worker(args)
+
+    check = subprocess.run([sys.executable, os.path.abspath(__file__), "--describe"] + paddle_command(args)[4:],
+                           cwd=ROOT, capture_output=True, text=True)
+    if check.returncode != 0:
+        lines = check.stderr.strip().splitlines()
+        args.parser.error(lines[-1] if lines else f"config check failed (exit {check.returncode})")
+    spec = json.loads(check.stdout.strip().splitlines()[-1])
     if not args.no_torch:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
+        if "unsupported" in spec:
+            args.parser.error(spec["unsupported"])
+        probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True)
+        if probe.returncode != 0:
             raise SystemExit("train_speed: torch is not installed; `pip install torch==2.13.0` (CPU) or pass --no-torch")
-    workers = [Worker(name, args, *specs[name]) for name in names]
-    crop = workers[0].info["crop"]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+    runs = variants(args, spec)
+    names = list(runs)
+    crop = args.crop or spec.get("crop", "?")
+    print(machine_line())
     print(f"batch {args.batch_size}, {crop}x{crop}, {args.bit} bits, {args.threads} threads each, "
-          f"{args.rounds} rounds x {args.steps} steps, alternated; load average {load:.2f}")
+          f"{args.rounds} rounds x {args.steps} timed steps (+{args.warmup} warm-up), one process at a time, "
+          f"order alternating")
     results = {name: {"wall": [], "cpu": []} for name in names}
+    versions = {}
     for r in range(args.rounds):
-        for w in (workers if r % 2 == 0 else workers[::-1]):
-            out = w.run(args.steps)
-            results[w.name]["wall"] += out["wall"]
-            results[w.name]["cpu"] += out["cpu"]
-            print(f"round {r + 1} {w.name:<20} median step {statistics.median(out['wall']) * 1000:8.1f} ms  "
-                  f"{args.batch_size / statistics.median(out['wall']):6.1f} img/s  "
-                  f"cpu {statistics.median(out['cpu']):.2f} s/step  loss {out['loss'][-1]:.4f}", flush=True)
-    for w in workers:
-        w.close()
+        for name in (names if r % 2 == 0 else names[::-1]):
+            before = load_average()
+            out = run_json(name, *runs[name])
+            after = load_average()
+            results[name]["wall"] += out["wall"]
+            results[name]["cpu"] += out["cpu"]
+            versions.update({k: out[k] for k in ("paddle", "torch") if k in out})
+            median = statistics.median(out["wall"])
+            print(f"round {r + 1} {name:<20} median step {median * 1000:8.1f} ms  {args.batch_size / median:6.1f} img/s  "
+                  f"cpu {statistics.median(out['cpu']):.2f} s/step  loss {out['loss'][-1]:.4f}  "
+                  f"load {before:.2f} -> {after:.2f}", flush=True)
     ips = {name: args.batch_size / statistics.median(res["wall"]) for name, res in results.items()}
+    print(" ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     print(f"{'run':<21}{'img/s':>8}{'cpu s/step':>12}{'ratio to torch':>16}")
     for name in names:
         ratio = f"{ips[name] / ips['torch']:.2f}" if "torch" in ips else "-"
         print(f"{name:<21}{ips[name]:>8.1f}{statistics.median(results[name]['cpu']):>12.2f}{ratio:>16}")
-    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    status = 0
+    if args.check_baseline:
+        diff = ips["torch"] / ips["torch alone"] - 1
+        ok = abs(diff) <= BASELINE_TOLERANCE
+        print(f"baseline check: torch reference alone {ips['torch alone']:.1f} img/s, inside the harness "
+              f"{ips['torch']:.1f} img/s, difference {diff:+.1%} (limit {BASELINE_TOLERANCE:.0%}): "
+              f"{'pass' if ok else 'FAIL'}")
+        status = 0 if ok else 1
     print(f"train img/s: {ips['paddle']:.1f}")
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

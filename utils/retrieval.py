@@ -282,11 +282,12 @@ def hamming_radius(query_codes, db_codes, radius, bit=None, *, block_size=None):
 #           with nflip = r // nhash (exact by the same pigeonhole argument).
 #   milvus  a Milvus collection (BINARY_VECTOR, HAMMING, BIN_FLAT) through
 #           pymilvus; by default an embedded milvus-lite file.
-#   auto    the fastest exact path per operation, as measured by
-#           benchmarks/bench_index.py: top-k by numpy's bucket table where it
-#           applies (<= 16 bits, dense enough), else by faiss IndexBinaryFlat;
-#           radius by numpy's multi-index hashing where it is cheap, else by
-#           faiss' flat range scan. Without faiss, numpy throughout.
+#   auto    the fastest exact path per operation: top-k by numpy's bucket table
+#           where it applies (<= 16 bits, dense enough), else by whichever of
+#           faiss IndexBinaryFlat's heap search, its counting search and numpy's
+#           flat scan timed fastest on this machine (AutoBackend); radius by
+#           numpy's multi-index hashing where it is cheap, else by faiss' flat
+#           range scan. Without faiss, numpy throughout.
 #
 # Every backend returns the same answer: distances int32, indices int64,
 # ranked by (distance, index). Radius search falls back to a flat scan where
@@ -648,15 +649,19 @@ class FaissBackend:
     def packed(self):
         return self.faiss.vector_to_array(self.flat.xb).reshape(-1, self.nbytes)
 
-    def search(self, qpacked, k):
+    def search(self, qpacked, k, use_heap=None):
+        """Top-k by IndexBinaryFlat; use_heap None: faiss' counting search while it is small."""
         n = len(self)
         k = min(k, n)
         if k == 0 or len(qpacked) == 0:
             return _out_arrays(np.zeros((len(qpacked), k)), np.zeros((len(qpacked), k)))
-        # faiss' counting search (use_heap=False) is as fast as its heap at k=1 and up to 1.6x
-        # faster at k>=10, but holds (bits + 1) * k int64 per query: use it while that stays small.
+        # faiss' counting search (use_heap=False) holds (bits + 1) * k int64 per query; on some
+        # CPUs it beats the heap (up to 1.6x at k>=10 on an older AMD EPYC), on others the heap
+        # wins (AutoBackend times both on the machine it runs on).
         per_query = (self.nbytes * 8 + 1) * k * 8
-        self.flat.use_heap = per_query > FAISS_COUNTING_BYTES
+        if use_heap is None or not self.counting_fits(k):
+            use_heap = per_query > FAISS_COUNTING_BYTES
+        self.flat.use_heap = use_heap
         rows = max(1, FAISS_BATCH_BYTES // (per_query if not self.flat.use_heap else k * 12))
         dist = np.empty((len(qpacked), k), np.int32)
         idx = np.empty((len(qpacked), k), np.int64)
@@ -669,6 +674,10 @@ class FaissBackend:
         key = dist.astype(np.int64) * n + idx
         key.sort(axis=1)
         return _out_arrays(*np.divmod(key, n))
+
+    def counting_fits(self, k):
+        """Whether faiss' counting search stays within FAISS_COUNTING_BYTES per query."""
+        return (self.nbytes * 8 + 1) * min(k, len(self)) * 8 <= FAISS_COUNTING_BYTES
 
     def hash_plan(self, radius):
         nhash = max(1, -(-self.bit // CHUNK_BITS))
@@ -851,27 +860,63 @@ def faiss_available():
     return True
 
 
+def machine_key():
+    """CPU model, family/model numbers and core count: timings taken on one machine hold there."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    import platform
+
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    return f"{name} / family {fields.get('cpu family', '?')} model {fields.get('model', '?')} / {os.cpu_count()} cpus"
+
+
+# AutoBackend times its flat-scan top-k candidates on the first search of at least this many
+# queries (fewer for big databases: about TIMING_ITEMS query x item pairs per candidate), on
+# databases of at least TIMING_MIN_ITEMS codes (below that every path takes microseconds)
+TIMING_QUERIES = 32
+TIMING_ITEMS = 32 << 20
+TIMING_MIN_ITEMS = 50_000
+UNTIMED_TOPK = "faiss heap"  # faiss' own default, used until the candidates are timed
+
+
 class AutoBackend:
-    """The fastest exact path per operation (benchmarks/bench_index.py, 1M codes, 2 cores):
+    """The fastest exact path per operation:
 
     top-k   numpy's bucket table where it applies (<= 16 bits, enough items per code value:
-            ~0.016 ms/query at 16 bits against faiss' 1.8-3.8), else faiss IndexBinaryFlat
-            (5-15x faster than numpy's flat scan), else numpy's flat scan;
+            ~0.01 ms/query at 16 bits against faiss' 1-4 over 1M codes), else the fastest of
+            faiss IndexBinaryFlat's heap search, its counting search and numpy's flat scan,
+            timed on this machine: which of faiss' two searches wins depends on the CPU (heap
+            on an Intel Sapphire Rapids and a recent AMD EPYC, counting on an older EPYC), so
+            the first search of >= TIMING_QUERIES queries over >= TIMING_MIN_ITEMS codes times
+            each candidate twice on a sample of those queries and keeps the fastest per k (a
+            power-of-two bucket); save() records the choice with the machine it was timed on
+            and load() reuses it on the same machine. Until then: faiss' default, the heap;
     radius  numpy's multi-index hashing where it is cheap (2-13x faster than faiss'
             IndexBinaryMultiHash at radius 0-10 over 64 bits), else faiss' flat range scan
             (3-4x faster than numpy's), else numpy's.
+    Without faiss: numpy throughout.
 
     Holds the codes twice when faiss is present (numpy's copy and faiss'): 16 MB per 1M
     64-bit codes, plus numpy's uint64 words and hash tables (~44 MB per 1M 64-bit codes)
-    once a radius search has needed them.
+    once a radius search or the timing has needed them.
     """
 
     name = "auto"
 
     def __init__(self, bit, threads=None):
         self.bit = bit
+        self.threads = threads
         self.numpy = NumpyBackend(bit, threads)
         self.faiss = FaissBackend(bit, threads) if faiss_available() else None
+        self.timed = {}  # k bucket -> (chosen candidate, {candidate: ms per query})
 
     def __len__(self):
         return len(self.numpy)
@@ -880,29 +925,103 @@ class AutoBackend:
         self.numpy.add(packed)
         if self.faiss is not None:
             self.faiss.add(packed)
+        self.timed = {}  # a bigger database can change the winner
 
     def packed(self):
         return self.numpy.packed()
 
-    def _topk_engine(self, k):
-        if self.faiss is None or self.numpy.use_table(min(k, len(self))):
-            return self.numpy
-        return self.faiss
+    def _uses_table(self, k):
+        return self.faiss is None or self.numpy.use_table(min(k, len(self)))
+
+    def candidates(self, k):
+        """The flat-scan top-k paths: name -> search(qpacked, k)."""
+        out = {"faiss heap": lambda q, kk: self.faiss.search(q, kk, use_heap=True)}
+        if self.faiss.counting_fits(k):
+            out["faiss counting"] = lambda q, kk: self.faiss.search(q, kk, use_heap=False)
+        out["numpy flat scan"] = self.numpy.search
+        return out
+
+    @staticmethod
+    def k_bucket(k):
+        return 1 << max(0, int(k) - 1).bit_length()
+
+    def timing_sample(self):
+        return max(4, min(TIMING_QUERIES, TIMING_ITEMS // max(1, len(self))))
+
+    def _time_candidates(self, qpacked, k):
+        import time
+
+        sample = qpacked[:self.timing_sample()]
+        best = {}
+        for _ in range(2):  # interleaved, the faster of two runs each
+            for name, search in self.candidates(k).items():
+                start = time.perf_counter()
+                search(sample, k)
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+        ms = {name: seconds * 1000 / len(sample) for name, seconds in best.items()}
+        choice = min(ms, key=ms.get)
+        self.timed[self.k_bucket(k)] = (choice, ms)
+        return choice
+
+    def topk_path(self, k, qpacked=None):
+        """The candidate a search(k) uses now (timing them first when this call qualifies)."""
+        entry = self.timed.get(self.k_bucket(min(k, len(self))))
+        if entry is not None:
+            return entry[0]
+        if qpacked is not None and len(self) >= TIMING_MIN_ITEMS and len(qpacked) >= self.timing_sample():
+            return self._time_candidates(qpacked, min(k, len(self)))
+        return UNTIMED_TOPK
 
     def search(self, qpacked, k):
-        return self._topk_engine(k).search(qpacked, k)
+        if self._uses_table(k):
+            return self.numpy.search(qpacked, k)
+        if min(k, len(self)) == 0 or len(qpacked) == 0:
+            return self.faiss.search(qpacked, k)
+        return self.candidates(k)[self.topk_path(k, qpacked)](qpacked, k)
 
     def range_search(self, qpacked, radius):
         scan = self.faiss.scan_range_search if self.faiss is not None else None
         return self.numpy.range_search(qpacked, radius, scan=scan)
 
     def plan_topk(self, k):
-        return self._topk_engine(k).plan_topk(k)
+        if self._uses_table(k):
+            return self.numpy.plan_topk(k)
+        words = {"faiss heap": "faiss IndexBinaryFlat (heap search)",
+                 "faiss counting": "faiss IndexBinaryFlat (counting search)", "numpy flat scan": "numpy flat scan"}
+        entry = self.timed.get(self.k_bucket(min(k, len(self))))
+        if entry is None:
+            return (f"{words[UNTIMED_TOPK]}; not timed yet (the first search of >= {self.timing_sample()} queries "
+                    f"times the candidates)" if len(self) >= TIMING_MIN_ITEMS else f"{words[UNTIMED_TOPK]}")
+        choice, ms = entry
+        timings = ", ".join(f"{name} {value:.4f}" for name, value in ms.items())
+        return f"{words[choice]}; timed fastest here ({timings} ms/query)"
 
     def plan_range(self, radius):
         if self.numpy.use_hash(radius) or self.faiss is None:
             return self.numpy.plan_range(radius)
         return "faiss IndexBinaryFlat range scan"
+
+    def timing_record(self):
+        """What save() writes: the choices and the machine and threads they were timed with."""
+        if not self.timed:
+            return None
+        return {"machine": machine_key(), "threads": self.threads,
+                "choices": {str(k): {"path": c, "ms_per_query": ms} for k, (c, ms) in self.timed.items()}}
+
+    def restore_timing(self, record):
+        """Reuse timings saved on this machine with these threads; ignore them elsewhere."""
+        if not isinstance(record, dict) or record.get("machine") != machine_key() \
+                or record.get("threads") != self.threads or self.faiss is None:
+            return False
+        known = {"faiss heap", "faiss counting", "numpy flat scan"}
+        try:
+            timed = {int(k): (v["path"], dict(v["ms_per_query"])) for k, v in record["choices"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return False
+        if not all(path in known for path, _ in timed.values()):
+            return False
+        self.timed = timed
+        return True
 
 
 BACKENDS = {"auto": AutoBackend, "numpy": NumpyBackend, "faiss": FaissBackend, "milvus": MilvusBackend}
@@ -1005,6 +1124,9 @@ class HammingIndex:
             body = packed.tobytes()
             header["codes"] = "inline"
             header["sha256"] = hashlib.sha256(body).hexdigest()
+        timing = getattr(self._impl, "timing_record", lambda: None)()
+        if timing is not None:
+            header["auto_timing"] = timing
         blob = json.dumps(header, sort_keys=True).encode("utf-8")
         with atomic_open(path, "wb") as f:
             f.write(MAGIC)
@@ -1037,6 +1159,8 @@ class HammingIndex:
             return index
         index = cls(bit, chosen, threads=threads, **options)
         index.add(np.frombuffer(body, np.uint8).reshape(header["count"], header["code_bytes"]))
+        if chosen == "auto" and "auto_timing" in header:
+            index._impl.restore_timing(header["auto_timing"])  # same machine and threads only
         return index
 
 

@@ -223,14 +223,72 @@ def test_auto_plans_the_measured_fastest_path():
     small.add(random_pm1(rng, 70000, 16))
     big.add(random_pm1(rng, 70000, 64))
     assert small.plan(k=100) == "numpy bucket table"
-    assert big.plan(k=100) == "faiss IndexBinaryFlat"
+    assert big.plan(k=100).startswith("faiss IndexBinaryFlat (heap search); not timed yet")
     assert big.plan(radius=2) == "numpy multi-index hashing"
     assert big.plan(radius=30) == "faiss IndexBinaryFlat range scan"
     tiny = HammingIndex(16)
     tiny.add(random_pm1(rng, 50, 16))
-    assert tiny.plan(k=10) == "faiss IndexBinaryFlat"  # too few items per code value for the table
+    assert tiny.plan(k=10) == "faiss IndexBinaryFlat (heap search)"  # too few items per code value for the table
     with pytest.raises(UserError, match="k or radius"):
         big.plan()
+
+
+def slowed_candidates(monkeypatch, slow):
+    """Make the named top-k candidates of every AutoBackend 30 ms slower (from the test only)."""
+    import time
+
+    real = R.AutoBackend.candidates
+
+    def candidates(self, k):
+        out = real(self, k)
+        for name in slow:
+            fn = out[name]
+            out[name] = lambda q, kk, fn=fn: (time.sleep(0.03), fn(q, kk))[1]
+        return out
+
+    monkeypatch.setattr(R.AutoBackend, "candidates", candidates)
+
+
+@pytest.mark.parametrize("slow,expected", [(("faiss counting", "numpy flat scan"), "faiss heap"),
+                                           (("faiss heap", "numpy flat scan"), "faiss counting"),
+                                           (("faiss heap", "faiss counting"), "numpy flat scan")])
+def test_auto_times_the_flat_top_k_candidates_and_keeps_the_fastest(monkeypatch, slow, expected):
+    slowed_candidates(monkeypatch, slow)
+    monkeypatch.setattr(R, "TIMING_MIN_ITEMS", 1000)
+    rng = np.random.default_rng(11)
+    db = random_pm1(rng, 3000, 64, 400)
+    queries = np.concatenate([random_pm1(rng, 30, 64), near(rng, db, 30, 3)])
+    index = HammingIndex(64)
+    index.add(db)
+    few = index.search(queries[:3], 5)  # too few queries to time the candidates: faiss' default
+    assert index.plan(k=5).startswith("faiss IndexBinaryFlat (heap search); not timed yet")
+    got = index.search(queries, 5)  # >= 32 queries: times each candidate, keeps the fastest
+    assert index._impl.timed[8][0] == expected
+    assert index.plan(k=5).split(";")[0] == {"faiss heap": "faiss IndexBinaryFlat (heap search)",
+                                             "faiss counting": "faiss IndexBinaryFlat (counting search)",
+                                             "numpy flat scan": "numpy flat scan"}[expected]
+    assert "timed fastest here" in index.plan(k=5) and index.plan(k=100).split(";")[1].startswith(" not timed")
+    want_d, want_i = vec_topk(vec_dist(queries, db), 5)
+    assert_same(got, want_d, want_i)
+    assert_same(few, want_d[:3], want_i[:3])
+    index.add(db[:10])  # a bigger database can change the winner: timed again
+    assert index._impl.timed == {}
+
+
+def test_auto_timing_is_saved_and_reused_on_the_same_machine_only(monkeypatch, tmp_path):
+    slowed_candidates(monkeypatch, ("faiss heap", "numpy flat scan"))
+    monkeypatch.setattr(R, "TIMING_MIN_ITEMS", 1000)
+    rng = np.random.default_rng(12)
+    db, queries = random_pm1(rng, 2000, 32), random_pm1(rng, 40, 32)
+    index = HammingIndex(32, threads=1)
+    index.add(db)
+    index.search(queries, 10)
+    index.save(tmp_path / "db.hidx")
+    back = HammingIndex.load(tmp_path / "db.hidx", threads=1)
+    assert back._impl.timed == index._impl.timed and back._impl.timed[16][0] == "faiss counting"
+    assert HammingIndex.load(tmp_path / "db.hidx", threads=2)._impl.timed == {}  # timed with other threads
+    monkeypatch.setattr(R, "machine_key", lambda: "another CPU")
+    assert HammingIndex.load(tmp_path / "db.hidx", threads=1)._impl.timed == {}
 
 
 @pytest.mark.parametrize("backend", ["numpy", "auto"])
