@@ -5,6 +5,7 @@ typo in a YAML file or an override fails loudly instead of being ignored.
 """
 import copy
 import os
+import re
 
 import yaml
 
@@ -52,6 +53,8 @@ DEFAULTS = {
         "beta_step_iters": 200,
         "pair_weighting": "balanced",  # balanced: S/S1 and S/S0; constant: similar pairs x similar_weight
         "similar_weight": 1.0,     # Caffe's class_num
+        "memory_max_age": None,    # pair with memory codes written in the last N steps; null: all; 0: in-batch
+        "memory_warmup_epochs": 0,  # first epochs: in-batch pairs only
     },
     "train": {
         "epochs": 150,
@@ -102,6 +105,27 @@ FLAG_KEYS = {
 }
 
 
+class _YAMLLoader(yaml.SafeLoader):
+    """safe_load, except that 1e-5 and 1E+3 are floats (YAML 1.2; PyYAML's 1.1 rules read a
+    float without a dot as a string, and Paddle then fails deep inside an optimizer op)."""
+
+
+_YAMLLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text_or_stream):
+    """Parse YAML with the project's rules (safe; 1e-5 is a float)."""
+    return yaml.load(text_or_stream, Loader=_YAMLLoader)
+
+
 def _set_loss_method(loss, name, source):
     """Setting loss.name to another method resets the `loss` section to that method's keys and
     published defaults (LOSSES[name].DEFAULTS, utils/losses/<name>.py); keys set after it (later
@@ -148,7 +172,7 @@ def _read_yaml(path, seen=()):
         raise UserError(f"{path}: _base_ cycle")
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+            data = load_yaml(f) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -186,7 +210,7 @@ def parse_override(text):
         raise UserError(f"-o {text!r}: expected key=value")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = load_yaml(raw) if raw != "" else None
     except yaml.YAMLError:
         raise UserError(f"-o {text!r}: value is not valid YAML") from None
     if _refers_to_itself(value):
@@ -238,7 +262,26 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _type_name(value):
+    return {str: "a string", bool: "a boolean", type(None): "null", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__)
+
+
+def _check_number_types(cfg):
+    """Keys whose default is a number (float) need a number, and those whose default is true/false
+    need true/false: one line naming the key, not a TypeError inside Paddle. (Each method checks
+    its own `loss` keys; other keys have their own checks in validate.)"""
+    for section in ("dataset", "model", "train"):
+        for key, default in DEFAULTS[section].items():
+            value, where = cfg[section][key], f"{section}.{key}"
+            if isinstance(default, float) and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                raise UserError(f"{where}: must be a number, got {value!r} ({_type_name(value)})")
+            if isinstance(default, bool) and not isinstance(value, bool) and key != "onednn_conv":
+                raise UserError(f"{where}: must be true or false, got {value!r} ({_type_name(value)})")
+
+
 def validate(cfg):
+    _check_number_types(cfg)
     d, m, t = cfg["dataset"], cfg["model"], cfg["train"]
     _check(_is_int(m["bit"]) and m["bit"] in SUPPORTED_BITS, "--bit/model.bit",
            f"{m['bit']!r} is not a supported bit length {SUPPORTED_BITS}")
