@@ -4,8 +4,8 @@ import math
 import paddle
 
 from utils.config import DEFAULTS as CONFIG_DEFAULTS
-from utils.losses.base import (CodeMemory, HashLoss, balanced_weights, check_choice, check_int, check_positive, log1p_exp,
-                               similarity)
+from utils.losses.base import (CodeMemory, HashLoss, balanced_weights, check_choice, check_int, check_memory_options,
+                               check_positive, log1p_exp, similarity)
 
 
 def epoch_beta(epoch, beta_step=20):
@@ -39,7 +39,7 @@ class HashNetLoss(CodeMemory, HashLoss):
 
     def __init__(self, num_train, bit, num_classes, alpha=0.1, beta_step=20, comm=None, continuation="epoch",
                  beta_gamma=0.005, beta_power=0.5, beta_step_iters=200, pair_weighting="balanced",
-                 similar_weight=1.0):
+                 similar_weight=1.0, memory_max_age=None, memory_warmup_epochs=0):
         super().__init__(comm)
         self.alpha = 10.0 / bit if alpha is None else alpha  # None: Caffe's 10 / K
         self.beta_step = beta_step
@@ -48,7 +48,7 @@ class HashNetLoss(CodeMemory, HashLoss):
         self.pair_weighting = pair_weighting
         self.similar_weight = similar_weight
         self.beta = 1.0
-        self.init_memory(num_train, bit, num_classes)
+        self.init_memory(num_train, bit, num_classes, memory_max_age, memory_warmup_epochs)
 
     @classmethod
     def check_options(cls, options):
@@ -58,12 +58,15 @@ class HashNetLoss(CodeMemory, HashLoss):
         check_positive(options, "beta_gamma", "beta_power", "similar_weight")
         check_int(options, "beta_step_iters", 1)
         check_int(options, "beta_step", 1)
+        check_memory_options(options)
 
     def on_epoch_start(self, epoch):
+        super().on_epoch_start(epoch)
         if self.continuation == "epoch":
             self.beta = epoch_beta(epoch, self.beta_step)
 
     def on_step(self, iteration):
+        super().on_step(iteration)
         if self.continuation == "iteration":
             self.beta = caffe_beta(iteration, **self.caffe_schedule)
 
@@ -71,7 +74,7 @@ class HashNetLoss(CodeMemory, HashLoss):
         h = paddle.tanh(self.beta * z)
         self.write_batch(h, labels, indices)
         similar = similarity(labels.astype(self.memory_labels.dtype), self.memory_labels)
-        valid = self.memory_filled.unsqueeze(0).expand_as(similar)
+        valid = self.memory_valid().expand_as(similar)
         theta = self.alpha * paddle.matmul(h, self.memory_codes, transpose_y=True)
         nll = log1p_exp(theta) - similar * theta  # log(1 + exp(theta)) - s * theta
         s1 = self.global_count((similar * valid).sum())
