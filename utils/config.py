@@ -42,6 +42,7 @@ DEFAULTS = {
         "hash_lr_mult": 10.0,
         "hash_bias_lr_mult": None,  # None: same as hash_lr_mult (Caffe used 20)
         "backbone_weights": None,   # a local .pdparams, or "imagenet" to download through paddle.vision
+        "needs_backbone_weights": False,  # a fine-tuning recipe: warn when trained without backbone_weights
     },
     "loss": {
         "name": "hashnet",
@@ -69,6 +70,7 @@ DEFAULTS = {
         "eval_every": 10,
         "log_every": 10,
         "eval_untrained": True,
+        "loss_rise_epochs": 3,     # warn when the epoch loss rises this many epochs in a row (0: never)
         "cpu_malloc_reuse": True,  # CPU: keep freed large buffers for the next step (utils/cpu_speed.py)
         "onednn_conv": "auto",     # auto | true | false: convolutions through oneDNN on CPU (utils/onednn_conv.py)
     },
@@ -228,10 +230,20 @@ def _refers_to_itself(value, parents=()):
     return False
 
 
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+# the recipe for a data set with no config of its own and no ImageNet weights
+SCRATCH_CONFIG = os.path.join(CONFIG_DIR, "hashnet_scratch.yaml")
+
+
 def default_config_path(dataset):
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.path.join(here, "configs", f"hashnet_{dataset}.yaml")
+    path = os.path.join(CONFIG_DIR, f"hashnet_{dataset}.yaml")
     return path if os.path.isfile(path) else None
+
+
+def _gives_backbone_weights(flags, overrides):
+    return bool(flags.get("pretrained_backbone")) or any(
+        text.split("=", 1)[0].strip() == "model.backbone_weights" and text.split("=", 1)[1:] not in ([""], ["null"])
+        for text in overrides or ())
 
 
 def build_config(config_path=None, flags=None, overrides=()):
@@ -240,6 +252,8 @@ def build_config(config_path=None, flags=None, overrides=()):
     cfg = copy.deepcopy(DEFAULTS)
     if config_path is None:
         config_path = default_config_path(flags.get("dataset", DEFAULTS["dataset"]["name"]))
+        if config_path is None and not _gives_backbone_weights(flags, overrides):
+            config_path = SCRATCH_CONFIG  # the engine says so in one line
     if config_path is not None:
         for path, data in _read_yaml(config_path):
             _merge(cfg, data, path)
@@ -290,6 +304,8 @@ def validate(cfg):
     _check(_is_int(t["epochs"]) and t["epochs"] >= 0, "--epoch/train.epochs", f"must be an integer >= 0, got {t['epochs']!r}")
     _check(_is_int(t["seed"]) and t["seed"] >= 0, "--seed/train.seed", f"must be an integer >= 0, got {t['seed']!r}")
     _check(isinstance(t["lr"], (int, float)) and t["lr"] > 0, "--lr/train.lr", f"must be > 0, got {t['lr']!r}")
+    _check(_is_int(t["loss_rise_epochs"]) and t["loss_rise_epochs"] >= 0, "train.loss_rise_epochs",
+           f"must be an integer >= 0, got {t['loss_rise_epochs']!r}")
     for key in ("eval_every", "log_every", "lr_decay_every", "base_batch"):
         _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", f"must be an integer >= 1, got {t[key]!r}")
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "dataset.val_fraction",
