@@ -56,6 +56,7 @@ DEFAULTS = {
         "similar_weight": 1.0,     # Caffe's class_num
         "memory_max_age": None,    # pair with memory codes written in the last N steps; null: all; 0: in-batch
         "memory_warmup_epochs": 0,  # first epochs: in-batch pairs only
+        "self_pairs": True,        # pair each image with its own code too (i = j), as the reproductions do
     },
     "train": {
         "epochs": 150,
@@ -64,6 +65,7 @@ DEFAULTS = {
         "base_batch": 64,
         "momentum": 0.9,
         "weight_decay": 0.0005,
+        "clip_grad_norm": None,    # clip the global gradient norm at this value (null: never)
         "lr_decay_every": 50,
         "lr_decay_gamma": 0.5,
         "seed": 0,
@@ -304,6 +306,9 @@ def validate(cfg):
     _check(_is_int(t["epochs"]) and t["epochs"] >= 0, "--epoch/train.epochs", f"must be an integer >= 0, got {t['epochs']!r}")
     _check(_is_int(t["seed"]) and t["seed"] >= 0, "--seed/train.seed", f"must be an integer >= 0, got {t['seed']!r}")
     _check(isinstance(t["lr"], (int, float)) and t["lr"] > 0, "--lr/train.lr", f"must be > 0, got {t['lr']!r}")
+    _check(t["clip_grad_norm"] is None or (isinstance(t["clip_grad_norm"], (int, float)) and not
+                                           isinstance(t["clip_grad_norm"], bool) and t["clip_grad_norm"] > 0),
+           "train.clip_grad_norm", f"must be null or a number > 0, got {t['clip_grad_norm']!r}")
     _check(_is_int(t["loss_rise_epochs"]) and t["loss_rise_epochs"] >= 0, "train.loss_rise_epochs",
            f"must be an integer >= 0, got {t['loss_rise_epochs']!r}")
     for key in ("eval_every", "log_every", "lr_decay_every", "base_batch"):
