@@ -18,7 +18,10 @@ def test_defaults_come_from_the_lite_config():
     assert cfg["config_file"].endswith(os.path.join("configs", "hashnet_lite.yaml"))
     with open(cfg["config_file"]) as f:
         lite = yaml.safe_load(f)
-    assert cfg["dataset"]["crop_size"] == lite["dataset"]["crop_size"]
+    assert cfg["dataset"]["data_path"] == lite["dataset"]["data_path"]
+    with open(os.path.join(os.path.dirname(cfg["config_file"]), lite["_base_"])) as f:
+        scratch = yaml.safe_load(f)  # the lite config is the scratch recipe plus the lite data
+    assert cfg["dataset"]["crop_size"] == scratch["dataset"]["crop_size"] == 64
     assert cfg["train"]["momentum"] == DEFAULTS["train"]["momentum"]  # not in the file: built-in default
 
 
