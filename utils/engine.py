@@ -201,7 +201,7 @@ class Engine:
     def _check_loss_trend(self, epoch, losses):
         """Warn once per streak when the epoch loss rose train.loss_rise_epochs epochs in a row."""
         n = self.cfg["train"]["loss_rise_epochs"]
-        rising = n > 0 and len(losses) > n and all(b > a for a, b in zip(losses[-n - 1:-1], losses[-n:]))
+        rising = n > 0 and len(losses) > n and all(b > a + 1e-4 * abs(a) for a, b in zip(losses[-n - 1:-1], losses[-n:]))
         if rising and not self._rise_warned:
             self._warn(f"[epoch {epoch + 1}] the loss rose {n} epochs in a row ({losses[-n - 1]:.4f} -> "
                        f"{losses[-1]:.4f}): the run is diverging or its codes are collapsing (lower --lr)")
