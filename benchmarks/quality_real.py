@@ -33,10 +33,12 @@ from utils.errors import UserError, exit_on_user_error  # noqa: E402
 
 DEFAULT_EPOCHS = 20
 # HashNet's lite recipe is the scratch recipe (configs/hashnet_lite.yaml = hashnet_scratch.yaml + the lite data),
-# so one row stands for both; two reference rows show the pairs the recipe replaced.
+# so one row stands for both; two reference rows are the old lite recipe (no warm-up epoch, no gradient clipping):
 BUILTIN_VARIANTS = {
-    "hashnet_inbatch": ["loss.memory_max_age=0", "loss.memory_warmup_epochs=0"],  # peer-style: pairs in the batch only
-    "hashnet_memory": ["loss.memory_warmup_epochs=0"],  # the memory from the first step (the old lite recipe)
+    # the peer-style run of the issue: the old lite recipe with pairs inside the batch only
+    "hashnet_inbatch": ["loss.memory_max_age=0", "loss.memory_warmup_epochs=0", "train.clip_grad_norm=null"],
+    # the old lite recipe itself: the memory from the first step
+    "hashnet_memory": ["loss.memory_warmup_epochs=0", "train.clip_grad_norm=null"],
 }
 DEFAULT_METHODS = ("hashnet", "hashnet_inbatch", "hashnet_memory", "csq", "dch", "dpsh", "dsh", "dshsd", "greedyhash",
                    "lcdsh", "ssdh", "lsh", "itq")
