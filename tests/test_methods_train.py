@@ -26,7 +26,10 @@ LR_AT_16_BITS = {"dsh": 0.005}
 # LCDSH's locality term ties theta to the current codes' inner products; in this budget (32 steps from
 # scratch) the published lambda 3 keeps the random initial codes: 0.3426 < the floors, lambda 1: 0.3765.
 # (On real images over 20 epochs lambda 3 does better, so its lite config keeps 3: benchmarks/quality_real.py.)
-OVERRIDES = {"lcdsh": ["loss.locality_weight=1"]}
+# HashNet's in-batch pairs include (i, i), about a third of a batch of 16's similar pairs: in 32 steps they mostly
+# saturate the codes (0.3544, at the LSH floor 0.3542); without them 0.3753. Over 20+ epochs on real images the
+# recipe with them does better (docs/methods.md), so only this budget leaves them out.
+OVERRIDES = {"lcdsh": ["loss.locality_weight=1"], "hashnet": ["loss.self_pairs=false"]}
 
 
 @pytest.fixture(scope="module")

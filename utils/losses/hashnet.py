@@ -32,9 +32,9 @@ class HashNetLoss(CodeMemory, HashLoss):
     memory_max_age (steps; null = the whole memory, the Paddle/DeepHash-pytorch reproductions;
     0 = in-batch pairs only, as the original HashNet code) and memory_warmup_epochs (in-batch
     pairs first) bound how stale a paired code may be; self_pairs: false leaves out (i, i).
-    From scratch, the stale memory drove the codes to one saturated code (docs/methods.md has
-    the measurements of each option); the lite and scratch recipes use a warm-up epoch of
-    in-batch pairs, the COCO recipe keeps the reproductions' memory from the first step.
+    From scratch, the stale memory drove the codes towards one saturated code (docs/methods.md
+    has the measurements of each option); the lite and scratch recipes pair inside the batch,
+    the COCO recipe keeps the reproductions' memory.
     Pair weights: "balanced" (Paddle reproduction) S/S1 and S/S0, normalised by S; "constant"
     (Caffe) weights similar pairs by similar_weight (its class_num) and normalises by
     S1 * similar_weight + S0. The loss owns beta: per epoch (continuation="epoch") or per
