@@ -1,7 +1,7 @@
 """Learning on real images (scikit-learn's handwritten digits, tools/make_digits_split.py): the
 HashNet lite and scratch recipes do not collapse and end above LSH and ITQ on the untrained
-network's features. A short check (one seed, 16 bits, a few epochs); the multi-seed table of
-every method is benchmarks/quality_real.py."""
+network's features. A short check (one seed, 64 bits, 10 epochs); the multi-seed table of
+every method at 16 and 64 bits is benchmarks/quality_real.py."""
 import os
 
 import pytest
@@ -13,7 +13,7 @@ from utils.data import build_dataloader
 from utils.engine import Engine, build_split
 from utils.metrics import mean_average_precision
 
-BIT = 16
+BIT = 64  # at 16 bits HashNet is just above ITQ on the digits (0.50 vs 0.47 over 3 seeds): too thin for a test
 EPOCHS = 10
 
 
