@@ -23,9 +23,8 @@ class HashNetLoss(CodeMemory, HashLoss):
 
     The paper's weighted maximum likelihood over pairs (i, j): per pair
     w_ij (log(1 + exp(theta_ij)) - s_ij theta_ij), theta_ij = alpha <h_i, h_j>, h = tanh(beta z),
-    with w_ij re-weighting similar and dissimilar pairs (the paper's weighted-likelihood
-    objective and its weights w_ij = |S|/|S1| or |S|/|S0|; equation numbers not restated here,
-    see docs/methods.md), beta raised by continuation.
+    with w_ij re-weighting similar and dissimilar pairs (the paper's weighted maximum likelihood
+    with w_ij = |S|/|S1| for similar and |S|/|S0| for dissimilar pairs), beta raised by continuation.
 
     Which pairs: (batch item, memory item), where the memory holds the latest tanh codes and
     labels of every training image seen so far (the batch is written into it first).
