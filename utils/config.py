@@ -5,6 +5,7 @@ typo in a YAML file or an override fails loudly instead of being ignored.
 """
 import copy
 import os
+import re
 
 import yaml
 
@@ -41,6 +42,7 @@ DEFAULTS = {
         "hash_lr_mult": 10.0,
         "hash_bias_lr_mult": None,  # None: same as hash_lr_mult (Caffe used 20)
         "backbone_weights": None,   # a local .pdparams, or "imagenet" to download through paddle.vision
+        "needs_backbone_weights": False,  # a fine-tuning recipe: warn when trained without backbone_weights
     },
     "loss": {
         "name": "hashnet",
@@ -52,6 +54,9 @@ DEFAULTS = {
         "beta_step_iters": 200,
         "pair_weighting": "balanced",  # balanced: S/S1 and S/S0; constant: similar pairs x similar_weight
         "similar_weight": 1.0,     # Caffe's class_num
+        "memory_max_age": None,    # pair with memory codes written in the last N steps; null: all; 0: in-batch
+        "memory_warmup_epochs": 0,  # first epochs: in-batch pairs only
+        "self_pairs": True,        # pair each image with its own code too (i = j), as the reproductions do
     },
     "train": {
         "epochs": 150,
@@ -60,12 +65,14 @@ DEFAULTS = {
         "base_batch": 64,
         "momentum": 0.9,
         "weight_decay": 0.0005,
+        "clip_grad_norm": None,    # clip the global gradient norm at this value (null: never)
         "lr_decay_every": 50,
         "lr_decay_gamma": 0.5,
         "seed": 0,
         "eval_every": 10,
         "log_every": 10,
         "eval_untrained": True,
+        "loss_rise_epochs": 3,     # warn when the epoch loss rises this many epochs in a row (0: never)
         "cpu_malloc_reuse": True,  # CPU: keep freed large buffers for the next step (utils/cpu_speed.py)
         "onednn_conv": "auto",     # auto | true | false: convolutions through oneDNN on CPU (utils/onednn_conv.py)
     },
@@ -100,6 +107,27 @@ FLAG_KEYS = {
     "skip_bad_images": "dataset.skip_bad_images",
     "allow_outside_data_root": "dataset.allow_outside_root",
 }
+
+
+class _YAMLLoader(yaml.SafeLoader):
+    """safe_load, except that 1e-5 and 1E+3 are floats (YAML 1.2; PyYAML's 1.1 rules read a
+    float without a dot as a string, and Paddle then fails deep inside an optimizer op)."""
+
+
+_YAMLLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text_or_stream):
+    """Parse YAML with the project's rules (safe; 1e-5 is a float)."""
+    return yaml.load(text_or_stream, Loader=_YAMLLoader)
 
 
 def _set_loss_method(loss, name, source):
@@ -148,7 +176,7 @@ def _read_yaml(path, seen=()):
         raise UserError(f"{path}: _base_ cycle")
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+            data = load_yaml(f) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -186,7 +214,7 @@ def parse_override(text):
         raise UserError(f"-o {text!r}: expected key=value")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = load_yaml(raw) if raw != "" else None
     except yaml.YAMLError:
         raise UserError(f"-o {text!r}: value is not valid YAML") from None
     if _refers_to_itself(value):
@@ -204,10 +232,20 @@ def _refers_to_itself(value, parents=()):
     return False
 
 
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+# the recipe for a data set with no config of its own and no ImageNet weights
+SCRATCH_CONFIG = os.path.join(CONFIG_DIR, "hashnet_scratch.yaml")
+
+
 def default_config_path(dataset):
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.path.join(here, "configs", f"hashnet_{dataset}.yaml")
+    path = os.path.join(CONFIG_DIR, f"hashnet_{dataset}.yaml")
     return path if os.path.isfile(path) else None
+
+
+def _gives_backbone_weights(flags, overrides):
+    return bool(flags.get("pretrained_backbone")) or any(
+        text.split("=", 1)[0].strip() == "model.backbone_weights" and text.split("=", 1)[1:] not in ([""], ["null"])
+        for text in overrides or ())
 
 
 def build_config(config_path=None, flags=None, overrides=()):
@@ -216,6 +254,8 @@ def build_config(config_path=None, flags=None, overrides=()):
     cfg = copy.deepcopy(DEFAULTS)
     if config_path is None:
         config_path = default_config_path(flags.get("dataset", DEFAULTS["dataset"]["name"]))
+        if config_path is None and not _gives_backbone_weights(flags, overrides):
+            config_path = SCRATCH_CONFIG  # the engine says so in one line
     if config_path is not None:
         for path, data in _read_yaml(config_path):
             _merge(cfg, data, path)
@@ -238,7 +278,26 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _type_name(value):
+    return {str: "a string", bool: "a boolean", type(None): "null", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__)
+
+
+def _check_number_types(cfg):
+    """Keys whose default is a number (float) need a number, and those whose default is true/false
+    need true/false: one line naming the key, not a TypeError inside Paddle. (Each method checks
+    its own `loss` keys; other keys have their own checks in validate.)"""
+    for section in ("dataset", "model", "train"):
+        for key, default in DEFAULTS[section].items():
+            value, where = cfg[section][key], f"{section}.{key}"
+            if isinstance(default, float) and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                raise UserError(f"{where}: must be a number, got {value!r} ({_type_name(value)})")
+            if isinstance(default, bool) and not isinstance(value, bool) and key != "onednn_conv":
+                raise UserError(f"{where}: must be true or false, got {value!r} ({_type_name(value)})")
+
+
 def validate(cfg):
+    _check_number_types(cfg)
     d, m, t = cfg["dataset"], cfg["model"], cfg["train"]
     _check(_is_int(m["bit"]) and m["bit"] in SUPPORTED_BITS, "--bit/model.bit",
            f"{m['bit']!r} is not a supported bit length {SUPPORTED_BITS}")
@@ -247,6 +306,11 @@ def validate(cfg):
     _check(_is_int(t["epochs"]) and t["epochs"] >= 0, "--epoch/train.epochs", f"must be an integer >= 0, got {t['epochs']!r}")
     _check(_is_int(t["seed"]) and t["seed"] >= 0, "--seed/train.seed", f"must be an integer >= 0, got {t['seed']!r}")
     _check(isinstance(t["lr"], (int, float)) and t["lr"] > 0, "--lr/train.lr", f"must be > 0, got {t['lr']!r}")
+    _check(t["clip_grad_norm"] is None or (isinstance(t["clip_grad_norm"], (int, float)) and not
+                                           isinstance(t["clip_grad_norm"], bool) and t["clip_grad_norm"] > 0),
+           "train.clip_grad_norm", f"must be null or a number > 0, got {t['clip_grad_norm']!r}")
+    _check(_is_int(t["loss_rise_epochs"]) and t["loss_rise_epochs"] >= 0, "train.loss_rise_epochs",
+           f"must be an integer >= 0, got {t['loss_rise_epochs']!r}")
     for key in ("eval_every", "log_every", "lr_decay_every", "base_batch"):
         _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", f"must be an integer >= 1, got {t[key]!r}")
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "dataset.val_fraction",

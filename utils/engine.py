@@ -16,7 +16,7 @@ from tqdm import tqdm
 from models import build_model, codes_from_logits
 from utils.checkpoint import (load_backbone_weights, load_checkpoint, load_weights, optimizer_state,
                               save_checkpoint, set_optimizer_state)
-from utils.config import config_yaml, dataset_lists, list_dir
+from utils.config import SCRATCH_CONFIG, config_yaml, dataset_lists, default_config_path, list_dir
 from utils.cpu_speed import apply_training_options
 from utils.data import (ImageListDataset, SubsetView, bad_image_summary, build_dataloader, build_transform,
                         split_validation)
@@ -24,7 +24,7 @@ from utils.distributed import Comm, in_dataset_order
 from utils.errors import UserError
 from utils.logger import ScalarWriter, open_log_files, setup_logger
 from utils.losses import build_loss
-from utils.metrics import mean_average_precision, precision_within_radius
+from utils.metrics import code_statistics, codes_collapsed, mean_average_precision, precision_within_radius
 from utils.optimizer import build_optimizer
 
 
@@ -87,6 +87,7 @@ class Engine:
         self.comm = Comm(rank, world_size)
         self.bit = cfg["model"]["bit"]
         self.out = cfg["output_dir"]
+        self.warnings = []  # collapse, divergence, recipe: repeated in the final report
         os.makedirs(self.out, exist_ok=True)
         mode = "eval" if cfg["eval_only"] else "train"
         # the log file waits until the run has weights (or, with --eval, a result): a run that fails
@@ -172,6 +173,8 @@ class Engine:
         """Query-set metrics, plus the validation mAP when a validation split picks the best epoch."""
         start = time.time()
         result = dict(zip(("map", "precision_r2"), self._retrieval(self.query_loader, self.db_loader, "test")))
+        result["codes"] = code_statistics(self.last_codes[0])  # of the queries: collapse shows here first
+        result["collapsed"] = codes_collapsed(result["codes"], self.bit, self.num_classes)
         result["select"] = result["map"]
         if self.val_loaders is not None:
             result["val_map"], _ = self._retrieval(*self.val_loaders, "validation")
@@ -181,8 +184,43 @@ class Engine:
 
     def _log_eval(self, tag, result):
         val = f"  validation mAP@{topk_label(self.topk)}: {result['val_map']:.4f}" if "val_map" in result else ""
+        codes = result["codes"]
+        n = round(codes["distinct"] / codes["distinct_share"])
         self.logger.info(f"[{tag}] mAP@{topk_label(self.topk)}: {result['map']:.4f}  "
-                         f"precision@r2: {result['precision_r2']:.4f}{val}  ({result['seconds']:.1f}s)")
+                         f"precision@r2: {result['precision_r2']:.4f}{val}  codes: {codes['distinct']}/{n} distinct, "
+                         f"{codes['constant_bits']} constant bits, bit balance {codes['bit_balance']:.2f}  "
+                         f"({result['seconds']:.1f}s)")
+        if result["collapsed"] and tag != "untrained":
+            self._warn(f"[{tag}] the codes collapsed: {codes['distinct']} distinct codes for {n} queries, "
+                       f"{codes['constant_bits']} of {self.bit} bits constant (lower --lr, or see docs/methods.md)")
+
+    # -- run health: collapse, divergence, no better than untrained -----------------------------
+    def _warn(self, text):
+        """One warning line now, repeated in the final report."""
+        self.logger.warning(text)
+        self.warnings.append(text)
+
+    def _check_loss_trend(self, epoch, losses):
+        """Warn once per streak when the epoch loss rose train.loss_rise_epochs epochs in a row."""
+        n = self.cfg["train"]["loss_rise_epochs"]
+        rising = n > 0 and len(losses) > n and all(b > a + 1e-4 * abs(a) for a, b in zip(losses[-n - 1:-1], losses[-n:]))
+        if rising and not self._rise_warned:
+            self._warn(f"[epoch {epoch + 1}] the loss rose {n} epochs in a row ({losses[-n - 1]:.4f} -> "
+                       f"{losses[-1]:.4f}): the run is diverging or its codes are collapsing (lower --lr)")
+        self._rise_warned = rising
+
+    def _recipe_notes(self):
+        """One line each: the recipe expects ImageNet weights that were not given; or the data set
+        has no config of its own and the scratch recipe was picked."""
+        cfg, m = self.cfg, self.cfg["model"]
+        if m["needs_backbone_weights"] and not m["backbone_weights"] and not cfg["pretrained"] and not cfg["resume"]:
+            self._warn(f"{os.path.relpath(cfg['config_file']) if cfg.get('config_file') else 'this config'} is a "
+                       f"fine-tuning recipe: it expects ImageNet weights (--pretrained-backbone PATH or imagenet); "
+                       f"to train from scratch use -c {os.path.relpath(SCRATCH_CONFIG)}")
+        elif cfg.get("config_file") == SCRATCH_CONFIG and default_config_path(cfg["dataset"]["name"]) is None:
+            self.logger.info(f"data set {cfg['dataset']['name']!r} has no config of its own and no "
+                             f"--pretrained-backbone was given: training with the from-scratch recipe "
+                             f"{os.path.relpath(SCRATCH_CONFIG)} (pass -c to choose another)")
 
     # -- training ---------------------------------------------------------------------------
     def _prefix(self, kind):
@@ -267,6 +305,8 @@ class Engine:
         else:
             self.logger.info("model selection: best epoch by query-set mAP (as published reproductions report; "
                              "set dataset.val_fraction for a held-out validation split)")
+        self.warnings, self._rise_warned, losses, untrained_weights = [], False, [], None
+        self._recipe_notes()
         start_epoch, best, history = 0, {"map": -1.0, "select": -1.0, "epoch": 0}, {}
         if cfg["resume"]:
             start_epoch, best, history = self._resume(cfg["resume"])
@@ -274,14 +314,21 @@ class Engine:
             result = self.evaluate()
             history["untrained"] = result["map"]
             self._log_eval("untrained", result)
+            # the untrained network is a candidate of model selection: kept (in memory, so that a
+            # failed run leaves the output folder as it was) until an epoch beats it
+            best = {"map": result["map"], "select": result["select"], "precision_r2": result["precision_r2"],
+                    "epoch": 0}
+            self.best_codes = self.last_codes
+            untrained_weights = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
 
         writer = ScalarWriter(os.path.join(self.out, f"vdl_{self.bit}") if self.rank == 0 else None, deferred=True)
         try:
             self.epoch_seconds = []  # training time of each epoch of this run (no evaluation), for the report
             for epoch in range(start_epoch, t["epochs"]):
                 epoch_start = time.time()
-                self._train_epoch(epoch, writer)
+                losses.append(self._train_epoch(epoch, writer))
                 self.epoch_seconds.append(time.time() - epoch_start)
+                self._check_loss_trend(epoch, losses)
                 self._average_batchnorm_statistics()  # before evaluating and checkpointing
                 last = epoch + 1 == t["epochs"]
                 if (epoch + 1) % t["eval_every"] == 0 or last:
@@ -290,6 +337,8 @@ class Engine:
                     writer.add("eval/map", result["map"], epoch + 1)
                     writer.add("eval/precision_r2", result["precision_r2"], epoch + 1)
                     history["last"] = result["map"]
+                    if result["select"] > history.get("best_trained", {}).get("select", -1.0):
+                        history["best_trained"] = {"map": result["map"], "select": result["select"], "epoch": epoch + 1}
                     if result["select"] > best["select"]:
                         best = {"map": result["map"], "select": result["select"],
                                 "precision_r2": result["precision_r2"], "epoch": epoch + 1}
@@ -298,6 +347,12 @@ class Engine:
                             self._save("best", epoch, best, history, writer)
                 if self.rank == 0:
                     self._save("last", epoch, best, history, writer)
+            self.untrained_is_best = best["epoch"] == 0 and "best_trained" in history
+            if self.untrained_is_best and untrained_weights is not None:
+                # no epoch beat the untrained network: it is the best model, under the best name
+                self.model.set_state_dict({k: paddle.to_tensor(v) for k, v in untrained_weights.items()})
+                if self.rank == 0:
+                    self._save("best", -1, best, history, writer)
         finally:
             writer.close()
         if self.comm.active:
@@ -318,14 +373,29 @@ class Engine:
 
     def _report(self, best, history):
         label = topk_label(self.topk)
-        if best["epoch"] == 0:  # no training epoch ran (--epoch 0): report the untrained network
-            return {"map": history.get("untrained", float("nan")), "best_epoch": 0, "history": history}
-        if "untrained" in history:
+        trained = history.get("best_trained")
+        if trained is None:  # no evaluated training epoch (--epoch 0): report the untrained network
+            return {"map": history.get("untrained", float("nan")), "best_epoch": 0, "history": history,
+                    "precision_r2": best.get("precision_r2"), "epoch_seconds": self.epoch_seconds,
+                    "warnings": self.warnings}
+        if best["epoch"] == 0:
+            kept = (f"{self._prefix('best')} holds the UNTRAINED weights" if os.path.exists(self._prefix("best") + ".pdparams")
+                    else "the untrained weights were not kept (resumed run): no model_best was written")
+            self._warn(f"no trained epoch beat the untrained network: untrained mAP@{label} "
+                       f"{history.get('untrained', float('nan')):.4f}, best trained (epoch {trained['epoch']}) "
+                       f"{trained['map']:.4f}; {kept} (check the recipe, --lr, and the warnings above)")
+        elif "untrained" in history:
             self.logger.info(f"untrained network mAP@{label}: {history['untrained']:.4f}  ->  "
                              f"trained (best, epoch {best['epoch']}): {best['map']:.4f}")
-        self.logger.info(f"best weights: {self._prefix('best')}.pdparams")
+        if self.warnings:
+            self.logger.warning(f"this run has {len(self.warnings)} warning(s):")
+            for text in self.warnings:
+                self.logger.warning(f"  {text}")
+        self.logger.info(f"best weights: {self._prefix('best')}.pdparams"
+                         + (" (the untrained network)" if best["epoch"] == 0 else f" (epoch {best['epoch']})"))
         return {"map": best["map"], "best_epoch": best["epoch"], "history": history,
-                "precision_r2": best.get("precision_r2"), "epoch_seconds": self.epoch_seconds}
+                "precision_r2": best.get("precision_r2"), "epoch_seconds": self.epoch_seconds,
+                "warnings": self.warnings}
 
     def _plots(self, codes, what):
         from utils.plots import save_retrieval_plots

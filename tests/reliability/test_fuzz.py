@@ -3,11 +3,10 @@ override, the answer is a correct parse or a UserError, never another exception.
 import copy
 
 import numpy as np
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from utils.config import DEFAULTS, build_config, parse_override
+from utils.config import DEFAULTS, build_config, load_yaml, parse_override
 from utils.data import _read_list
 from utils.errors import UserError
 
@@ -109,7 +108,7 @@ def test_config_overrides_parse_or_user_error(key, value):
         cfg = build_config(None, {}, [text])
     except UserError:
         return
-    parsed = yaml.safe_load(value) if value != "" else None
+    parsed = load_yaml(value) if value != "" else None  # YAML 1.2 numbers (1e5 is a float): test_config.py
     node = cfg
     for part in key.strip().split("."):
         node = node[part]

@@ -18,7 +18,10 @@ def test_defaults_come_from_the_lite_config():
     assert cfg["config_file"].endswith(os.path.join("configs", "hashnet_lite.yaml"))
     with open(cfg["config_file"]) as f:
         lite = yaml.safe_load(f)
-    assert cfg["dataset"]["crop_size"] == lite["dataset"]["crop_size"]
+    assert cfg["dataset"]["data_path"] == lite["dataset"]["data_path"]
+    with open(os.path.join(os.path.dirname(cfg["config_file"]), lite["_base_"])) as f:
+        scratch = yaml.safe_load(f)  # the lite config is the scratch recipe plus the lite data
+    assert cfg["dataset"]["crop_size"] == scratch["dataset"]["crop_size"] == 64
     assert cfg["train"]["momentum"] == DEFAULTS["train"]["momentum"]  # not in the file: built-in default
 
 
@@ -107,3 +110,29 @@ def test_caffe_recipe_config():
     assert cfg["loss"]["alpha"] is None and cfg["loss"]["continuation"] == "iteration"
     assert cfg["loss"]["pair_weighting"] == "constant" and cfg["model"]["hash_bias_lr_mult"] == 20.0
     assert cfg["train"]["lr"] == 0.001  # the rest comes from hashnet_coco.yaml
+
+
+@pytest.mark.parametrize("text,expected", [("1e-5", 1e-5), ("2E+3", 2000.0), ("1.5e-3", 1.5e-3), (".5", 0.5),
+                                           ("5", 5), ("1e5x", "1e5x"), ("v1e5", "v1e5")])
+def test_exponent_numbers_are_floats_in_overrides_and_files(tmp_path, text, expected):
+    """YAML 1.1 (PyYAML) reads 1e-5 as a string; the project's loader reads it as YAML 1.2 does."""
+    from utils.config import load_yaml, parse_override
+
+    assert parse_override(f"train.weight_decay={text}") == ("train.weight_decay", expected)
+    assert load_yaml(f"a: {text}\n") == {"a": expected}
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  weight_decay: 1e-5\n")
+    assert build_config(str(path))["train"]["weight_decay"] == 1e-5
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("train.weight_decay=abc", "train.weight_decay: must be a number, got 'abc' (a string)"),
+    ("train.momentum=[1]", "train.momentum: must be a number, got [1] (a list)"),
+    ("train.weight_decay=true", "train.weight_decay: must be a number, got True (a boolean)"),
+    ("model.hash_lr_mult=null", "model.hash_lr_mult: must be a number, got None (null)"),
+    ("train.eval_untrained=1", "train.eval_untrained: must be true or false, got 1 (int)"),
+])
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_key(override, fragment):
+    with pytest.raises(UserError) as err:
+        build_config(None, {}, [override])
+    assert str(err.value) == fragment

@@ -7,7 +7,7 @@ import pytest
 from utils.losses import HashNetLoss
 
 
-def reference_loss(z, labels, indices, mem_codes, mem_labels, filled, alpha, beta):
+def reference_loss(z, labels, indices, mem_codes, mem_labels, filled, alpha, beta, self_pairs=True):
     """Pair by pair, straight from the paper: l = log(1 + e^theta) - s * theta, class-balanced."""
     h = np.tanh(beta * z)
     mem_codes, mem_labels, filled = mem_codes.copy(), mem_labels.copy(), filled.copy()
@@ -16,7 +16,7 @@ def reference_loss(z, labels, indices, mem_codes, mem_labels, filled, alpha, bet
     pairs = []
     for i in range(len(z)):
         for j in range(len(mem_codes)):
-            if not filled[j]:
+            if not filled[j] or (not self_pairs and j == indices[i]):
                 continue
             s = 1.0 if any(a > 0 and b > 0 for a, b in zip(labels[i], mem_labels[j])) else 0.0
             theta = alpha * sum(h[i][k] * mem_codes[j][k] for k in range(len(h[i])))
@@ -37,11 +37,12 @@ def make_batch(rng, batch, bit, classes, scale=1.0):
     return z, labels
 
 
-@pytest.mark.parametrize("bit,alpha,epoch", [(16, 0.1, 0), (32, 0.1, 45), (64, 10 / 64, 100), (12, 1.0, 20)])
-def test_matches_pair_by_pair_reference_over_steps(bit, alpha, epoch):
+@pytest.mark.parametrize("bit,alpha,epoch,self_pairs", [(16, 0.1, 0, True), (32, 0.1, 45, True), (64, 10 / 64, 100, True),
+                                                        (12, 1.0, 20, True), (16, 0.1, 0, False), (32, 0.5, 25, False)])
+def test_matches_pair_by_pair_reference_over_steps(bit, alpha, epoch, self_pairs):
     rng = np.random.default_rng(bit)
     num_train, classes, batch = 20, 5, 6
-    loss_fn = HashNetLoss(num_train, bit, classes, alpha=alpha, beta_step=20)
+    loss_fn = HashNetLoss(num_train, bit, classes, alpha=alpha, beta_step=20, self_pairs=self_pairs)
     loss_fn.on_epoch_start(epoch)
     beta = math.sqrt(epoch // 20 + 1)
     assert loss_fn.beta == pytest.approx(beta)
@@ -52,7 +53,7 @@ def test_matches_pair_by_pair_reference_over_steps(bit, alpha, epoch):
         z, labels = make_batch(rng, batch, bit, classes, scale=2.0)
         indices = rng.choice(num_train, batch, replace=False)
         expected, mem_codes_new, filled = reference_loss(z, labels, indices, mem_codes, mem_labels, filled,
-                                                         alpha, beta)
+                                                         alpha, beta, self_pairs)
         for row, idx in enumerate(indices):
             mem_labels[idx] = labels[row]
         mem_codes = mem_codes_new
@@ -60,6 +61,21 @@ def test_matches_pair_by_pair_reference_over_steps(bit, alpha, epoch):
         assert float(got) == pytest.approx(expected, rel=1e-4, abs=1e-5), f"step {step}"
     np.testing.assert_allclose(loss_fn.memory_codes.numpy(), mem_codes, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(loss_fn.memory_filled.numpy() > 0, filled)
+
+
+@pytest.mark.parametrize("self_pairs", [True, False])
+def test_hand_computed_pair_of_saturated_codes(self_pairs):
+    """Two dissimilar saturated 16-bit codes at Hamming distance 4: <h1, h2> = 16 - 2*4 = 8,
+    theta = 0.1 * 8 = 0.8, loss log(1 + e^0.8); with self-pairs each image also pairs with
+    itself (similar, theta = 1.6, loss log(1 + e^1.6) - 1.6); the balanced weights S/S1, S/S0
+    normalised by S make the loss the mean over similar pairs plus the mean over dissimilar ones."""
+    z = np.full((2, 16), 20.0, dtype="float32")
+    z[1, :4] = -20.0
+    labels = np.array([[1.0, 0.0], [0.0, 1.0]], dtype="float32")
+    got = float(HashNetLoss(2, 16, 2, alpha=0.1, self_pairs=self_pairs)(
+        paddle.to_tensor(z), paddle.to_tensor(labels), paddle.to_tensor(np.array([0, 1]))))
+    dissimilar, similar = math.log1p(math.exp(0.8)), math.log1p(math.exp(1.6)) - 1.6
+    assert got == pytest.approx(dissimilar + similar if self_pairs else dissimilar, rel=1e-5)
 
 
 def test_extreme_inputs_are_stable_and_gradients_finite():

@@ -122,14 +122,34 @@ def binary_codes(x):
 
 class CodeMemory:
     """Mixin for losses that pair the batch with a memory of every training item's latest code
-    (HashNet, DPSH): buffers memory_codes / memory_labels / memory_filled, written with the
-    batches of all ranks in data-parallel runs so every rank holds the same memory."""
+    (HashNet, DPSH): buffers memory_codes / memory_labels / memory_filled / memory_step, written
+    with the batches of all ranks in data-parallel runs so every rank holds the same memory.
 
-    def init_memory(self, num_train, bit, num_classes):
+    memory_max_age (steps) bounds how stale a memory code may be and still be paired: None pairs
+    the whole memory (the DeepHash-pytorch / Paddle reproduction form); 0 pairs the batch with
+    itself only (in-batch pairs, as the original HashNet code); N pairs codes written in the
+    last N steps. memory_warmup_epochs: epochs at the start that use in-batch pairs only.
+    A stale memory is what made HashNet collapse from scratch (docs/methods.md).
+    """
+
+    memory_max_age = None
+    memory_warmup_epochs = 0
+
+    def init_memory(self, num_train, bit, num_classes, max_age=None, warmup_epochs=0):
         dtype = paddle.get_default_dtype()
+        self.memory_max_age, self.memory_warmup_epochs = max_age, warmup_epochs
+        self.iteration, self.epoch = 0, 0
         self.register_buffer("memory_codes", paddle.zeros([num_train, bit], dtype=dtype))
         self.register_buffer("memory_labels", paddle.zeros([num_train, num_classes], dtype=dtype))
         self.register_buffer("memory_filled", paddle.zeros([num_train], dtype=dtype))
+        # the step that wrote each entry (float: exact up to 2^24 steps)
+        self.register_buffer("memory_step", paddle.zeros([num_train], dtype=dtype))
+
+    def on_epoch_start(self, epoch):
+        self.epoch = epoch
+
+    def on_step(self, iteration):
+        self.iteration = iteration
 
     def update_memory(self, codes, labels, indices):
         """Write detached codes/labels at their dataset indices."""
@@ -138,6 +158,7 @@ class CodeMemory:
             self.memory_codes[indices] = codes.detach().astype(dtype)
             self.memory_labels[indices] = labels.astype(dtype)
             self.memory_filled[indices] = paddle.ones([indices.shape[0]], dtype=dtype)
+            self.memory_step[indices] = paddle.full([indices.shape[0]], float(self.iteration), dtype=dtype)
 
     def write_batch(self, codes, labels, indices):
         """The batch (every rank's batch in data-parallel runs) goes into the memory first."""
@@ -146,9 +167,29 @@ class CodeMemory:
         else:
             self.update_memory(codes, labels, indices)
 
+    def memory_valid(self):
+        """[1, num_train] weights: 1 for the memory entries this step pairs with, else 0."""
+        age = self.memory_max_age
+        if self.epoch < self.memory_warmup_epochs:
+            age = 0
+        valid = self.memory_filled
+        if age is not None:
+            fresh = (float(self.iteration) - self.memory_step) <= float(age)
+            valid = valid * fresh.astype(valid.dtype)
+        return valid.unsqueeze(0)
+
     def global_count(self, count):
         """A pair count summed over ranks, so the ranks' losses add up to the one-process loss."""
         return self.comm.sum(count) if self.distributed else count
+
+
+def check_memory_options(options):
+    """The memory_max_age / memory_warmup_epochs keys of CodeMemory losses."""
+    value = options["memory_max_age"]
+    if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise UserError(f"loss.memory_max_age: must be null (the whole memory) or an integer >= 0 (steps), "
+                        f"got {value!r}")
+    check_int(options, "memory_warmup_epochs", 0)
 
 
 def classification_loss(logits, labels, sigmoid):

@@ -5,20 +5,23 @@ from utils.losses.base import HashLoss, balanced_weights, check_non_negative, ch
 
 
 def cauchy_distance(a, b, bit, eps=1e-6):
-    """The paper's normalised Hamming-distance surrogate d(h_i, h_j) = K/4 (1 - cos(h_i, h_j))."""
+    """The paper's Hamming-distance surrogate, Eq. (6): d(h_i, h_j) = K/2 (1 - cos(h_i, h_j)),
+    which equals the Hamming distance for +-1 codes (cos = 1 - 2 d_H / K)."""
     an = a / paddle.clip(paddle.linalg.norm(a, axis=1, keepdim=True), min=eps)
     bn = b / paddle.clip(paddle.linalg.norm(b, axis=1, keepdim=True), min=eps)
-    return bit / 4.0 * (1.0 - paddle.matmul(an, bn, transpose_y=True))
+    return bit / 2.0 * (1.0 - paddle.matmul(an, bn, transpose_y=True))
 
 
 class DCHLoss(HashLoss):
-    """Cauchy cross-entropy on the pairs (i != j) of the batch, h = tanh(z):
-    sigma(d) = gamma / (gamma + d) is the probability that a pair is similar, with d the
-    distance above; loss per pair w_ij (s_ij log(d / gamma) + log(1 + gamma / d)), i.e.
-    log(1 + d/gamma) for similar and log(1 + gamma/d) for dissimilar pairs, class-balanced
-    weights w (S/S1 and S/S0, normalised by S, as in the paper); plus the Cauchy quantization
-    loss lambda * mean_i log(1 + d(|h_i|, 1) / gamma). Defaults gamma = 20, lambda = 0.1 (the
-    values common re-implementations use; the paper picks them by cross-validation).
+    """Cauchy cross-entropy on the pairs (i != j) of the batch, h = tanh(z), objective Eq. (7)
+    = L + lambda Q: sigma(d) = gamma / (gamma + d) (Eq. 5) is the probability that a pair is
+    similar, d = K/2 (1 - cos) the Hamming-distance surrogate (Eq. 6); loss per pair, Eq. (8),
+    w_ij (s_ij log(d / gamma) + log(1 + gamma / d)), i.e. log(1 + d/gamma) for similar and
+    log(1 + gamma/d) for dissimilar pairs, class-balanced weights w (S/S1 and S/S0, Eq. 2,
+    normalised by S); plus the Cauchy quantization loss, Eq. (9), lambda * mean_i
+    log(1 + d(|h_i|, 1) / gamma). Defaults gamma = 20, lambda = 0.1 (the values common
+    re-implementations use; the paper picks them by cross-validation). gamma is in Hamming
+    units: two saturated codes at Hamming distance gamma have sigma = 1/2.
     Multi-label: yes (s_ij = shared label). Batch-only: correct per rank.
     """
 

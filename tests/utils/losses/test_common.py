@@ -31,7 +31,11 @@ def test_extreme_inputs_give_finite_loss_and_gradients(name):
                                paddle.arange(8))
     loss.backward()
     assert np.isfinite(float(loss))
-    assert np.isfinite(zt.grad.numpy()).all() and np.abs(zt.grad.numpy()).sum() > 0
+    assert np.isfinite(zt.grad.numpy()).all()
+    if name == "lcdsh":  # every |theta_ij| is past its clamp (50): clamped pairs push no more, by design
+        assert np.abs(zt.grad.numpy()).sum() == 0
+    else:
+        assert np.abs(zt.grad.numpy()).sum() > 0
     if LOSSES[name].MODEL != "hashnet":
         assert np.isfinite(logits.grad.numpy()).all()
 

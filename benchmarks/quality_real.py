@@ -1,0 +1,252 @@
+"""Retrieval quality on real images: every method, the LSH/ITQ floors, several seeds, one table.
+
+    pip install scikit-learn==1.9.1     # ships the images (requirements-dev.txt has it); no network at run time
+    python benchmarks/quality_real.py                       # every method, 16 and 64 bits, seeds 0 1 2
+    python benchmarks/quality_real.py --methods hashnet csq lsh --bits 16 --seeds 0 --epochs 10
+    python benchmarks/quality_real.py --variant "hashnet_memory=loss.memory_max_age=null" --methods hashnet_memory
+
+Data: scikit-learn's handwritten digits (`tools/make_digits_split.py`: 1,797 real 8x8 grayscale
+scans, 10 classes; 200 queries, the other 1,597 images are the database, 500 of them train),
+written once to --data-dir. Every method trains from scratch with its lite config
+(configs/methods/<method>_lite.yaml, the lite network: AlexNet-BN, fc 1024, 64x64 crops) on the
+one engine, for --epochs epochs with one evaluation after the last; `hashnet_scratch` is
+configs/hashnet_scratch.yaml (the recipe for a new data set without ImageNet weights). The
+floors lsh and itq hash the untrained lite network's backbone features (utils/baselines.py).
+A --variant NAME=KEY=VALUE;KEY=VALUE adds a row: the HashNet lite config with those overrides.
+The table gives mAP@all and precision within Hamming radius 2 (mean +- sample std over the
+seeds) and, for trained methods, the worst share of distinct query codes over the seeds (a
+collapsed run has a few codes for 200 queries); it starts with the CPU model and the command.
+Outputs in --output-dir: runs.jsonl, quality_real.{txt,md}, and with --plot a PNG.
+"""
+import argparse
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from utils.errors import UserError, exit_on_user_error  # noqa: E402
+
+DEFAULT_EPOCHS = 20
+# HashNet's lite recipe is the scratch recipe (configs/hashnet_lite.yaml = hashnet_scratch.yaml + the lite data),
+# so one row stands for both; two reference rows are the old lite recipe (no warm-up epoch, no gradient clipping):
+BUILTIN_VARIANTS = {
+    # the peer-style run of the issue: the old lite recipe with pairs inside the batch only
+    "hashnet_inbatch": ["loss.memory_max_age=0", "loss.memory_warmup_epochs=0", "train.clip_grad_norm=null"],
+    # the old lite recipe itself: the memory from the first step
+    "hashnet_memory": ["loss.memory_warmup_epochs=0", "train.clip_grad_norm=null"],
+}
+DEFAULT_METHODS = ("hashnet", "hashnet_inbatch", "hashnet_memory", "csq", "dch", "dpsh", "dsh", "dshsd", "greedyhash",
+                   "lcdsh", "ssdh", "lsh", "itq")
+
+
+def cpu_description():
+    """'AMD EPYC (2 cores; avx2 avx512f)': the model name and the vector extensions that matter."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("unknown CPU", platform.processor()):
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model} ({os.cpu_count()} cores{'; ' + ' '.join(shown) if shown else ''})"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", nargs="+", default=None,
+                   help=f"rows to run (default: {' '.join(DEFAULT_METHODS)}, then the --variant rows)")
+    p.add_argument("--bits", type=int, nargs="+", default=[16, 64], help="code lengths")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (weights, data order, projections)")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="training epochs of every run")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE;KEY=VALUE",
+                   help="an extra row: the HashNet lite config with these overrides (repeatable)")
+    p.add_argument("--data-dir", default="./datasets/digits", help="where the digits images and lists are written")
+    p.add_argument("--output-dir", default="./output/quality_real", help="runs, runs.jsonl and the table")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override applied to every run (repeatable)")
+    p.add_argument("--plot", default=None, metavar="PATH", help="also draw mAP vs bits per method (matplotlib PNG)")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown (for README)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    p.add_argument("--reuse", nargs="+", default=[], metavar="RUNS_JSONL",
+                   help="take finished runs (same method, bits, seed, epochs and -o overrides) from earlier "
+                        "runs.jsonl files instead of running them again; the table header counts them")
+    return p.parse_args(argv)
+
+
+def method_configs(variants):
+    """{row name: (config path, extra overrides)}."""
+    configs = {"hashnet": (os.path.join(ROOT, "configs", "hashnet_lite.yaml"), []),
+               "hashnet_scratch": (os.path.join(ROOT, "configs", "hashnet_scratch.yaml"), [])}
+    from utils.losses import LOSSES
+
+    for name in sorted(LOSSES):
+        if name != "hashnet":
+            configs[name] = (os.path.join(ROOT, "configs", "methods", f"{name}_lite.yaml"), [])
+    for name, overrides in BUILTIN_VARIANTS.items():
+        configs[name] = (configs["hashnet"][0], list(overrides))
+    for text in variants:
+        name, sep, overrides = text.partition("=")
+        if not sep or not name or not overrides:
+            raise UserError(f"--variant {text!r}: expected NAME=KEY=VALUE;KEY=VALUE")
+        configs[name] = (configs["hashnet"][0], [o.strip() for o in overrides.split(";") if o.strip()])
+    return configs
+
+
+def build_run_config(path, extra, bit, seed, args, out_dir):
+    from utils.config import build_config
+
+    flags = {"dataset": "digits", "data_path": args.data_dir, "list_dir": args.data_dir, "bit": bit, "seed": seed,
+             "epoch": args.epochs, "output_dir": out_dir, "device": "cpu", "threads": args.threads}
+    schedule = [f"train.eval_every={max(args.epochs, 1)}", "train.eval_untrained=false", "dataset.topk=-1"]
+    return build_config(path, flags, schedule + list(extra) + list(args.override))
+
+
+def distinct_share(codes):
+    import numpy as np
+
+    return len(np.unique(codes, axis=0)) / len(codes)
+
+
+def train_run(cfg):
+    from utils.engine import Engine
+
+    engine = Engine(cfg)
+    result = engine.train()
+    for name in os.listdir(cfg["output_dir"]):
+        if name.startswith("model_"):
+            os.remove(os.path.join(cfg["output_dir"], name))
+    q_codes = engine.best_codes[0] if getattr(engine, "best_codes", None) is not None else None
+    return {"map": result["map"], "precision_r2": result["precision_r2"],
+            "distinct": None if q_codes is None else distinct_share(q_codes),
+            "epoch_seconds": sum(result["epoch_seconds"]) / max(len(result["epoch_seconds"]), 1)}
+
+
+def format_rows(rows, markdown):
+    columns = ["method", "bits", "mAP@all", "P@H<=2", "distinct query codes (min)"]
+    body = []
+    for row in rows:
+        if "error" in row:
+            body.append([row["method"], str(row["bit"]), "failed", "failed", "-"])
+            continue
+        partial = "" if row["seeds"] == row["runs"] else f" ({row['seeds']}/{row['runs']} seeds)"
+        distinct = "-" if row.get("distinct") is None else f"{row['distinct']:.0%}"
+        body.append([row["method"] + partial, str(row["bit"]), f"{row['map']:.4f} +- {row['map_std']:.4f}",
+                     f"{row['precision_r2']:.4f} +- {row['precision_r2_std']:.4f}", distinct])
+    if markdown:
+        return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
+               ["| " + " | ".join(cells) + " |" for cells in body]
+    widths = [max(len(c[i]) for c in [columns] + body) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [columns] + body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    if args.epochs < 1:
+        raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
+    configs = method_configs(args.variant)
+    methods = list(args.methods) if args.methods else list(DEFAULT_METHODS) + \
+        [v.partition("=")[0] for v in args.variant]
+    unknown = [m for m in methods if m not in configs and m not in ("lsh", "itq")]
+    if unknown:
+        raise UserError(f"--methods: unknown {unknown}; choose from {sorted(configs) + ['itq', 'lsh']}")
+    import json
+
+    from tqdm import tqdm
+
+    from compare_methods import BaselineFeatures, baseline_once, mean_std, quiet, save_plot
+    from tools.make_digits_split import make_split
+    from utils.env import setup_device
+    from utils.fileio import atomic_open
+
+    if not os.path.isfile(os.path.join(args.data_dir, "SHA256SUMS")):
+        make_split(args.data_dir, quiet=True)
+    setup_device("cpu", args.threads)
+    os.makedirs(args.output_dir, exist_ok=True)
+    command = "python benchmarks/quality_real.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"CPU: {cpu_description()}; load average at the start {os.getloadavg()[0]:.2f}", flush=True)
+    jobs = [(m, b, s) for m in methods for b in args.bits for s in args.seeds]
+    earlier = {}
+    for path in args.reuse:
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    r = json.loads(line)
+                    if "error" not in r and r.get("epochs") == args.epochs and r.get("overrides") == args.override:
+                        earlier[(r["method"], r["bit"], r["seed"])] = r
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--reuse {path}: cannot read it ({exc})") from None
+    runs, features, start_all, reused = [], BaselineFeatures(), time.time(), 0
+    with open(os.path.join(args.output_dir, "runs.jsonl"), "w", encoding="utf-8") as log, \
+            tqdm(jobs, desc="runs", unit="run", file=sys.stderr) as bar:
+        for method, bit, seed in bar:
+            out = os.path.join(args.output_dir, method, str(bit), f"seed_{seed}")
+            record, start = {"method": method, "bit": bit, "seed": seed, "epochs": args.epochs,
+                             "overrides": args.override}, time.time()
+            if (method, bit, seed) in earlier:
+                record, reused = earlier[(method, bit, seed)], reused + 1
+                runs.append(record)
+                log.write(json.dumps(record) + "\n")
+                continue
+            try:
+                with quiet():
+                    if method in configs:
+                        record.update(train_run(build_run_config(*configs[method], bit, seed, args, out)))
+                    else:
+                        cfg = build_run_config(*configs["hashnet"], bit, seed, args, out)
+                        record.update(baseline_once(method, cfg, seed, features))
+            except Exception as exc:  # noqa: BLE001 - a failing run is reported, the others still run
+                record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            record["seconds"] = time.time() - start
+            runs.append(record)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            shown = record.get("error") or f"mAP {record['map']:.4f}  P@H<=2 {record['precision_r2']:.4f}"
+            bar.write(f"{method} {bit} bits seed {seed}: {shown}  ({record['seconds']:.1f}s)")
+    rows = []
+    for method in methods:
+        for bit in args.bits:
+            done = [r for r in runs if r["method"] == method and r["bit"] == bit]
+            ok = [r for r in done if "error" not in r]
+            row = {"method": method, "bit": bit, "seeds": len(ok), "runs": len(done)}
+            if not ok:
+                row["error"] = done[0]["error"] if done else "no run"
+            else:
+                row["map"], row["map_std"] = mean_std([r["map"] for r in ok])
+                row["precision_r2"], row["precision_r2_std"] = mean_std([r["precision_r2"] for r in ok])
+                shares = [r["distinct"] for r in ok if r.get("distinct") is not None]
+                row["distinct"] = min(shares) if shares else None
+            rows.append(row)
+    minutes = (time.time() - start_all) / 60
+    header = [f"Real images: scikit-learn digits (200 queries, 1,597 database, 500 training images, 10 classes), "
+              f"from scratch, {args.epochs} epochs a run; mean +- sample std over seeds {' '.join(map(str, args.seeds))}.",
+              f"CPU: {cpu_description()}; {len(runs)} runs, "
+              f"{minutes + sum(r['seconds'] for r in runs if r in earlier.values()) / 60:.0f} min of runs"
+              f"{f' ({reused} taken from earlier runs.jsonl: --reuse)' if reused else ''}.",
+              f"Command: {command.rstrip()}", ""]
+    failures = [f"failed: {r['method']} {r['bit']} bits seed {r['seed']}: {r['error']}" for r in runs if "error" in r]
+    text = "\n".join(header + format_rows(rows, False) + failures)
+    markdown = "\n".join(header + format_rows(rows, True) + failures)
+    for name, content in (("quality_real.txt", text), ("quality_real.md", markdown)):
+        with atomic_open(os.path.join(args.output_dir, name), "w", encoding="utf-8") as f:
+            f.write(content + "\n")
+    if args.plot:
+        save_plot([r for r in rows if "error" not in r], args.plot, "mAP@all")
+    print(markdown if args.markdown else text)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
