@@ -11,6 +11,7 @@ import pytest
 
 from utils.config import SCRATCH_CONFIG, build_config
 from utils.engine import Engine
+from utils.fileio import display_path
 from utils.metrics import code_statistics, codes_collapsed
 
 BIT = 16
@@ -64,7 +65,7 @@ def test_fine_tuning_recipe_without_weights_warns_and_keeps_the_untrained_weight
     result = engine.train()
     log = (tmp_path / f"train_{BIT}.log").read_text().strip().splitlines()
     assert any("hashnet_coco.yaml is a fine-tuning recipe: it expects ImageNet weights (--pretrained-backbone PATH "
-               "or imagenet); to train from scratch use -c configs/hashnet_scratch.yaml" in line for line in log[:5])
+               f"or imagenet); to train from scratch use -c {display_path(SCRATCH_CONFIG)}" in line for line in log[:5])
     assert "no trained epoch beat the untrained network" in "\n".join(log[-6:])
     assert "the UNTRAINED weights" in "\n".join(log[-6:]) and log[-1].endswith("(the untrained network)")
     assert result["best_epoch"] == 0 and result["map"] == pytest.approx(result["history"]["untrained"])
@@ -99,5 +100,14 @@ def test_a_data_set_without_config_trains_with_the_scratch_recipe(new_dataset, t
     Engine(cfg).train()
     log = (tmp_path / f"train_{BIT}.log").read_text()
     assert ("data set 'mine' has no config of its own and no --pretrained-backbone was given: training with the "
-            "from-scratch recipe configs/hashnet_scratch.yaml (pass -c to choose another)") in log
+            f"from-scratch recipe {display_path(SCRATCH_CONFIG)} (pass -c to choose another)") in log
     assert "fine-tuning recipe" not in log
+
+
+def test_paths_in_messages_are_what_a_user_can_type_from_the_current_folder(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    inside = tmp_path / "configs" / "hashnet_scratch.yaml"
+    monkeypatch.chdir(tmp_path)
+    assert display_path(str(inside)) == os.path.join("configs", "hashnet_scratch.yaml")
+    monkeypatch.chdir(tmp_path / "configs")
+    assert display_path(str(tmp_path / "other.yaml")) == str(tmp_path / "other.yaml")  # not ../other.yaml

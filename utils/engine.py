@@ -22,6 +22,7 @@ from utils.data import (ImageListDataset, SubsetView, bad_image_summary, build_d
                         split_validation)
 from utils.distributed import Comm, in_dataset_order
 from utils.errors import UserError
+from utils.fileio import display_path
 from utils.logger import ScalarWriter, open_log_files, setup_logger
 from utils.losses import build_loss
 from utils.metrics import code_statistics, codes_collapsed, mean_average_precision, precision_within_radius
@@ -214,13 +215,13 @@ class Engine:
         has no config of its own and the scratch recipe was picked."""
         cfg, m = self.cfg, self.cfg["model"]
         if m["needs_backbone_weights"] and not m["backbone_weights"] and not cfg["pretrained"] and not cfg["resume"]:
-            self._warn(f"{os.path.relpath(cfg['config_file']) if cfg.get('config_file') else 'this config'} is a "
+            self._warn(f"{display_path(cfg['config_file']) if cfg.get('config_file') else 'this config'} is a "
                        f"fine-tuning recipe: it expects ImageNet weights (--pretrained-backbone PATH or imagenet); "
-                       f"to train from scratch use -c {os.path.relpath(SCRATCH_CONFIG)}")
+                       f"to train from scratch use -c {display_path(SCRATCH_CONFIG)}")
         elif cfg.get("config_file") == SCRATCH_CONFIG and default_config_path(cfg["dataset"]["name"]) is None:
             self.logger.info(f"data set {cfg['dataset']['name']!r} has no config of its own and no "
                              f"--pretrained-backbone was given: training with the from-scratch recipe "
-                             f"{os.path.relpath(SCRATCH_CONFIG)} (pass -c to choose another)")
+                             f"{display_path(SCRATCH_CONFIG)} (pass -c to choose another)")
 
     # -- training ---------------------------------------------------------------------------
     def _prefix(self, kind):

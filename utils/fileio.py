@@ -18,6 +18,13 @@ import tempfile
 import threading
 
 
+def display_path(path):
+    """A path as a user can type it from here: relative when it lies under the current folder,
+    else absolute (never a chain of ../)."""
+    rel = os.path.relpath(path)
+    return rel if rel != ".." and not rel.startswith(".." + os.sep) else os.path.abspath(path)
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)
