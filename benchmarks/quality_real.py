@@ -20,7 +20,6 @@ Outputs in --output-dir: runs.jsonl, quality_real.{txt,md}, and with --plot a PN
 """
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -29,6 +28,7 @@ for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from benchmarks.machine import machine_line  # noqa: E402
 from utils.errors import UserError, exit_on_user_error  # noqa: E402
 
 DEFAULT_EPOCHS = 20
@@ -42,23 +42,6 @@ BUILTIN_VARIANTS = {
 }
 DEFAULT_METHODS = ("hashnet", "hashnet_inbatch", "hashnet_memory", "csq", "dch", "dpsh", "dsh", "dshsd", "greedyhash",
                    "lcdsh", "ssdh", "lsh", "itq")
-
-
-def cpu_description():
-    """'AMD EPYC (2 cores; avx2 avx512f)': the model name and the vector extensions that matter."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("unknown CPU", platform.processor()):
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{model} ({os.cpu_count()} cores{'; ' + ' '.join(shown) if shown else ''})"
 
 
 def parse_args(argv=None):
@@ -176,7 +159,7 @@ def main(argv=None):
     setup_device("cpu", args.threads)
     os.makedirs(args.output_dir, exist_ok=True)
     command = "python benchmarks/quality_real.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(f"CPU: {cpu_description()}; load average at the start {os.getloadavg()[0]:.2f}", flush=True)
+    print(machine_line(), flush=True)
     jobs = [(m, b, s) for m in methods for b in args.bits for s in args.seeds]
     earlier = {}
     for path in args.reuse:
@@ -232,7 +215,7 @@ def main(argv=None):
     minutes = (time.time() - start_all) / 60
     header = [f"Real images: scikit-learn digits (200 queries, 1,597 database, 500 training images, 10 classes), "
               f"from scratch, {args.epochs} epochs a run; mean +- sample std over seeds {' '.join(map(str, args.seeds))}.",
-              f"CPU: {cpu_description()}; {len(runs)} runs, "
+              f"{machine_line()}; {len(runs)} runs, "
               f"{minutes + sum(r['seconds'] for r in runs if r in earlier.values()) / 60:.0f} min of runs"
               f"{f' ({reused} taken from earlier runs.jsonl: --reuse)' if reused else ''}.",
               f"Command: {command.rstrip()}", ""]
