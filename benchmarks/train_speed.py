@@ -69,7 +69,7 @@ def parse_args(argv=None):
                    help="also time Paddle with each speed option switched off (and all of them), in the same rotation")
     p.add_argument("--check-baseline", action="store_true",
                    help="also time the torch reference run alone (its own command) and fail if the harness's "
-                        f"torch figure differs from it by more than {BASELINE_TOLERANCE:.0%}")
+                        f"torch figure differs from it by more than {BASELINE_TOLERANCE:.0%}".replace("%", "%%"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--describe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

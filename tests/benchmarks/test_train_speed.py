@@ -94,3 +94,11 @@ def test_configs_the_torch_reference_cannot_mirror_are_refused():
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert "the torch reference implements AlexNet + the HashNet loss only" in out.stderr.strip().splitlines()[-1]
+
+
+def test_help_explains_the_flags():
+    """--help printed nothing but a traceback while a help text held a bare '%'."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "train_speed.py"), "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "--check-baseline" in out.stdout and "more than 5%" in out.stdout.replace("\n", " ").replace("  ", " ")
