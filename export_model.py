@@ -9,7 +9,7 @@ failed write (disk full) leaves that export as it was.
 import argparse
 import os
 
-from utils.errors import exit_on_user_error
+from utils.cli import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -24,7 +24,7 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default=None, help="picks configs/hashnet_<dataset>.yaml when no config is found")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = p.parse_args(argv)
-    from utils.cli import check_bit, check_output_dir
+    from utils.cli.flags import check_bit, check_output_dir
 
     check_bit(args.bit)
     check_output_dir(args.save_inference_dir, "--save-inference-dir")
@@ -34,7 +34,7 @@ def parse_args(argv=None):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    from utils.cli import config_for_weights
+    from utils.cli.flags import config_for_weights
     from utils.logger import quiet_library_logging
 
     quiet_library_logging()

@@ -9,8 +9,9 @@ The batch size is per process; the learning rate scales with the global batch.
 """
 import os
 
-from utils.cli import config_from_args, train_parser
-from utils.errors import UserError, exit_on_user_error
+from utils.cli.flags import config_from_args, train_parser
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 
 
 @exit_on_user_error

@@ -1,6 +1,6 @@
 """Train (or evaluate) HashNet on one device. See `python main_single_gpu.py --help`."""
-from utils.cli import config_from_args, train_parser
-from utils.errors import exit_on_user_error
+from utils.cli.flags import config_from_args, train_parser
+from utils.cli import exit_on_user_error
 
 
 @exit_on_user_error

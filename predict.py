@@ -11,8 +11,9 @@ import argparse
 import os
 import sys
 
-from utils.cli import check_bit, check_range, str2bool
-from utils.errors import UserError, exit_on_user_error
+from utils.cli.flags import check_bit, check_range, str2bool
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 from utils.retrieval import backend_names
 
 
@@ -96,7 +97,7 @@ def label_text(label_row, names):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    from utils.cli import check_output_dir, config_for_weights
+    from utils.cli.flags import check_output_dir, config_for_weights
     from utils.inference import default_model
     from utils.logger import quiet_library_logging
 

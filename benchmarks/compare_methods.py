@@ -31,7 +31,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from benchmarks.machine import machine_line  # noqa: E402
-from utils.errors import UserError, exit_on_user_error  # noqa: E402
+from utils.cli import exit_on_user_error  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 
 DEFAULT_EPOCHS = 3
 

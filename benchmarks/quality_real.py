@@ -29,7 +29,8 @@ for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
         sys.path.insert(0, path)
 
 from benchmarks.machine import machine_line  # noqa: E402
-from utils.errors import UserError, exit_on_user_error  # noqa: E402
+from utils.cli import exit_on_user_error  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 
 DEFAULT_EPOCHS = 20
 # HashNet's lite recipe is the scratch recipe (configs/hashnet_lite.yaml = hashnet_scratch.yaml + the lite data),

@@ -17,14 +17,15 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
-from utils.errors import UserError, exit_on_user_error  # noqa: E402
+from utils.cli import exit_on_user_error  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 
 DEFAULT_OUTPUT = "./output/seeds"
 
 
 def training_settings(train_args):
     """(bit count, --output-dir or None) that main_single_gpu.py resolves from these arguments."""
-    from utils.cli import train_parser
+    from utils.cli.flags import train_parser
     from utils.config import build_config
 
     parser = train_parser("main_single_gpu.py")

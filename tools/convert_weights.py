@@ -14,7 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-from utils.errors import UserError, exit_on_user_error  # noqa: E402
+from utils.cli import exit_on_user_error  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -38,7 +39,7 @@ def convert(pdparams, out=None, bit=None, backbone=None, trust=False):
     if bit is None and "hash_layer.weight" in state:
         bit = int(state["hash_layer.weight"].shape[-1])
     if backbone is None:
-        from utils.cli import saved_config
+        from utils.cli.flags import saved_config
 
         config = saved_config(source, bit)
         if config:

@@ -29,7 +29,8 @@ import numpy as np
 
 from tools.split_common import (check_count, make_parser, read_bytes, read_text, require_dir, seeded_order,
                                 take_per_class, write_split)
-from utils.errors import UserError, exit_on_user_error
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 
 RECORD = 1 + 32 * 32 * 3
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))

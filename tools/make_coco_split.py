@@ -25,7 +25,8 @@ import numpy as np
 
 from tools.split_common import (check_count, check_images_exist, check_list_path, make_parser, read_bytes, seeded_order,
                                 take_first, write_split)
-from utils.errors import UserError, exit_on_user_error
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 
 SPLITS = (("train2014", "instances_train2014.json"), ("val2014", "instances_val2014.json"))
 

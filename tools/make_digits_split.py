@@ -28,7 +28,8 @@ import numpy as np
 
 from tools.make_cifar10_split import write_png
 from tools.split_common import check_count, make_parser, seeded_order, take_per_class, write_split
-from utils.errors import UserError, exit_on_user_error
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 
 CLASS_NAMES = tuple(f"digit_{d}" for d in range(10))
 

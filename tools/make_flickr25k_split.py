@@ -24,7 +24,8 @@ import numpy as np
 
 from tools.split_common import (check_count, check_images_exist, make_parser, read_text, require_dir, seeded_order,
                                 take_first, write_split)
-from utils.errors import UserError, exit_on_user_error
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 
 CONCEPTS = ("animals", "baby", "bird", "car", "clouds", "dog", "female", "flower", "food", "indoor", "lake", "male",
             "night", "people", "plant_life", "portrait", "river", "sea", "sky", "structures", "sunset", "transport",

@@ -26,7 +26,8 @@ import numpy as np
 
 from tools.split_common import (check_count, check_list_path, make_parser, read_text, require_dir, seeded_order,
                                 take_per_class, write_split)
-from utils.errors import UserError, exit_on_user_error
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 WNID = re.compile(r"n\d{8}")

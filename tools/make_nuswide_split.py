@@ -28,7 +28,8 @@ import numpy as np
 
 from tools.split_common import (check_count, check_images_exist, check_list_path, make_parser, read_bytes, read_text,
                                 require_dir, seeded_order, take_first, take_per_class, write_split)
-from utils.errors import UserError, exit_on_user_error
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 
 
 def read_image_list(path, prefix):

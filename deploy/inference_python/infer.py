@@ -13,8 +13,9 @@ import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
-from utils.cli import check_bit, check_range, str2bool  # noqa: E402
-from utils.errors import UserError, exit_on_user_error  # noqa: E402
+from utils.cli.flags import check_bit, check_range, str2bool  # noqa: E402
+from utils.cli import exit_on_user_error  # noqa: E402
+from utils.errors import UserError  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 

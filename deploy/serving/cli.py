@@ -11,7 +11,8 @@ import argparse
 import os
 import socket
 
-from utils.errors import UserError, exit_on_user_error
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
 from utils.retrieval import backend_names
 
 DEFAULT_BIT = 64

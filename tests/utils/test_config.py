@@ -3,7 +3,7 @@ import os
 import pytest
 import yaml
 
-from utils.cli import config_from_args, train_parser
+from utils.cli.flags import config_from_args, train_parser
 from utils.config import DEFAULTS, build_config, save_config
 from utils.errors import UserError
 

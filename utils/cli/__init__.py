@@ -1,0 +1,24 @@
+"""The command-line layer: flags shared by the entry points (utils.cli.flags) and the one place
+where library errors become a single `error: ...` line."""
+import functools
+import sys
+
+from utils.errors import UserError
+
+
+def exit_on_user_error(main):
+    """Wrap an entry point so a UserError (every library error class in utils.errors) ends as one
+    `error: ...` line with exit 2, and Ctrl-C as `error: interrupted` with exit 130."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper
