@@ -10,6 +10,7 @@ import argparse
 import os
 
 from utils.cli import exit_on_user_error
+from utils.runtime import configure
 
 
 def parse_args(argv=None):
@@ -33,9 +34,10 @@ def parse_args(argv=None):
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     args = parse_args(argv)
     from utils.cli.flags import config_for_weights
-    from utils.logger import quiet_library_logging
+    from utils.runtime.log import quiet_library_logging
 
     quiet_library_logging()
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, overrides=args.override)
@@ -47,7 +49,7 @@ def main(argv=None):
 
     from models import CodeHead, build_model
     from utils.checkpoint import load_weights
-    from utils.env import setup_device
+    from utils.runtime.device import setup_device
     from utils.errors import WriteError
     from utils.fileio import Staged, commit_staged, fsync_folder, stage_bytes
     from utils.inference import file_sha256, preprocess_settings, weights_digest

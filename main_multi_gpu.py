@@ -9,18 +9,20 @@ The batch size is per process; the learning rate scales with the global batch.
 """
 import os
 
-from utils.cli.flags import config_from_args, train_parser
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.cli.flags import config_from_args, train_parser
+from utils.errors import ConfigError
+from utils.runtime import configure
 
 
 @exit_on_user_error
 def worker(cfg):
+    configure()  # a spawned process starts fresh (the launcher's run main() instead)
     import paddle.distributed as dist
 
     from utils.engine import Engine
-    from utils.env import resolve_device, setup_device
-    from utils.logger import quiet_library_logging
+    from utils.runtime.device import resolve_device, setup_device
+    from utils.runtime.log import quiet_library_logging
 
     quiet_library_logging()
     device = resolve_device(cfg["device"])
@@ -33,6 +35,7 @@ def worker(cfg):
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     parser = train_parser(__doc__)
     parser.add_argument("--nprocs", type=int, default=None,
                         help="start this many processes with paddle.distributed.spawn (instead of the launcher)")
@@ -40,7 +43,7 @@ def main(argv=None):
     cfg = config_from_args(args)
     if args.nprocs is not None:
         if args.nprocs < 1:
-            raise UserError(f"--nprocs must be >= 1, got {args.nprocs}")
+            raise ConfigError(f"--nprocs must be >= 1, got {args.nprocs}")
         import paddle.distributed as dist
 
         os.environ["PADDLE_LOCAL_SIZE"] = str(args.nprocs)

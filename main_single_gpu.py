@@ -1,14 +1,16 @@
 """Train (or evaluate) HashNet on one device. See `python main_single_gpu.py --help`."""
 from utils.cli.flags import config_from_args, train_parser
 from utils.cli import exit_on_user_error
+from utils.runtime import configure
 
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     cfg = config_from_args(train_parser(__doc__).parse_args(argv))
     from utils.engine import Engine
-    from utils.env import setup_device
-    from utils.logger import quiet_library_logging
+    from utils.runtime.device import setup_device
+    from utils.runtime.log import quiet_library_logging
 
     quiet_library_logging()
     setup_device(cfg["device"], cfg["threads"])

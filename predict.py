@@ -15,6 +15,7 @@ from utils.cli.flags import check_bit, check_range, str2bool
 from utils.cli import exit_on_user_error
 from utils.errors import UserError
 from utils.retrieval import backend_names
+from utils.runtime import configure
 
 
 def parse_args(argv=None):
@@ -96,10 +97,11 @@ def label_text(label_row, names):
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     args = parse_args(argv)
     from utils.cli.flags import check_output_dir, config_for_weights
     from utils.inference import default_model
-    from utils.logger import quiet_library_logging
+    from utils.runtime.log import quiet_library_logging
 
     quiet_library_logging()
 
@@ -123,7 +125,7 @@ def main(argv=None):
 
     from utils.code_cache import cached_or_built, fingerprint
     from utils.config import dataset_lists
-    from utils.env import setup_device
+    from utils.runtime.device import setup_device
     from utils.inference import DygraphEncoder, InferenceEncoder, encode_list
     from utils.retrieval import HammingIndex
 

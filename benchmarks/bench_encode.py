@@ -25,11 +25,12 @@ import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-import utils  # noqa: E402,F401
+from utils.runtime import configure  # noqa: E402
 from benchmarks.machine import machine_line  # noqa: E402
 
 
 def main():
+    configure()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-path", default="./datasets/lite", help="lite data root (generated when absent)")
     p.add_argument("--bit", type=int, default=64)
@@ -41,7 +42,7 @@ def main():
     args = p.parse_args()
     print(machine_line())
 
-    from utils.env import setup_device
+    from utils.runtime.device import setup_device
     from utils.lite_data import ensure_lite_dataset
 
     setup_device("cpu", args.threads)

@@ -1,7 +1,8 @@
 """Side-by-side timings for the reliability README section (noisy shared machine: ratios)."""
 import os, sys, time, tempfile, struct, zlib
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa
+from utils.runtime import configure  # noqa
+configure()  # this script is its own entry point: before paddle is imported
 from benchmarks.machine import machine_line
 import numpy as np, cv2, paddle
 

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-import utils  # noqa: E402,F401
+from utils.runtime import configure  # noqa: E402
 from benchmarks.machine import machine_line  # noqa: E402
 
 
@@ -85,6 +85,7 @@ def percentile(values, q):
 
 
 def main():
+    configure()
     args = parse_args()
     print(machine_line())
     import logging

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-import utils  # noqa: E402,F401
+from utils.runtime import configure  # noqa: E402
 from benchmarks.machine import machine_line  # noqa: E402
 
 
@@ -31,6 +31,7 @@ def median_time(fn, repeats, warmup):
 
 
 def main():
+    configure()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bit", type=int, default=64)
     p.add_argument("--crop", type=int, default=224, help="input size (224: the COCO recipe; 112: the lite config)")
@@ -44,7 +45,7 @@ def main():
 
     from models import CodeHead, build_model
     from utils.config import build_config
-    from utils.env import setup_device
+    from utils.runtime.device import setup_device
     from utils.inference import InferenceEncoder
 
     setup_device("cpu", args.threads)

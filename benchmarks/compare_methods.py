@@ -33,6 +33,7 @@ if ROOT not in sys.path:
 from benchmarks.machine import machine_line  # noqa: E402
 from utils.cli import exit_on_user_error  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+from utils.runtime import configure  # noqa: E402
 
 DEFAULT_EPOCHS = 3
 
@@ -269,6 +270,7 @@ def save_plot(rows, path, map_label):
 # -- main -------------------------------------------------------------------------------------
 @exit_on_user_error
 def main(argv=None):
+    configure()
     args = parse_args(argv)
     if args.epochs < 1:
         raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
@@ -282,7 +284,7 @@ def main(argv=None):
     from tqdm import tqdm
 
     from utils.engine import topk_label
-    from utils.env import setup_device
+    from utils.runtime.device import setup_device
     from utils.fileio import atomic_open
 
     setup_device(args.device, args.threads)

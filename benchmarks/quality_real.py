@@ -31,6 +31,7 @@ for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
 from benchmarks.machine import machine_line  # noqa: E402
 from utils.cli import exit_on_user_error  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+from utils.runtime import configure  # noqa: E402
 
 DEFAULT_EPOCHS = 20
 # HashNet's lite recipe is the scratch recipe (configs/hashnet_lite.yaml = hashnet_scratch.yaml + the lite data),
@@ -137,6 +138,7 @@ def format_rows(rows, markdown):
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     args = parse_args(argv)
     if args.epochs < 1:
         raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
@@ -152,7 +154,7 @@ def main(argv=None):
 
     from compare_methods import BaselineFeatures, baseline_once, mean_std, quiet, save_plot
     from tools.make_digits_split import make_split
-    from utils.env import setup_device
+    from utils.runtime.device import setup_device
     from utils.fileio import atomic_open
 
     if not os.path.isfile(os.path.join(args.data_dir, "SHA256SUMS")):

@@ -39,7 +39,7 @@ from benchmarks.machine import load_average, machine_line  # noqa: E402  (standa
 TORCH_REFERENCE = os.path.join(ROOT, "benchmarks", "torch_reference.py")
 BASELINE_TOLERANCE = 0.05
 
-# --ablation: Paddle with one speed option off (environment, config overrides); see utils/cpu_speed.py
+# --ablation: Paddle with one speed option off (environment, config overrides); see utils/runtime/cpu.py
 ABLATIONS = {
     "paddle -oneDNN conv": ({}, ["train.onednn_conv=false"]),
     "paddle -MKL AVX2": ({"HASHNET_MKL_AVX2": "0"}, []),
@@ -99,9 +99,9 @@ def paddle_step(args, cfg):
     import paddle
 
     from models import build_model
-    from utils.cpu_speed import apply_training_options
+    from utils.runtime.cpu import apply_training_options
     from utils.engine import train_step
-    from utils.env import setup_device
+    from utils.runtime.device import setup_device
     from utils.losses import build_loss
     from utils.optimizer import build_optimizer
 
@@ -199,10 +199,14 @@ def variants(args, spec):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.describe:
-        return describe(args)
-    if args.worker:
-        return paddle_worker(args)
+    if args.describe or args.worker:
+        # only the Paddle processes import the project and configure themselves: the parent's
+        # environment is what every worker (torch's too) starts from, and an ablation drops the
+        # MKL switch from it
+        from utils.runtime import configure
+
+        configure()
+        return describe(args) if args.describe else paddle_worker(args)
 
     check = subprocess.run([sys.executable, os.path.abspath(__file__), "--describe"] + paddle_command(args)[4:],
                            cwd=ROOT, capture_output=True, text=True)

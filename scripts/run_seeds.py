@@ -19,6 +19,7 @@ sys.path.insert(0, ROOT)
 
 from utils.cli import exit_on_user_error  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+from utils.runtime import configure  # noqa: E402
 
 DEFAULT_OUTPUT = "./output/seeds"
 
@@ -56,6 +57,7 @@ def parse_args(argv=None):
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     args = parse_args(argv)
     extra = args.train_args + (["--bit", str(args.bit)] if args.bit is not None else [])
     bit, train_output = training_settings(extra)

@@ -9,7 +9,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-import utils  # noqa: E402,F401  (quiet paddle before it is imported)
+from utils.runtime import configure  # noqa: E402
+
+configure()  # what every entry point does first: quiet paddle, MKL's AVX2 kernels on AMD
 
 # What a user's runs put in the working tree (the main job, TIPC, predict.py): the tests must
 # neither read nor change them. Every test runs in its own temporary folder (see

@@ -128,13 +128,13 @@ def test_no_model_at_all_is_one_line_naming_both_paths_and_the_commands(tmp_path
 def test_library_info_logs_are_quiet_and_warnings_stay(capsys):
     import logging
 
-    from utils.logger import quiet_library_logging
+    from utils.runtime.log import quiet_library_logging
 
     quiet_library_logging()
     for name in ("faiss.loader", "visualdl", "some.other.library"):
         logger = logging.getLogger(name)
         assert not logger.isEnabledFor(logging.INFO) and logger.isEnabledFor(logging.WARNING), name
-    from utils.logger import setup_logger
+    from utils.runtime.log import setup_logger
 
     setup_logger().info("our own progress line")  # the project's logger keeps INFO
     logging.getLogger("faiss.loader").info("Loading faiss with AVX512 support.")

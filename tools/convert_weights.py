@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")
 
 from utils.cli import exit_on_user_error  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+from utils.runtime import configure  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -54,6 +55,7 @@ def convert(pdparams, out=None, bit=None, backbone=None, trust=False):
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     args = parse_args(argv)
     out, metadata = convert(args.pdparams, args.out, args.bit, args.backbone, args.trust)
     print(f"wrote {out} ({', '.join(f'{k}={v}' for k, v in metadata.items()) or 'no metadata'})")

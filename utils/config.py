@@ -73,8 +73,8 @@ DEFAULTS = {
         "log_every": 10,
         "eval_untrained": True,
         "loss_rise_epochs": 3,     # warn when the epoch loss rises this many epochs in a row (0: never)
-        "cpu_malloc_reuse": True,  # CPU: keep freed large buffers for the next step (utils/cpu_speed.py)
-        "onednn_conv": "auto",     # auto | true | false: convolutions through oneDNN on CPU (utils/onednn_conv.py)
+        "cpu_malloc_reuse": True,  # CPU: keep freed large buffers for the next step (utils/runtime/cpu.py)
+        "onednn_conv": "auto",     # auto | true | false: convolutions through oneDNN on CPU (utils/runtime/onednn_conv.py)
     },
     "device": "auto",              # auto | cpu | gpu
     "threads": 0,                  # CPU threads per process; 0: cores / processes

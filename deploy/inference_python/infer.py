@@ -13,9 +13,10 @@ import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
-from utils.cli.flags import check_bit, check_range, str2bool  # noqa: E402
 from utils.cli import exit_on_user_error  # noqa: E402
+from utils.cli.flags import check_bit, check_range, str2bool  # noqa: E402
 from utils.errors import UserError  # noqa: E402
+from utils.runtime import configure  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -61,12 +62,13 @@ def peak_rss_mb():
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     args = parse_args(argv)
     import numpy as np
 
     from utils.data import preprocess_image
     from utils.inference import InferenceEncoder, default_model_dir
-    from utils.logger import quiet_library_logging
+    from utils.runtime.log import quiet_library_logging
 
     files = image_files(args.img_path)
     if args.model_dir is None:

@@ -14,6 +14,7 @@ import socket
 from utils.cli import exit_on_user_error
 from utils.errors import UserError
 from utils.retrieval import backend_names
+from utils.runtime import configure
 
 DEFAULT_BIT = 64
 
@@ -142,7 +143,7 @@ def listen(host, port):
 def build_service(args, log=print):
     from deploy.serving.service import SearchService
     from deploy.serving.uploads import Limits
-    from utils.env import cpu_threads
+    from utils.runtime.device import cpu_threads
 
     ensure_model(args.model_dir, args.bit, args.pretrained, args.auto_export, log)
     db_list, data_root = database_list(args.dataset, args.data_path, args.list_dir)
@@ -156,9 +157,10 @@ def build_service(args, log=print):
 
 @exit_on_user_error
 def main(argv=None):
+    configure()
     args = parse_args(argv)
     sock = listen(args.host, args.port)  # a busy port fails before the model is loaded
-    from utils.logger import quiet_library_logging
+    from utils.runtime.log import quiet_library_logging
 
     quiet_library_logging()  # e.g. faiss's loader: which CPU build it loaded, five INFO lines
     service = build_service(args)

@@ -20,7 +20,7 @@ def quiet_library_logging():
     INFO lines print into our commands' output (faiss's loader alone writes five on each start,
     saying which CPU build it tried). This puts the root logger and the known libraries back at
     WARNING, which keeps real warnings visible. Our own logger ("hashnet") does not propagate to
-    the root and is unaffected; paddle's C++ log is quieted by GLOG_minloglevel (utils/__init__.py)."""
+    the root and is unaffected; paddle's C++ log is quieted by GLOG_minloglevel (utils.runtime.configure)."""
     import paddle  # noqa: F401  (its import sets the root logger's level; lower it afterwards)
 
     root = logging.getLogger()

@@ -2,7 +2,7 @@
 import errno
 import os
 
-from utils.logger import ScalarWriter, open_log_files, setup_logger
+from utils.runtime.log import open_log_files, ScalarWriter, setup_logger
 
 
 def test_a_deferred_log_file_is_written_only_when_opened(tmp_path, capsys):

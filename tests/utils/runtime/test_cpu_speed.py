@@ -7,10 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-import utils
-from utils import cpu_speed
+from utils.runtime import configure, cpu, cpuinfo
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 FIVE_STEPS = """
 import json, sys
@@ -37,7 +36,7 @@ def five_losses(env=None, overrides=()):
     argv = [arg for text in overrides for arg in ("-o", text)]
     environ = dict(os.environ, **(env or {}))
     if environ.get("HASHNET_MKL_AVX2") == "0":
-        environ.pop("MKL_DEBUG_CPU_TYPE", None)  # inherited from this process's `import utils`
+        environ.pop("MKL_DEBUG_CPU_TYPE", None)  # inherited from this process's configure() (conftest)
     out = subprocess.run([sys.executable, "-c", FIVE_STEPS, *argv], cwd=ROOT, capture_output=True, text=True,
                          env=environ, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -59,16 +58,16 @@ def test_mkl_switch_only_on_amd_and_never_over_the_users_choice(monkeypatch):
     for vendor, expected in (("AuthenticAMD", "5"), ("GenuineIntel", None)):
         monkeypatch.delenv("MKL_DEBUG_CPU_TYPE", raising=False)
         monkeypatch.delenv("HASHNET_MKL_AVX2", raising=False)
-        monkeypatch.setattr(utils, "_cpu_vendor", lambda vendor=vendor: vendor)
-        assert utils._fast_mkl_on_amd() == (expected is not None)
+        monkeypatch.setattr(cpuinfo, "cpu_vendor", lambda vendor=vendor: vendor)
+        assert cpu.use_mkl_avx2_on_amd() == (expected is not None)
         assert os.environ.get("MKL_DEBUG_CPU_TYPE") == expected, vendor
     monkeypatch.setenv("MKL_DEBUG_CPU_TYPE", "2")  # the user's own setting stays
-    monkeypatch.setattr(utils, "_cpu_vendor", lambda: "AuthenticAMD")
-    utils._fast_mkl_on_amd()
+    monkeypatch.setattr(cpuinfo, "cpu_vendor", lambda: "AuthenticAMD")
+    cpu.use_mkl_avx2_on_amd()
     assert os.environ["MKL_DEBUG_CPU_TYPE"] == "2"
     monkeypatch.delenv("MKL_DEBUG_CPU_TYPE")
     monkeypatch.setenv("HASHNET_MKL_AVX2", "0")  # the documented opt-out
-    utils._fast_mkl_on_amd()
+    cpu.use_mkl_avx2_on_amd()
     assert "MKL_DEBUG_CPU_TYPE" not in os.environ
 
 
@@ -77,10 +76,10 @@ def test_training_options_apply_on_cpu_only():
 
     model = nn.Sequential(nn.Conv2D(3, 4, 3), nn.ReLU(), nn.Conv2D(4, 4, 3))
     cfg = {"train": {"cpu_malloc_reuse": True, "onednn_conv": True}}
-    assert cpu_speed.apply_training_options(cfg, "gpu", model) == []
-    assert cpu_speed.apply_training_options(cfg, "cpu", model) == ["malloc_reuse", "oneDNN convolution (2 layers)"]
+    assert cpu.apply_training_options(cfg, "gpu", model) == []
+    assert cpu.apply_training_options(cfg, "cpu", model) == ["malloc_reuse", "oneDNN convolution (2 layers)"]
     off = {"train": {"cpu_malloc_reuse": False, "onednn_conv": False}}
-    assert cpu_speed.apply_training_options(off, "cpu", nn.Conv2D(3, 4, 3)) == []
+    assert cpu.apply_training_options(off, "cpu", nn.Conv2D(3, 4, 3)) == []
 
 
 @pytest.mark.parametrize("flag", ["--batch-size=0", "--steps=0", "--threads=0", "--crop=16"])
@@ -98,3 +97,18 @@ def test_train_speed_reports_images_per_second():
     assert out.returncode == 0, out.stderr[-2000:]
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("train img/s: ") and float(last.split(": ")[1]) > 0
+
+
+def test_configure_sets_the_switch_and_importing_utils_does_not(monkeypatch):
+    """The MKL switch (and paddle's log level) come from configure() alone, never from an import."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_DEBUG_CPU_TYPE", "GLOG_minloglevel")}
+    probe = ("import json, os, utils, utils.runtime, utils.runtime.cpu, utils.runtime.log; "
+             "print(json.dumps([os.environ.get('MKL_DEBUG_CPU_TYPE'), os.environ.get('GLOG_minloglevel')]))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [None, None]
+    monkeypatch.delenv("MKL_DEBUG_CPU_TYPE", raising=False)
+    monkeypatch.delenv("HASHNET_MKL_AVX2", raising=False)
+    monkeypatch.setattr(cpuinfo, "cpu_vendor", lambda: "AuthenticAMD")
+    assert configure() == {"mkl_avx2": True} and os.environ["MKL_DEBUG_CPU_TYPE"] == "5"
+    assert configure() == {"mkl_avx2": False} and os.environ["MKL_DEBUG_CPU_TYPE"] == "5"  # idempotent

@@ -1,17 +1,35 @@
-"""Options that make CPU training faster without changing its results (issue 10).
+"""CPU speed options that change speed, never results.
 
-Each is a config key with the default that measured best (train.cpu_malloc_reuse,
-train.onednn_conv); `python benchmarks/train_speed.py --ablation` times them switched off one by
-one, side by side. The MKL switch lives in utils/__init__.py because it must act before Paddle's
-first matrix product.
+- MKL's AVX2 kernels on AMD (use_mkl_avx2_on_amd, called by utils.runtime.configure());
+- reuse of freed large buffers (train.cpu_malloc_reuse) and oneDNN convolutions
+  (train.onednn_conv), applied to the built model by apply_training_options.
+`python benchmarks/train_speed.py --ablation` times each switched off, side by side.
 """
 import ctypes
 import ctypes.util
+import os
+
+from utils.runtime import cpuinfo
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _KEEP_BYTES = 1 << 30
 _state = {"malloc": False}
+
+
+def use_mkl_avx2_on_amd():
+    """PaddlePaddle's CPU wheel calls an older MKL (libmklml_intel) for GEMM and its CPU convolution;
+    on AMD CPUs that MKL ignores AVX2/AVX-512 and runs a generic path: 2.4x the CPU time of
+    PyTorch's GEMM, 3.6x for AlexNet's conv forward+backward here (benchmarks/train_speed.py).
+    MKL_DEBUG_CPU_TYPE=5 makes it use its AVX2 kernels. MKL reads it at its first call, so entry
+    points set it (utils.runtime.configure) before paddle runs anything; child processes inherit
+    it. Opt out: HASHNET_MKL_AVX2=0, or set MKL_DEBUG_CPU_TYPE. Returns whether it set it."""
+    if os.environ.get("HASHNET_MKL_AVX2", "1") == "0" or "MKL_DEBUG_CPU_TYPE" in os.environ:
+        return False
+    if cpuinfo.cpu_vendor() == "AuthenticAMD":
+        os.environ["MKL_DEBUG_CPU_TYPE"] = "5"
+        return True
+    return False
 
 
 def keep_freed_memory():
@@ -44,7 +62,7 @@ def apply_training_options(cfg, device, model=None):
     if cfg["train"]["cpu_malloc_reuse"] and keep_freed_memory():
         applied.append("malloc_reuse")
     if model is not None:
-        from utils.onednn_conv import apply_setting
+        from utils.runtime.onednn_conv import apply_setting
 
         layers = apply_setting(model, cfg["train"]["onednn_conv"])
         if layers:

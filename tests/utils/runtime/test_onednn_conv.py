@@ -1,18 +1,21 @@
-"""utils/onednn_conv.py: oneDNN conv2d gives paddle's conv2d results, forward and backward."""
+"""utils/runtime/onednn_conv.py: oneDNN conv2d gives paddle's conv2d results, forward and backward;
+utils/runtime/dnnl.py: the binding loads only the oneDNN version its constants were copied from."""
 import copy
+import logging
+import os
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
 
-from utils import onednn_conv
+from utils.runtime import dnnl, onednn_conv
 
 
 def test_the_pinned_paddle_wheel_ships_a_usable_onednn():
     """requirements.txt pins a paddlepaddle whose libs/libdnnl.so.3 is oneDNN 3.x: the tests below
     must exercise the oneDNN path, not the fallback."""
-    assert onednn_conv.library() is not None
+    assert dnnl.library() is not None
 
 # (in, out, kernel, stride, padding, size): AlexNet's five convs at a small size, then a variety.
 SHAPES = [(3, 8, 11, 4, 2, 35), (8, 12, 5, 1, 2, 9), (12, 16, 3, 1, 1, 5), (16, 8, 3, 1, 1, 5),
@@ -109,15 +112,37 @@ def test_missing_library_falls_back(monkeypatch):
     def broken(self):
         raise OSError("libdnnl.so.3: cannot open shared object file")
 
-    monkeypatch.setattr(onednn_conv, "_LIB", None)
-    monkeypatch.setattr(onednn_conv, "_LIB_ERROR", None)
-    monkeypatch.setattr(onednn_conv._Lib, "__init__", broken)
-    assert onednn_conv.library() is None
+    monkeypatch.setattr(dnnl, "_LIB", None)
+    monkeypatch.setattr(dnnl, "_LIB_ERROR", None)
+    monkeypatch.setattr(dnnl._Lib, "__init__", broken)
+    assert dnnl.library() is None
     layer = paddle.nn.Conv2D(3, 4, 3, padding=1)
     assert onednn_conv.enable_onednn_conv(layer) == 0
     x = paddle.randn([1, 3, 5, 5])
     np.testing.assert_allclose(onednn_conv.conv2d(x, layer.weight, layer.bias, padding=1).numpy(),
                                F.conv2d(x, layer.weight, layer.bias, padding=1).numpy(), rtol=1e-6)
+
+
+def test_another_onednn_version_falls_back_with_one_log_line(monkeypatch, caplog):
+    """The hand-copied enums hold for the oneDNN release line they were copied from only."""
+    loaded = dnnl.library()
+    assert loaded.version[:2] == dnnl.WRITTEN_FOR
+    monkeypatch.setattr(dnnl, "_LIB", None)
+    monkeypatch.setattr(dnnl, "_LIB_ERROR", None)
+    monkeypatch.setattr(dnnl, "WRITTEN_FOR", (loaded.version[0], loaded.version[1] + 1))
+    with caplog.at_level(logging.WARNING, logger=dnnl.__name__):
+        assert dnnl.library() is None
+        assert dnnl.library() is None  # said once
+    lines = [r.getMessage() for r in caplog.records if r.name == dnnl.__name__]
+    assert len(lines) == 1 and "oneDNN conv disabled" in lines[0] and "copied from oneDNN" in lines[0], lines
+    layer = paddle.nn.Conv2D(3, 4, 3)
+    assert onednn_conv.enable_onednn_conv(layer) == 0 and type(layer) is paddle.nn.Conv2D
+
+
+def test_a_conv_layer_without_the_expected_private_attributes_is_left_alone():
+    layer = paddle.nn.Conv2D(3, 4, 3)
+    del layer._updated_padding  # as if another paddle version had renamed it
+    assert onednn_conv.enable_onednn_conv(layer) == 0 and type(layer) is paddle.nn.Conv2D
 
 
 def _tiny_training(enable, steps=5):
@@ -127,8 +152,8 @@ def _tiny_training(enable, steps=5):
     from utils.losses import build_loss
     from utils.optimizer import build_optimizer
 
-    root = onednn_conv.os.path.dirname(onednn_conv.os.path.dirname(onednn_conv.__file__))
-    cfg = build_config(onednn_conv.os.path.join(root, "configs", "hashnet_lite.yaml"), {"bit": 16, "batch_size": 4},
+    root = os.path.dirname(os.path.dirname(os.path.dirname(onednn_conv.__file__)))
+    cfg = build_config(os.path.join(root, "configs", "hashnet_lite.yaml"), {"bit": 16, "batch_size": 4},
                        ["dataset.crop_size=64", "dataset.resize_size=64", "model.fc_dim=64"])
     paddle.seed(0)
     model = build_model(cfg, num_classes=12)
@@ -216,7 +241,7 @@ def test_frozen_parameters(frozen):
 
 
 def test_apply_setting():
-    from utils.errors import UserError
+    from utils.errors import ConfigError
 
     def fresh():
         return paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.ReLU(), paddle.nn.Conv2D(4, 4, 1))
@@ -227,5 +252,5 @@ def test_apply_setting():
     model = fresh()
     onednn_conv.apply_setting(model, False)
     assert all(type(layer) is not onednn_conv.Conv2D for layer in model.sublayers())
-    with pytest.raises(UserError, match="train.onednn_conv"):
+    with pytest.raises(ConfigError, match="train.onednn_conv"):
         onednn_conv.apply_setting(fresh(), "yes")

@@ -1,7 +1,7 @@
 """Device and CPU-thread set-up shared by every entry point."""
 import os
 
-from utils.errors import UserError
+from utils.errors import DeviceError
 
 
 def cpu_threads(requested=0, local_processes=1):
@@ -20,7 +20,7 @@ def resolve_device(device="auto"):
     if device == "auto":
         return "gpu" if has_gpu else "cpu"
     if device == "gpu" and not has_gpu:
-        raise UserError("--device gpu: this PaddlePaddle build has no CUDA or sees no GPU "
+        raise DeviceError("--device gpu: this PaddlePaddle build has no CUDA or sees no GPU "
                         "(install paddlepaddle-gpu for your CUDA, or use --device cpu)")
     return device
 

@@ -37,12 +37,6 @@ class Comm:
             return array
         return self.gather(paddle.to_tensor(array)).numpy()
 
-    def barrier(self):
-        if self.active:
-            import paddle.distributed as dist
-
-            dist.barrier()
-
 
 def in_dataset_order(comm, indices, *arrays):
     """Gather per-rank shards (padded by wrap-around) and return arrays ordered by dataset index."""
