@@ -48,12 +48,11 @@ def main(argv=None):
     import yaml
 
     from models import CodeHead, build_model
-    from utils.checkpoint import load_weights
-    from utils.runtime.device import setup_device
     from utils.errors import WriteError
-    from utils.fileio import Staged, commit_staged, fsync_folder, stage_bytes
-    from utils.inference import file_sha256, preprocess_settings, weights_digest
-    from utils.weights import safetensors_bytes
+    from utils.inference import preprocess_settings
+    from utils.runtime.device import setup_device
+    from utils.storage.fileio import Staged, file_sha256, stage_bytes, staged_generation
+    from utils.storage.weights import load_weights, safetensors_bytes, weights_digest
 
     setup_device("cpu", cfg["threads"])
     model = build_model(cfg)
@@ -70,31 +69,26 @@ def main(argv=None):
         work = tempfile.mkdtemp(prefix=".export-", dir=out_dir)  # the new export, beside the old one
     except OSError as exc:
         raise WriteError(prefix + ".json", exc) from None
-    staged = []
     try:
-        try:
-            paddle.jit.save(static, os.path.join(work, name))
-        except OSError as exc:
-            raise WriteError(f"{prefix}.json/.pdiparams", exc) from None
-        staged = [Staged(os.path.join(work, f), os.path.join(out_dir, f)) for f in sorted(os.listdir(work))]
-        released = os.path.join(out_dir, f"model_{args.bit}.safetensors")
-        staged.append(stage_bytes(released, safetensors_bytes(
-            model.state_dict(), {"bit": args.bit, "backbone": cfg["model"]["backbone"]})))
-        # weights_digest: the model fingerprint predict.py and the service compare, the same as the
-        # dygraph weights' (utils.inference); model_files_sha256 says the exported files are still these
-        graph = [os.path.join(work, name + ext) for ext in (".json", ".pdiparams")]
-        info = {"bit": args.bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
-                "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
-                "weights_sha256": file_sha256(weights), "weights_digest": weights_digest(model.state_dict()),
-                "model_files_sha256": file_sha256(*graph), "safetensors": os.path.basename(released)}
-        text = yaml.safe_dump(info, sort_keys=False).encode("utf-8")
-        staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))  # last: it describes the rest
-        for item in staged:
-            commit_staged(item)
-        fsync_folder(out_dir)
+        with staged_generation(out_dir) as staged:
+            try:
+                paddle.jit.save(static, os.path.join(work, name))
+            except OSError as exc:
+                raise WriteError(f"{prefix}.json/.pdiparams", exc) from None
+            staged += [Staged(os.path.join(work, f), os.path.join(out_dir, f)) for f in sorted(os.listdir(work))]
+            released = os.path.join(out_dir, f"model_{args.bit}.safetensors")
+            staged.append(stage_bytes(released, safetensors_bytes(
+                model.state_dict(), {"bit": args.bit, "backbone": cfg["model"]["backbone"]})))
+            # weights_digest: the model fingerprint predict.py and the service compare, the same as the
+            # dygraph weights' (utils.inference); model_files_sha256 says the exported files are still these
+            graph = [os.path.join(work, name + ext) for ext in (".json", ".pdiparams")]
+            info = {"bit": args.bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
+                    "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
+                    "weights_sha256": file_sha256(weights), "weights_digest": weights_digest(model.state_dict()),
+                    "model_files_sha256": file_sha256(*graph), "safetensors": os.path.basename(released)}
+            text = yaml.safe_dump(info, sort_keys=False).encode("utf-8")
+            staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))  # last: it describes the rest
     finally:
-        for item in staged:
-            item.discard()
         shutil.rmtree(work, ignore_errors=True)
     print(f"exported {args.bit}-bit model to {prefix}.json / .pdiparams (+ infer_cfg.yml)")
 

@@ -126,7 +126,7 @@ def main(argv=None):
     from utils.code_cache import cached_or_built, fingerprint
     from utils.config import dataset_lists
     from utils.runtime.device import setup_device
-    from utils.inference import DygraphEncoder, InferenceEncoder, encode_list
+    from utils.inference import DygraphEncoder, encode_list, InferenceEncoder
     from utils.retrieval import HammingIndex
 
     if args.model_dir:

@@ -63,7 +63,7 @@ def run(args, root, db_list, work):
     from models import build_model
     from utils.config import build_config, save_config
     from utils.data import ImageListDataset, build_transform
-    from utils.inference import InferenceEncoder, encode_list
+    from utils.inference import encode_list, InferenceEncoder
 
     if args.images:
         with open(db_list, encoding="utf-8") as f:

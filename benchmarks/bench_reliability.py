@@ -54,7 +54,8 @@ del out
 # checkpoint write: full AlexNet-64 (fc 4096) weights, plain paddle.save vs our save_checkpoint (fsync + sha + links)
 from models import build_model
 from utils.config import build_config
-from utils.checkpoint import save_checkpoint, load_weights
+from utils.storage.weights import load_weights
+from utils.training.checkpoint import save_checkpoint
 cfg = build_config(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "hashnet_coco.yaml"), {"bit": 64})
 model = build_model(cfg)
 size = sum(int(np.prod(p.shape)) for p in model.state_dict().values()) * 4

@@ -251,7 +251,7 @@ def save_plot(rows, path, map_label):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from utils.fileio import atomic_open
+    from utils.storage.fileio import atomic_open
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in dict.fromkeys(r["method"] for r in rows):
@@ -285,7 +285,7 @@ def main(argv=None):
 
     from utils.engine import topk_label
     from utils.runtime.device import setup_device
-    from utils.fileio import atomic_open
+    from utils.storage.fileio import atomic_open
 
     setup_device(args.device, args.threads)
     os.makedirs(args.output_dir, exist_ok=True)

@@ -155,7 +155,7 @@ def main(argv=None):
     from compare_methods import BaselineFeatures, baseline_once, mean_std, quiet, save_plot
     from tools.make_digits_split import make_split
     from utils.runtime.device import setup_device
-    from utils.fileio import atomic_open
+    from utils.storage.fileio import atomic_open
 
     if not os.path.isfile(os.path.join(args.data_dir, "SHA256SUMS")):
         make_split(args.data_dir, quiet=True)

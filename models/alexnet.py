@@ -52,6 +52,8 @@ class AlexNetBackbone(nn.Layer):
     data), where plain AlexNet learns too slowly; ImageNet weights are for the plain network.
     """
 
+    imagenet_weights = (IMAGENET_WEIGHTS_URL, IMAGENET_WEIGHTS_MD5)  # (url, md5) that paddle.vision downloads
+
     def __init__(self, dropout=0.5, fc_dim=4096, batch_norm=False):
         super().__init__()
         self.feature_dim = fc_dim  # 4096 in AlexNet (and for ImageNet weights)

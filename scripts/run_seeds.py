@@ -84,7 +84,7 @@ def main(argv=None):
     lines = [f"{'seed':>6} mAP@{label}"] + [f"{s:>6} {v:.4f}" for s, v in zip(args.seeds, values)]
     lines.append(f"mAP@{label} over {len(values)} seeds ({bit} bits): {mean:.4f} +- {std:.4f} (sample std)")
     os.makedirs(parent, exist_ok=True)
-    from utils.fileio import atomic_open
+    from utils.storage.fileio import atomic_open
 
     summary = os.path.join(parent, f"seeds_{bit}.txt")
     with atomic_open(summary, "w", encoding="utf-8") as f:

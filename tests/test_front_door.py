@@ -99,8 +99,8 @@ def test_other_weights_than_the_export_are_named_by_the_service(project, tmp_pat
     import numpy as np
 
     from deploy.serving import cli
-    from utils.checkpoint import read_weights
-    from utils.weights import save_safetensors
+    from utils.storage.weights import read_weights
+    from utils.storage.weights import save_safetensors
 
     state, _ = read_weights(os.path.join(project, "output", "model_best_64"))
     state = {k: np.asarray(v) for k, v in state.items()}

@@ -11,7 +11,7 @@ import pytest
 
 from utils.config import SCRATCH_CONFIG, build_config
 from utils.engine import Engine
-from utils.fileio import display_path
+from utils.storage.fileio import display_path
 from utils.metrics import code_statistics, codes_collapsed
 
 BIT = 16

@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
 from utils.cli import exit_on_user_error  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from utils.errors import WeightsError  # noqa: E402
 from utils.runtime import configure  # noqa: E402
 
 
@@ -30,13 +30,13 @@ def parse_args(argv=None):
 
 
 def convert(pdparams, out=None, bit=None, backbone=None, trust=False):
-    from utils.checkpoint import _load, strip_suffix, weights_path
-    from utils.weights import save_safetensors
+    from utils.storage.weights import load_state_file, strip_suffix, weights_path
+    from utils.storage.weights import save_safetensors
 
     source = weights_path(strip_suffix(pdparams))
-    state = _load(source, "weights file", trust_pickle=trust)
+    state = load_state_file(source, "weights file", trust_pickle=trust)
     if not isinstance(state, dict) or not state:
-        raise UserError(f"{source} is not a state dict")
+        raise WeightsError(f"{source} is not a state dict")
     if bit is None and "hash_layer.weight" in state:
         bit = int(state["hash_layer.weight"].shape[-1])
     if backbone is None:

@@ -30,7 +30,7 @@ import numpy as np
 from tools.split_common import (check_count, make_parser, read_bytes, read_text, require_dir, seeded_order,
                                 take_per_class, write_split)
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import DataError
 
 RECORD = 1 + 32 * 32 * 3
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -42,18 +42,18 @@ def read_batch(path):
     """(labels uint8 [n], images uint8 [n, 32, 32, 3] RGB) of one binary batch file."""
     data = read_bytes(path, "a CIFAR-10 binary batch (from cifar-10-binary.tar.gz)")
     if data[:1] == b"\x80":  # a binary record starts with a label 0..9; a pickle with 0x80
-        raise UserError(f"{path}: a Python pickle, not a binary batch: use the binary version (cifar-10-binary.tar.gz)")
+        raise DataError(f"{path}: a Python pickle, not a binary batch: use the binary version (cifar-10-binary.tar.gz)")
     if len(data) == 0 or len(data) % RECORD:
         hint = ""
         if len(data) % (RECORD + 1) == 0 and len(data):
             hint = "; 3,074-byte records are CIFAR-100 (2 label bytes)"
-        raise UserError(f"{path}: wrong record size: {len(data)} bytes is not a non-zero multiple of {RECORD} "
+        raise DataError(f"{path}: wrong record size: {len(data)} bytes is not a non-zero multiple of {RECORD} "
                         f"(1 label byte + 3,072 pixel bytes){hint}")
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD)
     labels = records[:, 0]
     bad = np.flatnonzero(labels > 9)
     if len(bad):
-        raise UserError(f"{path}: record {int(bad[0])} (byte {int(bad[0]) * RECORD}): label {int(labels[bad[0]])} "
+        raise DataError(f"{path}: record {int(bad[0])} (byte {int(bad[0]) * RECORD}): label {int(labels[bad[0]])} "
                         f"is not 0..9 (is this CIFAR-10?)")
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return labels, images
@@ -65,7 +65,7 @@ def read_class_names(cifar_dir):
         return list(CLASS_NAMES)
     names = [line.strip() for line in read_text(path, "the class names, one a line").split("\n") if line.strip()]
     if len(names) != 10:
-        raise UserError(f"{path}: expected 10 class names, got {len(names)}")
+        raise DataError(f"{path}: expected 10 class names, got {len(names)}")
     return [n.replace(" ", "_") for n in names]
 
 
@@ -73,7 +73,7 @@ def write_png(path, rgb):
     """Encode (deterministically) and write unless an identical file is already there."""
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
-        raise UserError(f"{path}: cannot encode PNG")
+        raise DataError(f"{path}: cannot encode PNG")
     data = buf.tobytes()
     try:
         with open(path, "rb") as f:
@@ -96,7 +96,7 @@ def load_cifar(cifar_dir):
             hint = ""
             if os.path.isfile(os.path.join(cifar_dir, name[:-4])):
                 hint = " (found the Python pickle version; this tool reads the binary version, cifar-10-binary.tar.gz)"
-            raise UserError(f"{path}: file not found{hint}")
+            raise DataError(f"{path}: file not found{hint}")
     paths, labels, images = [], [], []
     for folder, files in (("train", TRAIN_FILES), ("test", (TEST_FILE,))):
         count = 0
@@ -111,7 +111,7 @@ def load_cifar(cifar_dir):
 
 def make_split(cifar_dir, image_out="./datasets/cifar10", query_per_class=100, train_per_class=500,
                train_in_database=False, seed=0, out_dir=None, quiet=False):
-    """Write the PNG images and the lists; returns the summary text. Raises UserError on bad input."""
+    """Write the PNG images and the lists; returns the summary text. Raises DataError on bad input."""
     query_per_class = check_count("--query-per-class", query_per_class, 1)
     train_per_class = check_count("--train-per-class", train_per_class, 1)
     seed = check_count("--seed", seed, 0)
@@ -126,7 +126,7 @@ def make_split(cifar_dir, image_out="./datasets/cifar10", query_per_class=100, t
     if train_in_database:
         database = rest
     if len(database) == 0:
-        raise UserError("the database would be empty; lower --query-per-class / --train-per-class")
+        raise DataError("the database would be empty; lower --query-per-class / --train-per-class")
 
     try:
         for folder in ("train", "test"):
@@ -134,7 +134,7 @@ def make_split(cifar_dir, image_out="./datasets/cifar10", query_per_class=100, t
         for rel, rgb in zip(paths, images):
             write_png(os.path.join(image_out, rel), rgb)
     except OSError as exc:
-        raise UserError(f"{image_out}: cannot write the images: {exc.strerror or exc}") from None
+        raise DataError(f"{image_out}: cannot write the images: {exc.strerror or exc}") from None
 
     header = [f"source: CIFAR-10 binary batches ({len(paths)} images); PNG images under the --data-path",
               f"protocol: {query_per_class} queries and {train_per_class} training images a class, drawn at random; "

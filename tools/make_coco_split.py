@@ -26,7 +26,7 @@ import numpy as np
 from tools.split_common import (check_count, check_images_exist, check_list_path, make_parser, read_bytes, seeded_order,
                                 take_first, write_split)
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import DataError
 
 SPLITS = (("train2014", "instances_train2014.json"), ("val2014", "instances_val2014.json"))
 
@@ -37,7 +37,7 @@ def _is_int(v):
 
 def _need(cond, path, where, message):
     if not cond:
-        raise UserError(f"{path}: {where}: {message}")
+        raise DataError(f"{path}: {where}: {message}")
 
 
 def load_instances(path):
@@ -46,9 +46,9 @@ def load_instances(path):
     try:
         doc = json.loads(data)
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text (expected a COCO instances JSON file)") from None
+        raise DataError(f"{path}: not UTF-8 text (expected a COCO instances JSON file)") from None
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+        raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})") from None
     _need(isinstance(doc, dict), path, "top level", "expected a JSON object with images, annotations, categories")
     for key in ("images", "annotations", "categories"):
         _need(key in doc, path, "top level", f"missing key {key!r} (is this an instances_*.json file?)")
@@ -95,7 +95,7 @@ def build_coco(annotation_dir):
         if categories is None:
             categories, first = cats, path
         elif cats != categories:
-            raise UserError(f"{path}: its categories differ from those of {first}")
+            raise DataError(f"{path}: its categories differ from those of {first}")
         labels = {}
         for image_id, cat_id in pairs:
             labels.setdefault(image_id, set()).add(cat_id)
@@ -118,13 +118,13 @@ def build_coco(annotation_dir):
 
 def make_split(coco_root, annotations=None, num_query=5000, num_train=10000, seed=0, out_dir=None,
                check_images=False, quiet=False):
-    """Build the lists; returns the summary text. Raises UserError on bad input."""
+    """Build the lists; returns the summary text. Raises DataError on bad input."""
     num_query = check_count("--num-query", num_query, 1)
     num_train = check_count("--num-train", num_train, 1)
     seed = check_count("--seed", seed, 0)
     annotation_dir = annotations or os.path.join(coco_root, "annotations")
     if not os.path.isdir(annotation_dir):
-        raise UserError(f"{annotation_dir}: folder not found (expected the COCO 2014 annotations: "
+        raise DataError(f"{annotation_dir}: folder not found (expected the COCO 2014 annotations: "
                         f"instances_train2014.json, instances_val2014.json)")
     paths, labels, names, dropped = build_coco(annotation_dir)
     if check_images:
@@ -132,7 +132,7 @@ def make_split(coco_root, annotations=None, num_query=5000, num_train=10000, see
     order = seeded_order(paths, seed, "coco", source=annotation_dir)
     test, database = take_first(order, num_query, "--num-query", "labelled images")
     if len(database) == 0:
-        raise UserError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
+        raise DataError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
     train, _ = take_first(database, num_train, "--num-train", "database images (training images come from the database)")
     header = [f"source: COCO 2014 train2014 + val2014 instance annotations ({len(paths) + dropped} images)",
               f"protocol: {num_query} random queries; database = the rest; {num_train} training images drawn "

@@ -29,7 +29,7 @@ import numpy as np
 from tools.make_cifar10_split import write_png
 from tools.split_common import check_count, make_parser, seeded_order, take_per_class, write_split
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import DataError
 
 CLASS_NAMES = tuple(f"digit_{d}" for d in range(10))
 
@@ -39,7 +39,7 @@ def load_digits_images():
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise UserError("the digits data ship with scikit-learn: pip install scikit-learn==1.9.1 "
+        raise DataError("the digits data ship with scikit-learn: pip install scikit-learn==1.9.1 "
                         "(or pip install -r requirements-dev.txt)") from None
     digits = load_digits()
     images = np.rint(digits.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
@@ -49,7 +49,7 @@ def load_digits_images():
 
 def make_split(image_out="./datasets/digits", query_per_class=20, train_per_class=50, seed=0, out_dir=None,
                quiet=False):
-    """Write the PNG images and the lists; returns the summary text. Raises UserError on bad input."""
+    """Write the PNG images and the lists; returns the summary text. Raises DataError on bad input."""
     query_per_class = check_count("--query-per-class", query_per_class, 1)
     train_per_class = check_count("--train-per-class", train_per_class, 1)
     seed = check_count("--seed", seed, 0)
@@ -65,7 +65,7 @@ def make_split(image_out="./datasets/digits", query_per_class=20, train_per_clas
         for rel, gray in zip(paths, images):
             write_png(os.path.join(image_out, rel), np.repeat(gray[:, :, None], 3, axis=2))
     except OSError as exc:
-        raise UserError(f"{image_out}: cannot write the images: {exc.strerror or exc}") from None
+        raise DataError(f"{image_out}: cannot write the images: {exc.strerror or exc}") from None
     header = [f"source: scikit-learn load_digits ({len(paths)} real 8x8 grayscale scans, 10 classes); "
               f"PNG images under the --data-path",
               f"protocol: {query_per_class} queries a class drawn at random; database = all but the queries; "

@@ -25,7 +25,7 @@ import numpy as np
 from tools.split_common import (check_count, check_images_exist, make_parser, read_text, require_dir, seeded_order,
                                 take_first, write_split)
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import DataError
 
 CONCEPTS = ("animals", "baby", "bird", "car", "clouds", "dog", "female", "flower", "food", "indoor", "lake", "male",
             "night", "people", "plant_life", "portrait", "river", "sea", "sky", "structures", "sunset", "transport",
@@ -40,10 +40,10 @@ def read_annotation(path, num_images):
         if not token:
             continue
         if not token.isdigit():
-            raise UserError(f"{path}:{lineno}: {token[:40]!r} is not an image number")
+            raise DataError(f"{path}:{lineno}: {token[:40]!r} is not an image number")
         number = int(token)
         if not 1 <= number <= num_images:
-            raise UserError(f"{path}:{lineno}: image number {number} is not in 1..{num_images}")
+            raise DataError(f"{path}:{lineno}: image number {number} is not in 1..{num_images}")
         numbers.append(number)
     return numbers
 
@@ -61,7 +61,7 @@ def load_flickr(annotation_dir, num_images):
 
 def make_split(flickr_root, annotations=None, num_query=2000, num_train=5000, num_images=25000, seed=0, out_dir=None,
                check_images=False, quiet=False):
-    """Build the lists; returns the summary text. Raises UserError on bad input."""
+    """Build the lists; returns the summary text. Raises DataError on bad input."""
     num_query = check_count("--num-query", num_query, 1)
     num_train = check_count("--num-train", num_train, 1)
     num_images = check_count("--num-images", num_images, 1)
@@ -73,13 +73,13 @@ def make_split(flickr_root, annotations=None, num_query=2000, num_train=5000, nu
     labels = all_labels[keep]
     dropped = int((~keep).sum())
     if not paths:
-        raise UserError(f"{annotation_dir}: no image carries any of the {len(CONCEPTS)} concepts")
+        raise DataError(f"{annotation_dir}: no image carries any of the {len(CONCEPTS)} concepts")
     if check_images:
         check_images_exist(flickr_root, paths)
     order = seeded_order(paths, seed, "flickr25k")
     test, database = take_first(order, num_query, "--num-query", "labelled images")
     if len(database) == 0:
-        raise UserError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
+        raise DataError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
     train, _ = take_first(database, num_train, "--num-train", "database images (training images come from the database)")
     header = [f"source: MIRFlickr-25K annotations v080 ({num_images} images, {len(CONCEPTS)} concepts, no _r1 variants)",
               f"protocol: {num_query} random queries; database = the rest; {num_train} training images drawn "

@@ -27,7 +27,7 @@ import numpy as np
 from tools.split_common import (check_count, check_list_path, make_parser, read_text, require_dir, seeded_order,
                                 take_per_class, write_split)
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 WNID = re.compile(r"n\d{8}")
@@ -41,13 +41,13 @@ def read_class_list(path):
         if not wnid:
             continue
         if not WNID.fullmatch(wnid):
-            raise UserError(f"{path}:{lineno}: {wnid[:40]!r} is not a WordNet id like n01440764")
+            raise DataError(f"{path}:{lineno}: {wnid[:40]!r} is not a WordNet id like n01440764")
         if wnid in seen:
-            raise UserError(f"{path}:{lineno}: {wnid} is listed twice (first on line {seen[wnid]})")
+            raise DataError(f"{path}:{lineno}: {wnid} is listed twice (first on line {seen[wnid]})")
         seen[wnid] = lineno
         wnids.append(wnid)
     if not wnids:
-        raise UserError(f"{path}: no class listed (expected one WordNet id a line)")
+        raise DataError(f"{path}: no class listed (expected one WordNet id a line)")
     return wnids
 
 
@@ -58,14 +58,14 @@ def class_images(root, split, wnid):
     try:
         names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
     except OSError as exc:
-        raise UserError(f"{folder}: cannot list: {exc.strerror or exc}") from None
+        raise DataError(f"{folder}: cannot list: {exc.strerror or exc}") from None
     if not names:
-        raise UserError(f"{folder}: no images (.JPEG, .jpg, .png)")
+        raise DataError(f"{folder}: no images (.JPEG, .jpg, .png)")
     return [check_list_path(f"{split}/{wnid}/{n}", folder) for n in names]
 
 
 def make_split(imagenet_root, class_list, train_per_class=130, seed=0, out_dir=None, quiet=False):
-    """Build the lists; returns the summary text. Raises UserError on bad input."""
+    """Build the lists; returns the summary text. Raises DataError on bad input."""
     train_per_class = check_count("--train-per-class", train_per_class, 1)
     seed = check_count("--seed", seed, 0)
     wnids = read_class_list(class_list)

@@ -29,7 +29,7 @@ import numpy as np
 from tools.split_common import (check_count, check_images_exist, check_list_path, make_parser, read_bytes, read_text,
                                 require_dir, seeded_order, take_first, take_per_class, write_split)
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import DataError
 
 
 def read_image_list(path, prefix):
@@ -38,12 +38,12 @@ def read_image_list(path, prefix):
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
-        raise UserError(f"{path}: empty (expected one image a line)")
+        raise DataError(f"{path}: empty (expected one image a line)")
     paths = []
     for lineno, line in enumerate(lines, 1):
         entry = line.strip().replace("\\", "/")
         if not entry:
-            raise UserError(f"{path}:{lineno}: empty line (the label files are aligned with this list line by line)")
+            raise DataError(f"{path}:{lineno}: empty line (the label files are aligned with this list line by line)")
         if "Flickr/" in entry:  # an absolute form such as C:\ImageData\Flickr\actor\x.jpg
             entry = entry.rsplit("Flickr/", 1)[1]
         while entry.startswith("./"):
@@ -62,9 +62,9 @@ def read_label_file(path, num_images):
     if len(joined) != len(tokens) or not np.isin(values, (ord("0"), ord("1"))).all():
         for lineno, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
             if line.strip() not in ("0", "1", ""):
-                raise UserError(f"{path}:{lineno}: expected 0 or 1, got {line.strip()[:40]!r}")
+                raise DataError(f"{path}:{lineno}: expected 0 or 1, got {line.strip()[:40]!r}")
     if len(tokens) != num_images:
-        raise UserError(f"{path}: {len(tokens)} values, but ImageList/Imagelist.txt lists {num_images} images "
+        raise DataError(f"{path}: {len(tokens)} values, but ImageList/Imagelist.txt lists {num_images} images "
                         f"(one 0/1 a line, aligned with it)")
     return values - ord("0")
 
@@ -77,7 +77,7 @@ def load_nuswide(root, image_prefix="Flickr/"):
     require_dir(label_dir, "the concept label files Labels_<concept>.txt")
     files = sorted(glob.glob(os.path.join(glob.escape(label_dir), "Labels_*.txt")))
     if not files:
-        raise UserError(f"{label_dir}: no Labels_<concept>.txt files")
+        raise DataError(f"{label_dir}: no Labels_<concept>.txt files")
     names = [os.path.basename(f)[len("Labels_"):-len(".txt")] for f in files]
     labels = np.zeros((len(paths), len(files)), dtype=np.uint8)
     for c, path in enumerate(files):
@@ -88,7 +88,7 @@ def load_nuswide(root, image_prefix="Flickr/"):
 def choose_concepts(labels, names, count, label_dir):
     """Column indices of the `count` most frequent concepts (ties: by name), in alphabetical order."""
     if count > len(names):
-        raise UserError(f"{label_dir}: --concepts {count}, but only {len(names)} Labels_<concept>.txt files")
+        raise DataError(f"{label_dir}: --concepts {count}, but only {len(names)} Labels_<concept>.txt files")
     freq = labels.astype(np.int64).sum(axis=0)
     ranked = sorted(range(len(names)), key=lambda c: (-freq[c], names[c]))
     return sorted(ranked[:count], key=lambda c: names[c])
@@ -96,13 +96,13 @@ def choose_concepts(labels, names, count, label_dir):
 
 def make_split(nuswide_root, concepts=21, num_query=2100, num_train=10500, per_class=False, seed=0, out_dir=None,
                image_prefix="Flickr/", check_images=False, quiet=False):
-    """Build the lists; returns the summary text. Raises UserError on bad input."""
+    """Build the lists; returns the summary text. Raises DataError on bad input."""
     concepts = check_count("--concepts", concepts, 1)
     num_query = check_count("--num-query", num_query, 1)
     num_train = check_count("--num-train", num_train, 1)
     seed = check_count("--seed", seed, 0)
     if per_class and (num_query % concepts or num_train % concepts):
-        raise UserError(f"--per-class: --num-query ({num_query}) and --num-train ({num_train}) must be multiples "
+        raise DataError(f"--per-class: --num-query ({num_query}) and --num-train ({num_train}) must be multiples "
                         f"of --concepts ({concepts})")
     all_paths, all_labels, all_names = load_nuswide(nuswide_root, image_prefix)
     columns = choose_concepts(all_labels, all_names, concepts, os.path.join(nuswide_root, "Groundtruth", "AllLabels"))
@@ -121,7 +121,7 @@ def make_split(nuswide_root, concepts=21, num_query=2100, num_train=10500, per_c
     else:
         test, database = take_first(order, num_query, "--num-query", "labelled images")
     if len(database) == 0:
-        raise UserError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
+        raise DataError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
     if per_class:
         train, _ = take_per_class(database, labels, num_train // concepts, names, "--num-train")
     else:

@@ -23,8 +23,9 @@ import sys
 
 import numpy as np
 
-from utils.errors import UserError
-from utils.fileio import atomic_open
+from utils.errors import DataError
+from utils.storage import fileio
+from utils.storage.fileio import atomic_open
 
 LISTS = ("train", "test", "database")
 
@@ -54,7 +55,7 @@ def make_parser(doc, name, list_name=None):
 
 def check_count(name, value, minimum=0):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise DataError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -64,21 +65,13 @@ def check_count(name, value, minimum=0):
 def require_dir(path, what):
     if not os.path.isdir(path):
         if os.path.exists(path):
-            raise UserError(f"{path}: not a folder (expected {what})")
-        raise UserError(f"{path}: folder not found (expected {what})")
+            raise DataError(f"{path}: not a folder (expected {what})")
+        raise DataError(f"{path}: folder not found (expected {what})")
     return path
 
 
 def read_bytes(path, what):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found (expected {what})") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder (expected {what})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return fileio.read_bytes(path, "file", hint=f" (expected {what})")
 
 
 def read_text(path, what):
@@ -87,16 +80,16 @@ def read_text(path, what):
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        raise UserError(f"{path}:{line}: not UTF-8 text (expected {what})") from None
+        raise DataError(f"{path}:{line}: not UTF-8 text (expected {what})") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def check_list_path(path, where):
     """A path as it will be written in a list: relative, no whitespace (lists are space separated)."""
     if not path or any(c.isspace() for c in path):
-        raise UserError(f"{where}: image path {path!r} is empty or contains white space; list files cannot hold it")
+        raise DataError(f"{where}: image path {path!r} is empty or contains white space; list files cannot hold it")
     if os.path.isabs(path) or path.startswith("/"):
-        raise UserError(f"{where}: image path {path!r} is absolute; list paths are relative to the data root")
+        raise DataError(f"{where}: image path {path!r} is absolute; list paths are relative to the data root")
     return path
 
 
@@ -104,7 +97,7 @@ def check_images_exist(root, paths):
     """Every listed image must exist under root (the future --data-path)."""
     missing = [p for p in paths if not os.path.isfile(os.path.join(root, p))]
     if missing:
-        raise UserError(f"{root}: {len(missing)} of {len(paths)} images not found, "
+        raise DataError(f"{root}: {len(missing)} of {len(paths)} images not found, "
                         f"e.g. {os.path.join(root, missing[0])} (is --data-path/root right?)")
 
 
@@ -121,14 +114,14 @@ def seeded_order(keys, seed, salt, source=None):
     if len(set(keys)) != len(keys):
         seen = set()
         dup = next(k for k in keys if k in seen or seen.add(k))
-        raise UserError(f"{source + ': ' if source else ''}image {dup!r} is listed more than once")
+        raise DataError(f"{source + ': ' if source else ''}image {dup!r} is listed more than once")
     return np.array(sorted(range(len(keys)), key=digests.__getitem__), dtype=np.int64)
 
 
 def take_first(order, count, what, pool):
     """The first `count` of `order` and the rest (both keep the order)."""
     if count > len(order):
-        raise UserError(f"{what}: asked for {count} images, only {len(order)} {pool}")
+        raise DataError(f"{what}: asked for {count} images, only {len(order)} {pool}")
     return order[:count], order[count:]
 
 
@@ -141,7 +134,7 @@ def take_per_class(order, labels, per_class, class_names, what):
     for c, name in enumerate(class_names):
         candidates = order[labels[order, c].astype(bool) & ~taken[order]]
         if len(candidates) < per_class:
-            raise UserError(f"{what}: class {name!r} has {len(candidates)} images left, need {per_class} per class")
+            raise DataError(f"{what}: class {name!r} has {len(candidates)} images left, need {per_class} per class")
         chosen = candidates[:per_class]
         taken[chosen] = True
         picked.append(chosen)
@@ -188,11 +181,11 @@ def write_split(out_dir, dataset, tool, paths, labels, splits, class_names, head
         raise ValueError(f"labels {labels.shape} do not match {len(paths)} paths x {len(class_names)} classes")
     for name in class_names:
         if not name or any(c.isspace() for c in name):
-            raise UserError(f"class name {name!r} is empty or contains white space")
+            raise DataError(f"class name {name!r} is empty or contains white space")
     for split in LISTS:
         idx = np.asarray(splits[split], dtype=np.int64)
         if len(idx) == 0:
-            raise UserError(f"the {split} list would be empty; check the counts")
+            raise DataError(f"the {split} list would be empty; check the counts")
         if (labels[idx].sum(axis=1) == 0).any():
             raise ValueError(f"{split}: an image without labels")  # the tools drop them first
     if len(np.intersect1d(splits["test"], splits["database"])) or len(np.intersect1d(splits["test"], splits["train"])):
@@ -227,7 +220,7 @@ def write_split(out_dir, dataset, tool, paths, labels, splits, class_names, head
         _write(os.path.join(out_dir, "SHA256SUMS"), sums)  # last of the lists: an interrupted run fails the check
         _write(os.path.join(out_dir, "summary.txt"), summary)
     except OSError as exc:
-        raise UserError(f"{out_dir}: cannot write the lists: {exc.strerror or exc}") from None
+        raise DataError(f"{out_dir}: cannot write the lists: {exc.strerror or exc}") from None
     if not quiet:
         sys.stdout.write(summary)
         print(f"wrote {os.path.join(out_dir, '')}{{train,test,database}}.txt, classes.txt, SHA256SUMS, summary.txt")

@@ -17,8 +17,7 @@ import os
 
 import numpy as np
 
-from utils.fileio import commit_staged, fsync_folder, staged_open
-from utils.inference import file_sha256
+from utils.storage.fileio import file_sha256, staged_generation, staged_open
 
 
 def cache_paths(save_dir, bit):
@@ -67,20 +66,13 @@ def load_cached_codes(save_dir, expected):
 def save_codes(save_dir, expected, codes):
     codes = np.asarray(codes, dtype=np.int8)
     codes_path, meta_path = cache_paths(save_dir, expected["bit"])
-    staged = []
-    try:
+    with staged_generation(save_dir) as staged:  # the .npy first, its fingerprint last
         with staged_open(codes_path, "wb") as (f, item):
             np.save(f, codes, allow_pickle=False)
         staged.append(item)
         with staged_open(meta_path, "w", encoding="utf-8") as (f, item):
             json.dump({**expected, "count": int(codes.shape[0]), "codes_sha256": _codes_sha256(codes)}, f, indent=1)
         staged.append(item)
-        for item in staged:
-            commit_staged(item)
-        fsync_folder(save_dir)
-    finally:
-        for item in staged:
-            item.discard()
 
 
 def cached_or_built(save_dir, expected, build, log=print):

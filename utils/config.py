@@ -10,7 +10,7 @@ import re
 import yaml
 
 from utils.errors import UserError
-from utils.fileio import atomic_open
+from utils.storage.fileio import atomic_open
 
 SUPPORTED_BITS = (8, 12, 16, 24, 32, 48, 64, 128)
 

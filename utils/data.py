@@ -27,7 +27,6 @@ import numpy as np
 import paddle
 
 from utils.errors import UserError
-from utils.fileio import fault_point
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -186,7 +185,6 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
     OpenCV's own limit (2**30 pixels).
     """
     path = os.fspath(path)
-    fault_point("read_image")  # test-only crash hook (utils.fileio)
     try:
         buf = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: handles non-ASCII names everywhere
     except FileNotFoundError:

@@ -14,15 +14,16 @@ import paddle
 from tqdm import tqdm
 
 from models import build_model, codes_from_logits
-from utils.checkpoint import (load_backbone_weights, load_checkpoint, load_weights, optimizer_state,
-                              save_checkpoint, set_optimizer_state)
+from utils.storage.weights import load_weights
+from utils.training.checkpoint import (load_backbone_weights, load_checkpoint, optimizer_state, save_checkpoint,
+                                       set_optimizer_state)
 from utils.config import SCRATCH_CONFIG, config_yaml, dataset_lists, default_config_path, list_dir
 from utils.runtime.cpu import apply_training_options
 from utils.data import (ImageListDataset, SubsetView, bad_image_summary, build_dataloader, build_transform,
                         split_validation)
 from utils.runtime.distributed import Comm, in_dataset_order
 from utils.errors import UserError
-from utils.fileio import display_path
+from utils.storage.fileio import display_path
 from utils.runtime.log import open_log_files, ScalarWriter, setup_logger
 from utils.losses import build_loss
 from utils.metrics import code_statistics, codes_collapsed, mean_average_precision, precision_within_radius

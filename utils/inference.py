@@ -6,35 +6,14 @@ Both also expose the same `fingerprint` for the same weights: `weights_digest` o
 which export_model.py records in infer_cfg.yml, so a code cache built from one is valid for
 the other.
 """
-import hashlib
 import os
 
 import numpy as np
 import yaml
 
 from utils.errors import UserError
-
-
-def file_sha256(*paths):
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def weights_digest(state_dict):
-    """sha256 of a model's tensors (names, dtypes, shapes, values), the same whatever file they were
-    read from: a .pdparams, its .safetensors, or the model these were exported from."""
-    from utils.weights import to_numpy
-
-    digest = hashlib.sha256()
-    for name, array in sorted(to_numpy(state_dict).items()):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+from utils.storage.fileio import file_sha256
+from utils.storage.weights import weights_digest
 
 
 def exported_fingerprint(info, model_file, params_file):
@@ -70,7 +49,7 @@ def default_model(folder, bit):
     """The main job's model in folder (./output) when no model was named: ("pretrained", PREFIX, what)
     for trained weights folder/model_best_<K>, else ("model_dir", DIR, what) for an export in
     folder/inference; a UserError naming both and the commands that make them when neither is there."""
-    from utils.checkpoint import resolve_weights
+    from utils.storage.weights import resolve_weights
 
     prefix = os.path.join(folder, f"model_best_{bit}")
     exported = os.path.join(folder, "inference")
@@ -93,7 +72,7 @@ def default_model_dir(folder, bit):
         return exported
     prefix = os.path.join(folder, f"model_best_{bit}")
     export = f"python export_model.py --bit {bit} --pretrained {prefix} --save-inference-dir {exported}"
-    from utils.checkpoint import resolve_weights
+    from utils.storage.weights import resolve_weights
 
     if os.path.isfile(resolve_weights(prefix)):
         raise UserError(f"no exported model {exported}/inference_{bit}.json: export the trained weights with: "
@@ -155,7 +134,7 @@ class DygraphEncoder:
         import paddle
 
         from models import CodeHead, build_model
-        from utils.checkpoint import load_weights
+        from utils.storage.weights import load_weights
 
         self.bit = cfg["model"]["bit"]
         self.preprocess = preprocess_settings(cfg["dataset"])

@@ -11,7 +11,7 @@ def save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, out_dir, bit, n
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    from utils.fileio import atomic_open
+    from utils.storage.fileio import atomic_open
 
     n_db = len(db_codes)
     ns = ns or sorted({n for n in (1, 10, 50, 100, 200, 500, 1000, 2000, 5000) if n <= n_db} | {n_db})

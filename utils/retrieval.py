@@ -1109,7 +1109,7 @@ class HammingIndex:
         A milvus index writes only its reference (uri, collection, count): the codes stay
         in the server and load() reconnects to them.
         """
-        from utils.fileio import atomic_open
+        from utils.storage.fileio import atomic_open
 
         packed = self._impl.packed()
         header = {"format": FORMAT, "version": VERSION, "bit": self.bit, "count": len(self),

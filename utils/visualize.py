@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from utils.data import read_image
-from utils.fileio import atomic_write_bytes
+from utils.storage.fileio import atomic_write_bytes
 
 TILE = 160
 

@@ -67,7 +67,7 @@ def main(argv=None):
     import numpy as np
 
     from utils.data import preprocess_image
-    from utils.inference import InferenceEncoder, default_model_dir
+    from utils.inference import default_model_dir, InferenceEncoder
     from utils.runtime.log import quiet_library_logging
 
     files = image_files(args.img_path)

@@ -85,8 +85,8 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     """Make sure model_dir holds an exported model; export `pretrained` there when allowed."""
     import yaml
 
-    from utils.checkpoint import read_weights, resolve_weights
-    from utils.inference import weights_digest
+    from utils.storage.weights import read_weights, resolve_weights
+    from utils.storage.weights import weights_digest
 
     cfg_path = os.path.join(model_dir, "infer_cfg.yml")
     if os.path.isfile(cfg_path):

@@ -7,7 +7,7 @@ Added images (POST /items) live in a store folder that survives restarts:
     <store>/images/<nnnnnn>_<sha256 prefix><suffix>   the uploaded bytes, unchanged
     <store>/items.txt                                 list format, paths relative to <store>
     <store>/codes/database_code_<K>.npy + .json       their codes, through utils.code_cache
-Each write is atomic (utils.fileio) and in that order: image files, list, codes. The codes'
+Each write is atomic (utils.storage.fileio) and in that order: image files, list, codes. The codes'
 fingerprint holds the list's sha256, so a crash between steps leaves codes that no longer match
 the list; they are then re-encoded from the stored images at the next start.
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from utils.code_cache import cached_or_built, fingerprint, save_codes
 from utils.data import parse_list
-from utils.fileio import atomic_open
+from utils.storage.fileio import atomic_open
 from utils.inference import encode_list
 from utils.retrieval import HammingIndex
 

@@ -14,7 +14,7 @@ def export_untrained_model(out_dir, data_path, bit=64, seed=0, overrides=()):
     import export_model
     from models import build_model
     from utils.config import build_config, save_config
-    from utils.fileio import atomic_paddle_save
+    from utils.storage.weights import atomic_paddle_save
 
     cfg = build_config(None, {"dataset": "lite", "data_path": data_path, "bit": bit}, overrides)
     paddle.seed(seed)

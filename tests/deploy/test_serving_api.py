@@ -13,8 +13,9 @@ from deploy.serving.service import SearchService
 from deploy.serving.uploads import Limits
 from tests.deploy.conftest import BIT, db_list
 from utils.data import parse_list, preprocess_image
-from utils.checkpoint import read_weights
-from utils.inference import InferenceEncoder, weights_digest
+from utils.storage.weights import read_weights
+from utils.inference import InferenceEncoder
+from utils.storage.weights import weights_digest
 
 
 def make_service(model, data, tmp, log=lambda *a: None, **kw):

@@ -8,7 +8,8 @@ import yaml
 from deploy.serving import cli
 from tests.deploy.conftest import BIT
 from utils.errors import UserError
-from utils.inference import InferenceEncoder, file_sha256
+from utils.inference import InferenceEncoder
+from utils.storage.fileio import file_sha256
 
 
 def test_every_flag_has_an_explanation(capsys):

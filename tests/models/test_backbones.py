@@ -9,7 +9,7 @@ import yaml
 from paddle.vision import models as vision
 
 from models import BACKBONES, build_model
-from utils.checkpoint import load_backbone_weights
+from utils.training.checkpoint import load_backbone_weights
 from utils.config import build_config, save_config
 from utils.errors import UserError
 

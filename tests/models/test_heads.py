@@ -4,7 +4,7 @@ import paddle
 import pytest
 
 from models import MODELS, CodeHead, build_model
-from utils.checkpoint import load_weights
+from utils.storage.weights import load_weights
 from utils.config import build_config
 from utils.errors import UserError
 

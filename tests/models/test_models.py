@@ -5,7 +5,8 @@ import paddle
 import pytest
 
 from models import BACKBONES, CodeHead, build_model
-from utils.checkpoint import load_backbone_weights, load_weights
+from utils.storage.weights import load_weights
+from utils.training.checkpoint import load_backbone_weights
 from utils.config import build_config
 from utils.errors import UserError
 

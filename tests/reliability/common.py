@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+from tests.reliability import faults
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # A run of a few seconds on 2 CPU cores: 32 training images, batch 8, 64x64 crops, narrow fc layers.
@@ -28,18 +30,19 @@ def file_size_limit(limit):
     return apply
 
 
-def run(*argv, env=None, timeout=300, preexec_fn=None):
-    """(exit code, stdout, stderr) of `python argv...` run from the test's own working folder."""
-    full_env = {k: v for k, v in os.environ.items() if k != "HASHNET_FAULT"}  # faults only when asked for
-    full_env.update({"PYTHONWARNINGS": "ignore", **(env or {})})
-    proc = subprocess.run([sys.executable, in_repo(argv[0]), *argv[1:]], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, preexec_fn=preexec_fn)
+def run(*argv, env=None, timeout=300, preexec_fn=None, fault=None):
+    """(exit code, stdout, stderr) of `python argv...` run from the test's own working folder; with
+    fault (tests.reliability.faults), the child kills itself at that point."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    script = [in_repo(argv[0]), *argv[1:]]
+    cmd = faults.command(fault, *script) if fault else [sys.executable, *script]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, preexec_fn=preexec_fn)
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def train(data, out, epochs, *extra, env=None, preexec_fn=None):
+def train(data, out, epochs, *extra, env=None, preexec_fn=None, fault=None):
     return run("main_single_gpu.py", "--data-path", str(data), "--output-dir", str(out), "--epoch", str(epochs),
-               *TINY, *extra, env=env, preexec_fn=preexec_fn)
+               *TINY, *extra, env=env, preexec_fn=preexec_fn, fault=fault)
 
 
 def folder_bytes(folder):

@@ -94,7 +94,7 @@ def test_weights_for_another_bit_count_or_backbone(capsys, tmp_path, tiny_lite, 
 
 def test_resume_from_a_checkpoint_of_another_bit_count(capsys, tmp_path, tiny_lite):
     from models import build_model
-    from utils.checkpoint import save_checkpoint
+    from utils.training.checkpoint import save_checkpoint
     from utils.config import build_config
 
     model = build_model(build_config(None, {"bit": 16}, ["model.fc_dim=64"]))

@@ -1,8 +1,8 @@
 """SIGKILL at random points of a training run, then --resume: the same weights as a run never
 interrupted; no checkpoint is ever torn; a corrupt checkpoint is named and the previous one used.
 
-Crashes are placed with the test-only HASHNET_FAULT hook of utils/fileio.py (the process
-SIGKILLs itself at an exact point), not with timers: a kill "during a checkpoint write" must
+Crashes are placed by tests/reliability/faults.py, which wraps one product function in the child
+process (the process SIGKILLs itself at an exact point; the product has no test hooks), not with timers: a kill "during a checkpoint write" must
 land inside a write every time, and a kill during an epoch or an evaluation is placed by
 counting decoded images (32 per training epoch, 12 + 48 per evaluation here). The count and
 the write that is hit are drawn at random (seed printed on failure; RELIABILITY_SEED fixes it).
@@ -31,7 +31,7 @@ def reference(tiny_lite, tmp_path_factory):
 
 
 def crash_then_resume(tiny_lite, out, fault):
-    code, _, stderr = train(tiny_lite, out, EPOCHS, env={"HASHNET_FAULT": fault})
+    code, _, stderr = train(tiny_lite, out, EPOCHS, fault=fault)
     assert code == -signal.SIGKILL, f"fault {fault} (seed {SEED}) did not kill the run (exit {code}): {stderr[-1500:]}"
     for name in os.listdir(out):  # no file under its final name is torn: each one loads
         if name.endswith((".pdparams", ".pdopt")):
@@ -49,7 +49,7 @@ def points():
                         "before_rename:model_last_16.pdparams"])  # before_rename of the .pdopt: the test below
     cases = [("during epoch 2", f"read_image::{epoch2}"), ("during evaluation 2", f"read_image::{eval2}"),
              ("during checkpoint write", f"{write}:2")]
-    return [pytest.param(where, fault, id=f"{where} [HASHNET_FAULT={fault}, RELIABILITY_SEED={SEED}]")
+    return [pytest.param(where, fault, id=f"{where} [fault={fault}, RELIABILITY_SEED={SEED}]")
             for where, fault in cases]
 
 

@@ -8,10 +8,11 @@ import pytest
 import export_model
 from models import build_model
 from tools.convert_weights import convert
-from utils.checkpoint import load_checkpoint, load_weights, resolve_weights, save_checkpoint
+from utils.storage.weights import load_weights, resolve_weights
+from utils.training.checkpoint import load_checkpoint, save_checkpoint
 from utils.config import build_config, save_config
 from utils.errors import UserError
-from utils.weights import load_safetensors, save_safetensors
+from utils.storage.weights import load_safetensors, save_safetensors
 
 
 def tiny_model(bit=16, seed=0, **model):
@@ -155,7 +156,8 @@ def test_a_failed_write_anywhere_in_a_generation_changes_nothing(tmp_path, monke
     import errno
 
     from tests.reliability.common import assert_same_folder, folder_bytes
-    from utils import checkpoint, fileio
+    from utils.storage import fileio
+    from utils.training import checkpoint
     from utils.errors import WriteError
 
     prefix = str(tmp_path / "model_best_16")

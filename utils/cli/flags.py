@@ -95,7 +95,7 @@ def saved_config(pretrained, bit=None):
     import glob
     import os
 
-    from utils.checkpoint import weights_path
+    from utils.storage.weights import weights_path
 
     folder = os.path.dirname(weights_path(pretrained)) or "."
     if bit is not None:

@@ -4,18 +4,17 @@ A crash (even SIGKILL or a power cut) at any point leaves either the old file or
 never a torn one: the data reaches the disk before the rename, and the rename itself is made
 durable by syncing the folder. A failed write (disk full, `ulimit -f`, quota, read-only folder)
 removes its temp file and raises utils.errors.WriteError naming the file and the cause; the old
-file is untouched. Several files that belong together (a checkpoint generation) are staged first
-(`staged_open`: complete temp files) and renamed only once all of them are written (`commit_staged`).
-
-Test-only fault injection: the environment variable HASHNET_FAULT makes this process kill
-itself with SIGKILL at a chosen point, so tests can crash a run at an exact place (see
-`fault_point`). It is read here and nowhere else; never set it outside tests.
+file is untouched. Several files that belong together (a checkpoint generation, an export, the
+code cache) are staged first (`staged_open`: complete temp files) and renamed only once all of
+them are written (`staged_generation`). Reading: `read_bytes` turns an unreadable file into one
+error line naming it. Standard library only (retrieval and evaluation import this module).
 """
 import contextlib
+import hashlib
 import os
-import signal
 import tempfile
-import threading
+
+from utils.errors import DataError, WriteError
 
 
 def display_path(path):
@@ -23,6 +22,31 @@ def display_path(path):
     else absolute (never a chain of ../)."""
     rel = os.path.relpath(path)
     return rel if rel != ".." and not rel.startswith(".." + os.sep) else os.path.abspath(path)
+
+
+def read_bytes(path, noun="file", *, hint="", folder_hint=None, error=DataError):
+    """The bytes of path, or `error` (a UserError class) naming the file and why it cannot be read:
+    "<path>: <noun> not found<hint>", "<path>: is a folder<folder_hint>", "<path>: cannot read <noun>: why"."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise error(f"{path}: {noun} not found{hint}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder{hint if folder_hint is None else folder_hint}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {noun}: {exc.strerror or exc}") from None
+
+
+def file_sha256(*paths):
+    """sha256 of the files' bytes, read in order (in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _umask():
@@ -43,51 +67,6 @@ def fsync_folder(folder):
         pass
     finally:
         os.close(fd)
-
-
-# --------------------------------------------------------------------------- fault injection (tests)
-
-_fault_lock = threading.Lock()
-_fault_counts = {}
-
-
-def _fault_spec():
-    """HASHNET_FAULT="<point>:<name>:<n>": the n-th time (1-based) `point` is reached for `name`."""
-    spec = os.environ.get("HASHNET_FAULT")
-    if not spec:
-        return None
-    point, name, count = spec.rsplit(":", 2)
-    return point, name, int(count)
-
-
-def fault_point(point, name=""):
-    """SIGKILL this process when HASHNET_FAULT names this point (test-only; see module docstring).
-
-    Points: "write_partial" (half of an atomic write's temp file written), "before_rename" (temp
-    file complete, target not yet replaced) for the file basename `name`, and "read_image" (name "")
-    counting every image decoded by utils.data.read_image, so a count lands in a chosen epoch or
-    evaluation.
-    """
-    if _fault_due(point, name):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fault_due(point, name):
-    spec = _fault_spec()
-    if spec is None or spec[0] != point or spec[1] != name:
-        return False
-    with _fault_lock:
-        _fault_counts[(point, name)] = _fault_counts.get((point, name), 0) + 1
-        return _fault_counts[(point, name)] == spec[2]
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def _write_error(path, exc):
-    from utils.errors import WriteError
-
-    return WriteError(path, exc)
 
 
 class Staged:
@@ -117,16 +96,13 @@ def staged_open(path, mode="wb", encoding=None):
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f, staged
             f.flush()
-            if _fault_due("write_partial", name):  # test-only: a crash with half the temp file written
-                f.truncate(f.tell() // 2)
-                os.kill(os.getpid(), signal.SIGKILL)
             os.fsync(f.fileno())
     except BaseException as exc:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise _write_error(path, exc) from None
+            raise WriteError(path, exc) from None
         raise
 
 
@@ -139,12 +115,27 @@ def stage_bytes(path, data):
 
 def commit_staged(staged):
     """Rename a staged temp file over its target (one atomic step); the folder is synced by the caller."""
-    fault_point("before_rename", os.path.basename(staged.path))
     try:
         os.replace(staged.tmp, staged.path)
     except OSError as exc:
         staged.discard()
-        raise _write_error(staged.path, exc) from None
+        raise WriteError(staged.path, exc) from None
+
+
+@contextlib.contextmanager
+def staged_generation(folder):
+    """Files that belong together: yields a list to append Staged files to. When the block ends
+    normally they are renamed into place in list order and the folder is synced; whatever the block
+    or a rename raised, the temp files not renamed are removed, so a failure replaces nothing after it."""
+    staged = []
+    try:
+        yield staged
+        for item in staged:
+            commit_staged(item)
+        fsync_folder(folder)
+    finally:
+        for item in staged:
+            item.discard()  # what was not committed (after a failure)
 
 
 @contextlib.contextmanager
@@ -179,30 +170,8 @@ def atomic_link_or_copy(source, target):
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise _write_error(target, exc) from None
+        raise WriteError(target, exc) from None
     # rename() between two links of one file does nothing and leaves tmp (target was already a link of source)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     fsync_folder(folder)
-
-
-def paddle_bytes(obj):
-    """What paddle.save writes for obj (paddle.save takes a path or a BytesIO, not an open file)."""
-    import io
-
-    import paddle
-
-    buffer = io.BytesIO()
-    paddle.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def atomic_paddle_save(obj, path):
-    atomic_write_bytes(path, paddle_bytes(obj))
-
-
-def atomic_numpy_save(array, path):
-    import numpy as np
-
-    with atomic_open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
