@@ -127,7 +127,7 @@ def main(argv=None):
     from utils.config import dataset_lists
     from utils.runtime.device import setup_device
     from utils.inference import DygraphEncoder, encode_list, InferenceEncoder
-    from utils.retrieval import HammingIndex
+    from utils.retrieval import HammingIndex, format_code
 
     if args.model_dir:
         encoder = InferenceEncoder(args.model_dir, args.bit, use_mkldnn=args.use_mkldnn,
@@ -151,8 +151,8 @@ def main(argv=None):
 
     query = build_transform(False, **encoder.preprocess)(query_image)[None]
     code = encoder.encode_batch(query)
-    bits = "".join("1" if b > 0 else "0" for b in code[0])
-    print(f"query {args.img}  code {int(bits, 2):0{(args.bit + 3) // 4}x}  ({args.bit} bits: {bits})")
+    bits, hexcode = format_code(code[0])
+    print(f"query {args.img}  code {hexcode}  ({args.bit} bits: {bits})")
     options = {}
     if args.index_backend == "milvus":  # a fresh collection of the current codes, in a local milvus-lite file
         options = {"uri": os.path.join(os.path.abspath(args.save_path), f"milvus_{args.bit}.db"), "drop": True}

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import utils.retrieval as R  # noqa: E402
+from utils.retrieval import scan  # noqa: E402
 from benchmarks.machine import machine_line  # noqa: E402
 from utils.retrieval import HammingIndex, packed_to_words  # noqa: E402
 
@@ -100,7 +100,7 @@ def bench_topk(faiss, bits, args, rng):
                 "heap": lambda: heap.search(queries, args.k),
                 "counting": lambda: counting.search(queries, args.k),
                 "numpy": lambda: numpy_index.search(sub, args.k),
-                "scan": lambda: R._topk_words(qw, dbw, bits, args.k, workers=args.threads)}, args.repeats)
+                "scan": lambda: scan.topk_words(qw, dbw, bits, args.k, workers=args.threads)}, args.repeats)
     (pd, pi), t_proj, first = res["project"]
     (fd, fi), t_faiss, _ = res["heap"]
     (cd, ci), t_count, _ = res["counting"]
@@ -153,7 +153,7 @@ def bench_radius(faiss, bits, args, rng):
     qw, dbw = packed_to_words(queries[:nsub]), packed_to_words(db)
     contenders = {name: (lambda index=index: index.range_search(queries, r)) for name, index in indexes.items()}
     contenders["flat"] = lambda: ranked(*flat.range_search(queries, r + 1))
-    contenders["scan"] = lambda: R._radius_words(qw, dbw, bits, r)
+    contenders["scan"] = lambda: scan.radius_words(qw, dbw, bits, r)
     res = race(contenders, args.repeats)
     want, t_flat, _ = res.pop("flat")
     scan, t_scan, _ = res.pop("scan")

@@ -15,7 +15,8 @@ import numbers
 import numpy as np
 
 from utils.errors import UserError
-from utils.retrieval import bits_to_words, block_rows, distance_block, prepare_pair, run_blocks
+from utils.retrieval import bits_to_words
+from utils.retrieval.scan import block_rows, distance_block, prepare_pair, run_blocks
 
 __all__ = [
     "mean_average_precision",

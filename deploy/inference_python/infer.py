@@ -67,6 +67,7 @@ def main(argv=None):
     import numpy as np
 
     from utils.data import preprocess_image
+    from utils.retrieval import format_code
     from utils.inference import default_model_dir, InferenceEncoder
     from utils.runtime.log import quiet_library_logging
 
@@ -91,8 +92,8 @@ def main(argv=None):
         t2 = time.perf_counter()
         lines = []
         for path, code in zip(batch, codes):
-            bits = "".join("1" if b > 0 else "0" for b in code)
-            lines.append(f"{path}\tcode: {bits}\thex: {int(bits, 2):0{(len(bits) + 3) // 4}x}")
+            bits, hexcode = format_code(code)
+            lines.append(f"{path}\tcode: {bits}\thex: {hexcode}")
         t3 = time.perf_counter()
         print("\n".join(lines))
         times["preprocess"] += t1 - t0

@@ -44,9 +44,3 @@ class EncoderPool:
         batch = np.stack([self.transform(image) for image in images])
         with self.checkout() as encoder:
             return encoder.encode_batch(batch)
-
-
-def code_strings(code):
-    """A +-1 code as (bit string, hex), the forms predict.py prints."""
-    bits = "".join("1" if b > 0 else "0" for b in np.asarray(code).reshape(-1))
-    return bits, f"{int(bits, 2):0{(len(bits) + 3) // 4}x}"

@@ -10,8 +10,9 @@ import urllib.parse
 import numpy as np
 
 from deploy.serving.database import ImageDatabase
-from deploy.serving.encoders import EncoderPool, code_strings
+from deploy.serving.encoders import EncoderPool
 from deploy.serving.uploads import Limits, UploadError, decode_upload
+from utils.retrieval import format_code
 
 DEFAULT_K = 10
 
@@ -41,7 +42,7 @@ class SearchService:
     def encode(self, data, name=""):
         image = decode_upload(data, name, self.limits)
         code = self.pool.encode([image.pixels])[0]
-        bits, hexcode = code_strings(code)
+        bits, hexcode = format_code(code)
         return {"bit": self.bit, "bits": bits, "hex": hexcode}
 
     def search(self, data, name="", k=None, radius=None):
@@ -56,7 +57,7 @@ class SearchService:
         t2 = time.perf_counter()
         distances, indices, within = self.db.search(code, k, radius)
         t3 = time.perf_counter()
-        bits, hexcode = code_strings(code[0])
+        bits, hexcode = format_code(code[0])
         return {"query": {"bit": self.bit, "bits": bits, "hex": hexcode}, "k": k, "radius": radius,
                 "database_size": len(self.db), "within_radius": within,
                 "matches": [self._match(rank, int(i), int(d)) for rank, (d, i) in enumerate(zip(distances, indices), 1)],
@@ -75,7 +76,7 @@ class SearchService:
         added = []
         for i, code in zip(indices, codes):
             source, path, _ = self.db.entry(i)
-            added.append({"index": i, "path": path, "url": self._url(source, path), "hex": code_strings(code)[1]})
+            added.append({"index": i, "path": path, "url": self._url(source, path), "hex": format_code(code)[1]})
         return {"added": added, "database_size": len(self.db)}
 
     def stats(self):

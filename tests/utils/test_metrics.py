@@ -183,7 +183,7 @@ def test_block_size_and_threads_do_not_change_results(nbits, multi, distinct, mo
         assert precision_at_n(q, d, ql, dl, ns=(5, 50), block_size=block_size,
                               workers=workers) == base_pn
     # the automatic block size, squeezed by a tiny memory budget
-    monkeypatch.setattr("utils.retrieval.BLOCK_BYTES", 1)
+    monkeypatch.setattr("utils.retrieval.tuning.BLOCK_BYTES", 1)
     assert mean_average_precision(q, d, ql, dl, topk=100) == base_map
 
 

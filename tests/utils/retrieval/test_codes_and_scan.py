@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from utils.errors import UserError
-from utils.retrieval import (hamming_distances, hamming_radius, hamming_topk, pack_codes,
-                             to_bits, unpack_codes)
+from utils.retrieval import hamming_distances, hamming_radius, hamming_topk, pack_codes, to_bits, unpack_codes
 
 
 def ref_dist(q01, d01):
@@ -142,3 +141,13 @@ def test_search_rejects_bad_input():
         hamming_topk(q, q, 1, block_size=0)
     with pytest.raises(UserError, match="^query codes: "):
         hamming_distances(np.full((1, 4), np.nan), q)
+
+
+def test_format_code_gives_the_bit_string_and_its_hex():
+    """The one formatter behind predict.py, infer.py and the service: bits read as one number."""
+    from utils.retrieval import format_code
+
+    assert format_code(np.array([1, -1, 1, 1, -1, -1, -1, -1, 1])) == ("101100001", "161")  # 9 bits: 3 hex digits
+    assert format_code(np.array([[0, 1, 1, 0, 0.5, -2.0, 0, 1]])) == ("01101001", "69")
+    bits, hexcode = format_code(np.where(np.arange(64) % 3 == 0, 1, -1))
+    assert len(bits) == 64 and len(hexcode) == 16 and int(hexcode, 16) == int(bits, 2)

@@ -1,6 +1,6 @@
 """utils.retrieval.HammingIndex: every backend and strategy against slow references written here.
 
-The contract: exact distances, and ties broken by database index ascending (DESIGN.md section 5),
+The contract: exact distances, and ties broken by database index ascending (docs/architecture.md),
 for top-k and for radius search, whatever the backend, the strategy inside it (flat scan, bucket
 table, multi-index hashing), the thread count or the chunks the database was added in.
 """
@@ -10,10 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-import utils.retrieval as R
+from tests.utils.retrieval.test_codes_and_scan import ref_topk  # the per-query sorted() reference
 from utils.errors import UserError
-from tests.utils.test_retrieval import ref_topk  # the per-query sorted() reference
-from utils.retrieval import BACKENDS, HammingIndex, backend_names
+from utils.retrieval import index_file, tuning
+from utils.retrieval.backends import auto
+from utils.retrieval import backend_names, BACKENDS, HammingIndex
 
 faiss = pytest.importorskip("faiss")  # in requirements.txt; the numpy-only paths are tested below too
 
@@ -79,7 +80,7 @@ def assert_same_range(got, want):
         assert gd.tolist() == list(wd)
 
 
-# strategies inside a backend, forced through the module's cost-model knobs
+# strategies inside a backend, forced through the cost-model knobs (utils/retrieval/tuning.py)
 INF = float("inf")
 STRATEGIES = {
     "numpy-scan": ("numpy", {"TABLE_PROBE_FACTOR": INF, "NUMPY_HASH_COST": INF}),
@@ -98,7 +99,7 @@ STRATEGIES = {
 def strategy(request, monkeypatch):
     backend, knobs = STRATEGIES[request.param]
     for name, value in knobs.items():
-        monkeypatch.setattr(R, name, value)
+        monkeypatch.setattr(tuning, name, value)
     return backend
 
 
@@ -132,8 +133,8 @@ def test_radius_hashing_is_exact_against_a_flat_scan(bits, monkeypatch):
     packed = np.packbits(db > 0, axis=1)
     flat = faiss.IndexBinaryFlat(packed.shape[1] * 8)
     flat.add(packed)
-    monkeypatch.setattr(R, "NUMPY_HASH_COST", 0)
-    monkeypatch.setattr(R, "FAISS_HASH_COST", 0)
+    monkeypatch.setattr(tuning, "NUMPY_HASH_COST", 0)
+    monkeypatch.setattr(tuning, "FAISS_HASH_COST", 0)
     indexes = [HammingIndex(bits, name) for name in ("faiss", "numpy")]
     for index in indexes:
         index.add(db)
@@ -159,7 +160,7 @@ def test_faiss_ties_follow_index_order_on_a_large_database(monkeypatch):
     queries = random_pm1(rng, 6, 16)
     want_d, want_i = vec_topk(vec_dist(queries, db), 300)
     for counting_bytes in (0, 1 << 40):
-        monkeypatch.setattr(R, "FAISS_COUNTING_BYTES", counting_bytes)
+        monkeypatch.setattr(tuning, "FAISS_COUNTING_BYTES", counting_bytes)
         for threads in (1, 2):
             index = HammingIndex(16, "faiss", threads=threads)
             index.add(db)
@@ -204,7 +205,7 @@ def test_faiss_rows_are_reordered_by_index_whatever_faiss_returns():
 
 def test_numpy_bucket_table_on_a_database_with_huge_buckets(monkeypatch):
     """16-bit table search where a few code values hold thousands of items each."""
-    monkeypatch.setattr(R, "GATHER_ITEMS", 5000)  # several gather rounds
+    monkeypatch.setattr(tuning, "GATHER_ITEMS", 5000)  # several gather rounds
     rng = np.random.default_rng(2)
     db = random_pm1(rng, 30000, 16, 12)
     queries = np.concatenate([random_pm1(rng, 8, 16), db[:4]])
@@ -237,7 +238,7 @@ def slowed_candidates(monkeypatch, slow):
     """Make the named top-k candidates of every AutoBackend 30 ms slower (from the test only)."""
     import time
 
-    real = R.AutoBackend.candidates
+    real = auto.AutoBackend.candidates
 
     def candidates(self, k):
         out = real(self, k)
@@ -246,7 +247,7 @@ def slowed_candidates(monkeypatch, slow):
             out[name] = lambda q, kk, fn=fn: (time.sleep(0.03), fn(q, kk))[1]
         return out
 
-    monkeypatch.setattr(R.AutoBackend, "candidates", candidates)
+    monkeypatch.setattr(auto.AutoBackend, "candidates", candidates)
 
 
 @pytest.mark.parametrize("slow,expected", [(("faiss counting", "numpy flat scan"), "faiss heap"),
@@ -254,7 +255,7 @@ def slowed_candidates(monkeypatch, slow):
                                            (("faiss heap", "faiss counting"), "numpy flat scan")])
 def test_auto_times_the_flat_top_k_candidates_and_keeps_the_fastest(monkeypatch, slow, expected):
     slowed_candidates(monkeypatch, slow)
-    monkeypatch.setattr(R, "TIMING_MIN_ITEMS", 1000)
+    monkeypatch.setattr(tuning, "TIMING_MIN_ITEMS", 1000)
     rng = np.random.default_rng(11)
     db = random_pm1(rng, 3000, 64, 400)
     queries = np.concatenate([random_pm1(rng, 30, 64), near(rng, db, 30, 3)])
@@ -277,7 +278,7 @@ def test_auto_times_the_flat_top_k_candidates_and_keeps_the_fastest(monkeypatch,
 
 def test_auto_timing_is_saved_and_reused_on_the_same_machine_only(monkeypatch, tmp_path):
     slowed_candidates(monkeypatch, ("faiss heap", "numpy flat scan"))
-    monkeypatch.setattr(R, "TIMING_MIN_ITEMS", 1000)
+    monkeypatch.setattr(tuning, "TIMING_MIN_ITEMS", 1000)
     rng = np.random.default_rng(12)
     db, queries = random_pm1(rng, 2000, 32), random_pm1(rng, 40, 32)
     index = HammingIndex(32, threads=1)
@@ -287,7 +288,7 @@ def test_auto_timing_is_saved_and_reused_on_the_same_machine_only(monkeypatch, t
     back = HammingIndex.load(tmp_path / "db.hidx", threads=1)
     assert back._impl.timed == index._impl.timed and back._impl.timed[16][0] == "faiss counting"
     assert HammingIndex.load(tmp_path / "db.hidx", threads=2)._impl.timed == {}  # timed with other threads
-    monkeypatch.setattr(R, "machine_key", lambda: "another CPU")
+    monkeypatch.setattr(auto, "machine_key", lambda: "another CPU")
     assert HammingIndex.load(tmp_path / "db.hidx", threads=1)._impl.timed == {}
 
 
@@ -431,7 +432,7 @@ def test_save_load_round_trip(backend, tmp_path):
     path = tmp_path / "sub" / "db.hidx"
     assert index.save(path) == path
     assert os.listdir(tmp_path / "sub") == ["db.hidx"]  # written atomically: no temp file left
-    assert open(path, "rb").read(8) == R.MAGIC
+    assert open(path, "rb").read(8) == index_file.MAGIC
     for other in (None, "numpy", "faiss", "auto"):
         back = HammingIndex.load(path, backend=other)
         assert back.backend == (other or backend) and back.bit == 36 and len(back) == 200
@@ -441,6 +442,34 @@ def test_save_load_round_trip(backend, tmp_path):
     empty = HammingIndex(8, backend)
     empty.save(tmp_path / "empty.hidx")
     assert len(HammingIndex.load(tmp_path / "empty.hidx")) == 0
+
+
+def test_index_files_of_the_old_format_name_still_load(tmp_path):
+    """Files saved before the format was renamed (HNETIDX, "hashnet-hamming-index") load unchanged."""
+    import json
+
+    index = HammingIndex(20, "numpy")
+    index.add(np.random.default_rng(6).choice([-1, 1], (30, 20)))
+    data = index.save(tmp_path / "new.hidx").read_bytes()
+    size = int.from_bytes(data[8:12], "little")
+    header = json.loads(data[12:12 + size])
+    assert data[:8] == b"HAMMIDX\x00" and header["format"] == "hamming-index"
+    blob = json.dumps({**header, "format": "hashnet-hamming-index"}, sort_keys=True).encode()
+    old = tmp_path / "old.hidx"
+    old.write_bytes(b"HNETIDX\x00" + len(blob).to_bytes(4, "little") + blob + data[12 + size:])
+    np.testing.assert_array_equal(HammingIndex.load(old).packed_codes(), index.packed_codes())
+    mixed = tmp_path / "mixed.hidx"  # the new magic with the old name is no file this code wrote
+    mixed.write_bytes(b"HAMMIDX\x00" + len(blob).to_bytes(4, "little") + blob + data[12 + size:])
+    with pytest.raises(UserError, match="corrupt header"):
+        HammingIndex.load(mixed)
+
+
+def test_library_errors_are_value_errors():
+    """Callers outside the CLI catch them as ValueError (the CLI prints them as one line)."""
+    with pytest.raises(ValueError, match="k must be"):
+        HammingIndex(8, "numpy").search(np.ones((1, 8)), 0)
+    with pytest.raises(ValueError, match="unknown index backend"):
+        HammingIndex(8, "annoy")
 
 
 def test_corrupt_or_truncated_index_files_are_user_errors_naming_the_file(tmp_path):

@@ -1,0 +1,36 @@
+"""The numbers that pick a search path: memory budgets and the cost model of each backend.
+
+They change speed and memory only, never an answer (every path is exact); the code reads them
+from this module at call time, so the tests force every path by setting them here.
+"""
+
+# Budget, per worker thread, for the largest [block, n_db] array a flat scan keeps (an int64
+# ranking); the other per-block arrays add about 1.3x this. 32 MiB stays under glibc's largest
+# mmap threshold, so blocks reuse freed memory instead of faulting fresh pages in every time.
+BLOCK_BYTES = 32 << 20
+
+# the numpy top-k bucket table is used when its expected probes, k * 2**bit / n,
+# stay under n / TABLE_PROBE_FACTOR (a flat scan costs n per query)
+TABLE_PROBE_FACTOR = 4
+# Hashing for radius search is used when (probes + candidates) * cost < n, the
+# cost being that of one candidate relative to one item of a flat scan, measured
+# at 1M 64-bit codes (bench_index.py): numpy ~25 (a candidate ~30 ns, a scanned
+# item ~1.2 ns), faiss IndexBinaryMultiHash ~1000 (~400 ns a candidate against
+# a 0.3-0.5 ns scan): worth it at flips = 0 (radius < 4 at 64 bits), not beyond.
+NUMPY_HASH_COST = 25
+FAISS_HASH_COST = 1000
+# most (query, candidate) pairs the numpy hashing paths hold at once
+GATHER_ITEMS = 1 << 22
+# widest chunk of a code that gets a bucket table (2**16 buckets)
+CHUNK_BITS = 16
+
+# faiss' counting search holds (bits + 1) * k int64 per query: used while that stays under this
+FAISS_COUNTING_BYTES = 8 << 20  # per query
+FAISS_BATCH_BYTES = 64 << 20  # per search call into faiss
+
+# The auto backend times its flat-scan top-k candidates on the first search of at least this many
+# queries (fewer for big databases: about TIMING_ITEMS query x item pairs per candidate), on
+# databases of at least TIMING_MIN_ITEMS codes (below that every path takes microseconds)
+TIMING_QUERIES = 32
+TIMING_ITEMS = 32 << 20
+TIMING_MIN_ITEMS = 50_000
