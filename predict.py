@@ -69,19 +69,9 @@ def status(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def class_names(data_root, num_classes):
-    path = os.path.join(data_root, "classes.txt")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-        if len(names) == num_classes:
-            return names
-    return [str(i) for i in range(num_classes)]
-
-
 def query_labels(img, data_root, list_paths):
     """Labels of the query when it is an image of the data set (then matches can be judged)."""
-    from utils.data import parse_list
+    from utils.data.lists import parse_list
 
     rel = os.path.relpath(os.path.abspath(img), os.path.abspath(data_root))
     for path in list_paths:
@@ -119,7 +109,9 @@ def main(argv=None):
 
     import numpy as np
 
-    from utils.data import build_transform, parse_list, read_image
+    from utils.data.images import read_image
+    from utils.data.lists import class_names, parse_list
+    from utils.data.transforms import build_transform
 
     query_image = read_image(args.img)  # a bad query fails before any model or database work
 

@@ -43,7 +43,7 @@ def main():
     print(machine_line())
 
     from utils.runtime.device import setup_device
-    from utils.lite_data import ensure_lite_dataset
+    from utils.data.lite import ensure_lite_dataset
 
     setup_device("cpu", args.threads)
     root = ensure_lite_dataset(args.data_path)
@@ -62,7 +62,8 @@ def run(args, root, db_list, work):
     import export_model
     from models import build_model
     from utils.config import build_config, save_config
-    from utils.data import ImageListDataset, build_transform
+    from utils.data.dataset import ImageListDataset
+    from utils.data.transforms import build_transform
     from utils.inference import encode_list, InferenceEncoder
 
     if args.images:

@@ -6,7 +6,7 @@ configure()  # this script is its own entry point: before paddle is imported
 from benchmarks.machine import machine_line
 import numpy as np, cv2, paddle
 
-from utils.data import image_size, read_image
+from utils.data.images import image_size, read_image
 
 
 def best(fn, n):

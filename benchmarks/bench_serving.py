@@ -95,8 +95,8 @@ def main():
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
 
     from deploy.serving.launch import running_service
-    from utils.data import parse_list
-    from utils.lite_data import ensure_lite_dataset
+    from utils.data.lists import parse_list
+    from utils.data.lite import ensure_lite_dataset
 
     root = ensure_lite_dataset(args.data_path)
     paths, _ = parse_list(os.path.join(root, "test.txt"))

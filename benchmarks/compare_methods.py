@@ -131,7 +131,7 @@ class BaselineFeatures:
         if seed not in self.cache:
             from utils.baselines import backbone_features
             from utils.config import dataset_lists
-            from utils.data import build_dataloader
+            from utils.data.loader import build_dataloader
             from utils.engine import Engine, build_split
 
             engine = Engine(cfg)  # builds (and seeds) the network, loads backbone weights, the eval loaders

@@ -33,7 +33,7 @@ python=$(func_config_value "${FILENAME}" train_params python "${MODE}")
 model_name=$(func_config_value "${FILENAME}" train_params model_name "${MODE}")
 bit=${model_name##*_}
 
-"${python}" -c "from utils.lite_data import ensure_lite_dataset; ensure_lite_dataset('./test_tipc/data/lite/')" || exit 1
+"${python}" -c "from utils.data.lite import ensure_lite_dataset; ensure_lite_dataset('./test_tipc/data/lite/')" || exit 1
 echo "lite data: ./test_tipc/data/lite/ ($(wc -l <./test_tipc/data/lite/train.txt) train, $(wc -l <./test_tipc/data/lite/test.txt) query, $(wc -l <./test_tipc/data/lite/database.txt) database images)"
 
 missing=0

@@ -100,7 +100,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def tiny_lite(tmp_path_factory):
     """A small generated lite data set shared by the end-to-end tests."""
-    from utils.lite_data import generate_lite_dataset
+    from utils.data.lite import generate_lite_dataset
 
     root = str(tmp_path_factory.mktemp("lite") / "lite")
     generate_lite_dataset(root, seed=3, num_database=48, num_test=12, num_train=32, image_size=72)

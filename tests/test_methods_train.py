@@ -12,7 +12,7 @@ import pytest
 
 from utils.baselines import baseline_codes
 from utils.config import build_config
-from utils.data import build_dataloader
+from utils.data.loader import build_dataloader
 from utils.engine import Engine, build_split
 from utils.losses import LOSSES
 from utils.metrics import mean_average_precision
@@ -34,7 +34,7 @@ OVERRIDES = {"lcdsh": ["loss.locality_weight=1"], "hashnet": ["loss.self_pairs=f
 
 @pytest.fixture(scope="module")
 def small_lite(tmp_path_factory):
-    from utils.lite_data import generate_lite_dataset
+    from utils.data.lite import generate_lite_dataset
 
     root = str(tmp_path_factory.mktemp("lite64") / "lite")
     generate_lite_dataset(root, seed=3, num_database=96, num_test=24, num_train=64, image_size=72)

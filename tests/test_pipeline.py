@@ -187,7 +187,7 @@ def test_validation_split_picks_the_best_epoch_and_says_so(tiny_lite, tmp_path):
 
 
 def test_split_validation_is_deterministic_and_disjoint():
-    from utils.data import split_validation
+    from utils.data.dataset import split_validation
 
     keep, held = split_validation(40, 0.25, seed=3)
     again = split_validation(40, 0.25, seed=3)

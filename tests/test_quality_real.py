@@ -9,7 +9,7 @@ import pytest
 from tools.make_digits_split import make_split
 from utils.baselines import baseline_codes
 from utils.config import CONFIG_DIR, build_config
-from utils.data import build_dataloader
+from utils.data.loader import build_dataloader
 from utils.engine import Engine, build_split
 from utils.metrics import mean_average_precision
 

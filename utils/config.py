@@ -363,7 +363,7 @@ def dataset_lists(cfg):
     """Make the built-in lite data when asked for and absent; return {split: list path}."""
     d = cfg["dataset"]
     if d["name"] == "lite":
-        from utils.lite_data import ensure_lite_dataset
+        from utils.data.lite import ensure_lite_dataset
 
         ensure_lite_dataset(d["data_path"], seed=d["lite_seed"])
     elif not os.path.isdir(d["data_path"]):

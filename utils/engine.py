@@ -19,8 +19,9 @@ from utils.training.checkpoint import (load_backbone_weights, load_checkpoint, o
                                        set_optimizer_state)
 from utils.config import SCRATCH_CONFIG, config_yaml, dataset_lists, default_config_path, list_dir
 from utils.runtime.cpu import apply_training_options
-from utils.data import (ImageListDataset, SubsetView, bad_image_summary, build_dataloader, build_transform,
-                        split_validation)
+from utils.data.dataset import bad_image_summary, ImageListDataset, split_validation, SubsetView
+from utils.data.loader import build_dataloader
+from utils.data.transforms import build_transform
 from utils.runtime.distributed import Comm, in_dataset_order
 from utils.errors import UserError
 from utils.storage.fileio import display_path

@@ -155,7 +155,9 @@ def encode_list(encoder, list_path, data_root, batch_size=32, num_workers=0, des
     """Codes of every image of a list file, in list order, with decoding in worker processes."""
     from tqdm import tqdm
 
-    from utils.data import ImageListDataset, build_dataloader, build_transform
+    from utils.data.dataset import ImageListDataset
+    from utils.data.loader import build_dataloader
+    from utils.data.transforms import build_transform
 
     transform = build_transform(False, **encoder.preprocess)
     dataset = ImageListDataset(list_path, data_root, transform)

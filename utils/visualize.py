@@ -4,7 +4,7 @@ import os
 import cv2
 import numpy as np
 
-from utils.data import read_image
+from utils.data.images import read_image
 from utils.storage.fileio import atomic_write_bytes
 
 TILE = 160

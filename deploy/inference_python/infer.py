@@ -66,7 +66,7 @@ def main(argv=None):
     args = parse_args(argv)
     import numpy as np
 
-    from utils.data import preprocess_image
+    from utils.data.transforms import preprocess_image
     from utils.retrieval import format_code
     from utils.inference import default_model_dir, InferenceEncoder
     from utils.runtime.log import quiet_library_logging

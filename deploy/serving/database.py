@@ -22,7 +22,7 @@ import threading
 import numpy as np
 
 from utils.code_cache import cached_or_built, fingerprint, save_codes
-from utils.data import parse_list
+from utils.data.lists import parse_list
 from utils.storage.fileio import atomic_open
 from utils.inference import encode_list
 from utils.retrieval import HammingIndex

@@ -11,7 +11,7 @@ import queue
 
 import numpy as np
 
-from utils.data import build_transform
+from utils.data.transforms import build_transform
 from utils.inference import InferenceEncoder
 
 

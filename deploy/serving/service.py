@@ -12,15 +12,10 @@ import numpy as np
 from deploy.serving.database import ImageDatabase
 from deploy.serving.encoders import EncoderPool
 from deploy.serving.uploads import Limits, UploadError, decode_upload
+from utils.data.lists import class_names
 from utils.retrieval import format_code
 
 DEFAULT_K = 10
-
-
-def class_names(data_root, num_classes):
-    from predict import class_names as names  # classes.txt beside the images, as predict.py reads it
-
-    return names(data_root, num_classes)
 
 
 class SearchService:

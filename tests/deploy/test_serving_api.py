@@ -12,7 +12,8 @@ from deploy.serving.app import create_app
 from deploy.serving.service import SearchService
 from deploy.serving.uploads import Limits
 from tests.deploy.conftest import BIT, db_list
-from utils.data import parse_list, preprocess_image
+from utils.data.lists import parse_list
+from utils.data.transforms import preprocess_image
 from utils.storage.weights import read_weights
 from utils.inference import InferenceEncoder
 from utils.storage.weights import weights_digest

@@ -13,7 +13,7 @@ import pytest
 
 from deploy.serving.launch import running_service
 from tests.deploy.conftest import db_list
-from utils.data import parse_list
+from utils.data.lists import parse_list
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

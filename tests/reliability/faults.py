@@ -74,7 +74,7 @@ def install(spec):
 
         os.replace = replace
     elif point == "read_image":
-        from utils import data as dataset
+        from utils.data import dataset
 
         real_read = dataset.read_image
 

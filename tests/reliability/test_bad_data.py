@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from tests.reliability.common import assert_one_line_error, train
-from utils.data import (ImageListDataset, bad_image_summary, build_dataloader, build_transform, image_size,
-                        parse_list, read_image)
+from utils.data.dataset import bad_image_summary, ImageListDataset
+from utils.data.images import image_size, read_image
+from utils.data.lists import parse_list
+from utils.data.loader import build_dataloader
+from utils.data.transforms import build_transform
 from utils.errors import UserError
 
 

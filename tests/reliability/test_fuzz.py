@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from utils.config import DEFAULTS, build_config, load_yaml, parse_override
-from utils.data import _read_list
+from utils.data.lists import read_list
 from utils.errors import UserError
 
 FAST = settings(max_examples=150, deadline=None, database=None,
@@ -61,7 +61,7 @@ def check_list(tmp_path, raw):
     path.write_bytes(raw)
     expected = reference_parse(raw)
     try:
-        got = _read_list(str(path))
+        got = read_list(str(path))
     except UserError as exc:
         assert expected is None, f"refused a valid list: {exc}"
         assert str(exc).startswith(str(path))

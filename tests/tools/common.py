@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from utils.data import parse_list
+from utils.data.lists import parse_list
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUTPUT_FILES = ("train.txt", "test.txt", "database.txt", "classes.txt", "SHA256SUMS", "summary.txt")

@@ -6,7 +6,9 @@ import pytest
 from models import build_model
 from utils.baselines import BASELINES, baseline_codes, fit_itq, fit_lsh
 from utils.config import build_config
-from utils.data import ImageListDataset, build_dataloader, build_transform
+from utils.data.dataset import ImageListDataset
+from utils.data.loader import build_dataloader
+from utils.data.transforms import build_transform
 from utils.errors import UserError
 from utils.metrics import mean_average_precision
 

@@ -4,15 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from utils.data import (
-    EpochBatchSampler,
-    ImageListDataset,
-    build_dataloader,
-    build_transform,
-    parse_list,
-    preprocess_image,
-    read_image,
-)
+from utils.data.dataset import ImageListDataset
+from utils.data.images import read_image
+from utils.data.lists import parse_list
+from utils.data.loader import build_dataloader, EpochBatchSampler
+from utils.data.transforms import build_transform, preprocess_image
 from utils.errors import UserError
 
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -357,3 +353,31 @@ def test_dataloader_workers_early_break(image_list):
             assert img.shape == [2, 3, 12, 12]
             if i == 1:
                 break
+
+
+def test_sampler_is_paddles_distributed_sampler_with_an_order_from_the_seed(image_list):
+    import paddle
+
+    lst, root = image_list
+    ds = ImageListDataset(lst, root, None)
+    a, b = (EpochBatchSampler(ds, 3, shuffle=True, seed=s) for s in (1, 2))
+    assert isinstance(a, paddle.io.DistributedBatchSampler) and len(a) == 4 and len(EpochBatchSampler(ds, 3, drop_last=True)) == 3
+    for sampler in (a, b):
+        sampler.set_epoch(0)
+    order = [i for batch in a for i in batch]
+    assert sorted(order) == list(range(10)) and order != [i for batch in b for i in batch]  # the seed decides
+    assert [i for batch in a for i in batch] == order  # iterating again is the same epoch (paddle's own advances it)
+    again = EpochBatchSampler(ds, 3, shuffle=True, seed=1)
+    again.set_epoch(0)
+    assert [i for batch in again for i in batch] == order
+    a.set_epoch(1)
+    assert ds.epoch == 1 and [i for batch in a for i in batch] != order
+
+
+def test_class_names_from_classes_txt_or_numbers(tmp_path):
+    from utils.data.lists import class_names
+
+    (tmp_path / "classes.txt").write_text("cat\n\ndog\nbird\n", encoding="utf-8")
+    assert class_names(str(tmp_path), 3) == ["cat", "dog", "bird"]
+    assert class_names(str(tmp_path), 4) == ["0", "1", "2", "3"]  # a file for another label count is not used
+    assert class_names(str(tmp_path / "none"), 2) == ["0", "1"]

@@ -3,9 +3,10 @@ import os
 import numpy as np
 import pytest
 
-from utils.data import parse_list, read_image
+from utils.data.images import read_image
+from utils.data.lists import parse_list
 from utils.errors import UserError
-from utils.lite_data import LITE_CLASSES, ensure_lite_dataset, generate_lite_dataset
+from utils.data.lite import ensure_lite_dataset, generate_lite_dataset, LITE_CLASSES
 
 SMALL = dict(num_database=60, num_test=12, num_train=40, image_size=64)
 
@@ -100,7 +101,7 @@ def test_atomic_no_tmp_left_and_existing_not_regenerated(tmp_path, capsys):
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
-    import utils.lite_data as lite
+    import utils.data.lite as lite
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt

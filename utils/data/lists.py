@@ -1,0 +1,84 @@
+"""List files: one image a line, `<relative/path.jpg> <v1> ... <vC>` (0/1 multi-hot labels, paths
+relative to the data root), and the data set's class names (classes.txt beside the images)."""
+import os
+
+import numpy as np
+
+from utils.errors import ConfigError, DataError
+from utils.storage.fileio import read_bytes
+
+_DROP_01 = str.maketrans("", "", "01")
+
+
+def read_list(list_path, num_classes=None):
+    """Parse a list file: (paths, labels float32 [n, C], line numbers)."""
+    list_path = os.fspath(list_path)
+    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
+        raise ConfigError(f"{list_path}: num_classes must be >= 1, got {num_classes!r}")
+    raw = read_bytes(list_path, "list file", folder_hint=", expected a list file")
+    try:
+        text = raw.decode("utf-8-sig")  # utf-8-sig drops a BOM
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
+        raise DataError(f"{list_path}:{line}: not UTF-8 text (byte {exc.start}); list files must be UTF-8") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # CRLF and CR line ends read as LF
+
+    expected = None if num_classes is None else int(num_classes)
+    paths, bits, linenos = [], [], []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        labels = tokens[1:]
+        where = f"{list_path}:{lineno}"
+        if not labels:
+            raise DataError(f"{where}: no labels")
+        if "\x00" in tokens[0]:
+            raise DataError(f"{where}: the image path contains a NUL character")
+        if expected is None:
+            expected = len(labels)
+        if len(labels) != expected:
+            raise DataError(f"{where}: expected {expected} labels, got {len(labels)}")
+        joined = "".join(labels)
+        if len(joined) != expected or joined.translate(_DROP_01):
+            # Slow path: some token is not a plain "0"/"1" (e.g. "1.0", or an error).
+            chars = []
+            for token in labels:
+                try:
+                    value = float(token)
+                except ValueError:
+                    value = None
+                if value not in (0.0, 1.0):
+                    raise DataError(f"{where}: label {token!r} is not 0 or 1")
+                chars.append("1" if value == 1.0 else "0")
+            joined = "".join(chars)
+        paths.append(tokens[0])
+        bits.append(joined)
+        linenos.append(lineno)
+    if not paths:
+        raise DataError(f"{list_path}: no images listed (the list is empty)")
+    flat = np.frombuffer("".join(bits).encode("ascii"), dtype=np.uint8)
+    labels = (flat - ord("0")).reshape(len(paths), expected).astype(np.float32)
+    return paths, labels, linenos
+
+
+def parse_list(list_path, num_classes=None):
+    """Read a list file. Returns (paths as written, labels float32 [n, C]).
+
+    Blank lines are skipped, CRLF is fine. Every malformed line is a DataError
+    ``"<file>:<line>: ..."``. When num_classes is None, C is taken from the first line.
+    """
+    paths, labels, _ = read_list(list_path, num_classes)
+    return paths, labels
+
+
+def class_names(data_root, num_classes):
+    """The class names of data_root/classes.txt (one a line, in label order) when it lists
+    num_classes of them, else "0", "1", ...: what predict.py and the search service print."""
+    path = os.path.join(data_root, "classes.txt")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+        if len(names) == num_classes:
+            return names
+    return [str(i) for i in range(num_classes)]
