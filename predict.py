@@ -90,7 +90,7 @@ def main(argv=None):
     configure()
     args = parse_args(argv)
     from utils.cli.flags import check_output_dir, config_for_weights
-    from utils.inference import default_model
+    from utils.inference.model_files import default_model
     from utils.runtime.log import quiet_library_logging
 
     quiet_library_logging()
@@ -115,10 +115,10 @@ def main(argv=None):
 
     query_image = read_image(args.img)  # a bad query fails before any model or database work
 
-    from utils.code_cache import cached_or_built, fingerprint
+    from utils.inference.code_cache import cached_or_built, fingerprint
     from utils.config import dataset_lists
     from utils.runtime.device import setup_device
-    from utils.inference import DygraphEncoder, encode_list, InferenceEncoder
+    from utils.inference.encoders import DygraphEncoder, encode_list, InferenceEncoder
     from utils.retrieval import HammingIndex, format_code
 
     if args.model_dir:
@@ -167,7 +167,7 @@ def main(argv=None):
         print(f"{rank:>4} {int(d):>8}  {db_paths[i]:<40} {text}" + (f"  {'yes' if relevant else 'no'}" if judge else ""))
         matches.append((os.path.join(data_root, db_paths[i]), int(d), text, relevant))
     if args.show:
-        from utils.visualize import draw_matches, try_display
+        from utils.evaluation.pictures import draw_matches, try_display
 
         stem = os.path.splitext(os.path.basename(args.img))[0]
         caption = [label_text(q_labels, names) if judge else f"{args.bit} bits"]

@@ -59,12 +59,12 @@ def run(args, root, db_list, work):
     import numpy as np
     import paddle
 
-    import export_model
     from models import build_model
     from utils.config import build_config, save_config
     from utils.data.dataset import ImageListDataset
     from utils.data.transforms import build_transform
-    from utils.inference import encode_list, InferenceEncoder
+    from utils.inference.encoders import encode_list, InferenceEncoder
+    from utils.inference.export import export_model
 
     if args.images:
         with open(db_list, encoding="utf-8") as f:
@@ -79,8 +79,7 @@ def run(args, root, db_list, work):
     paddle.save(build_model(cfg).state_dict(), os.path.join(work, "w.pdparams"))
     save_config(cfg, os.path.join(work, f"config_{args.bit}.yaml"))
     t0 = time.perf_counter()
-    export_model.main(["--bit", str(args.bit), "--pretrained", os.path.join(work, "w"),
-                       "--save-inference-dir", os.path.join(work, "inf")])
+    export_model(cfg, os.path.join(work, "w"), os.path.join(work, "inf"))
     print(f"exported a random AlexNet-HashNet-{args.bit} ({cfg['dataset']['crop_size']}px) in "
           f"{time.perf_counter() - t0:.1f}s; {args.threads} predictor threads, batch {args.batch_size}, "
           f"{os.cpu_count()} CPUs, paddle {paddle.__version__}")

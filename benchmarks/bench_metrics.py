@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils.metrics import mean_average_precision  # noqa: E402
+from utils.evaluation.metrics import mean_average_precision  # noqa: E402
 from benchmarks.machine import machine_line  # noqa: E402
 
 

@@ -46,7 +46,7 @@ def main():
     from models import CodeHead, build_model
     from utils.config import build_config
     from utils.runtime.device import setup_device
-    from utils.inference import InferenceEncoder
+    from utils.inference.encoders import InferenceEncoder
 
     setup_device("cpu", args.threads)
     cfg = build_config(None, {"bit": args.bit}, [f"dataset.crop_size={args.crop}", f"dataset.resize_size={args.crop}"])

@@ -5,7 +5,7 @@
     python benchmarks/compare_methods.py --dataset coco --data-path /data/coco --epochs 150 -o train.eval_every=10
 
 Methods are the configs <config-dir>/<method>_<dataset>.yaml (configs/methods/) plus
-configs/hashnet_<dataset>.yaml; the unsupervised baselines lsh and itq (utils/baselines.py) hash
+configs/hashnet_<dataset>.yaml; the unsupervised baselines lsh and itq (utils/evaluation/baselines.py) hash
 the untrained backbone features of the hashnet config's network (its ImageNet weights when the
 config names them), so every table has a floor. Each run trains in this process with the
 project's Engine on a short schedule (--epochs, one evaluation after the last epoch; everything
@@ -73,7 +73,7 @@ def find_method_configs(config_dir, dataset):
 
 def available_baselines():
     try:
-        from utils.baselines import BASELINES
+        from utils.evaluation.baselines import BASELINES
     except ImportError:  # the baselines module is optional
         return {}
     return BASELINES
@@ -129,7 +129,7 @@ class BaselineFeatures:
 
     def get(self, cfg, seed):
         if seed not in self.cache:
-            from utils.baselines import backbone_features
+            from utils.inference.features import backbone_features
             from utils.config import dataset_lists
             from utils.data.loader import build_dataloader
             from utils.engine import Engine, build_split
@@ -145,8 +145,8 @@ class BaselineFeatures:
 
 
 def baseline_once(name, cfg, seed, features):
-    from utils.baselines import BASELINES
-    from utils.metrics import mean_average_precision, precision_within_radius
+    from utils.evaluation.baselines import BASELINES
+    from utils.evaluation.metrics import mean_average_precision, precision_within_radius
 
     train_x, query_x, query_y, db_x, db_y = features.get(cfg, seed)
     hasher = BASELINES[name](train_x, cfg["model"]["bit"], seed=seed)

@@ -11,7 +11,7 @@ written once to --data-dir. Every method trains from scratch with its lite confi
 (configs/methods/<method>_lite.yaml, the lite network: AlexNet-BN, fc 1024, 64x64 crops) on the
 one engine, for --epochs epochs with one evaluation after the last; `hashnet_scratch` is
 configs/hashnet_scratch.yaml (the recipe for a new data set without ImageNet weights). The
-floors lsh and itq hash the untrained lite network's backbone features (utils/baselines.py).
+floors lsh and itq hash the untrained lite network's backbone features (utils/evaluation/baselines.py).
 A --variant NAME=KEY=VALUE;KEY=VALUE adds a row: the HashNet lite config with those overrides.
 The table gives mAP@all and precision within Hamming radius 2 (mean +- sample std over the
 seeds) and, for trained methods, the worst share of distinct query codes over the seeds (a

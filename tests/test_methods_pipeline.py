@@ -12,7 +12,7 @@ import export_model
 import main_single_gpu
 import predict
 from utils.config import build_config
-from utils.inference import DygraphEncoder, encode_list, InferenceEncoder
+from utils.inference.encoders import DygraphEncoder, encode_list, InferenceEncoder
 
 BIT = 16
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "methods", "ssdh_lite.yaml")

@@ -10,12 +10,12 @@ import os
 
 import pytest
 
-from utils.baselines import baseline_codes
+from utils.inference.features import baseline_codes
 from utils.config import build_config
 from utils.data.loader import build_dataloader
 from utils.engine import Engine, build_split
 from utils.losses import LOSSES
-from utils.metrics import mean_average_precision
+from utils.evaluation.metrics import mean_average_precision
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
 EPOCHS = 8

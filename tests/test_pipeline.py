@@ -10,7 +10,7 @@ import export_model
 import main_single_gpu
 import predict
 from utils.config import build_config
-from utils.inference import DygraphEncoder, encode_list, InferenceEncoder
+from utils.inference.encoders import DygraphEncoder, encode_list, InferenceEncoder
 
 BIT = 16
 # fc6/fc7 narrowed to 256 keeps checkpoints small and the suite fast; the full-width model is

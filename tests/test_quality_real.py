@@ -7,11 +7,11 @@ import os
 import pytest
 
 from tools.make_digits_split import make_split
-from utils.baselines import baseline_codes
+from utils.inference.features import baseline_codes
 from utils.config import CONFIG_DIR, build_config
 from utils.data.loader import build_dataloader
 from utils.engine import Engine, build_split
-from utils.metrics import mean_average_precision
+from utils.evaluation.metrics import mean_average_precision
 
 BIT = 64  # at 16 bits HashNet is just above ITQ on the digits (0.50 vs 0.47 over 3 seeds): too thin for a test
 EPOCHS = 10

@@ -12,7 +12,7 @@ import pytest
 from utils.config import SCRATCH_CONFIG, build_config
 from utils.engine import Engine
 from utils.storage.fileio import display_path
-from utils.metrics import code_statistics, codes_collapsed
+from utils.evaluation.code_health import code_statistics, codes_collapsed
 
 BIT = 16
 SMALL = ["model.fc_dim=64", "dataset.resize_size=72", "dataset.crop_size=64", "dataset.num_workers=0",

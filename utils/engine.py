@@ -27,7 +27,8 @@ from utils.errors import UserError
 from utils.storage.fileio import display_path
 from utils.runtime.log import open_log_files, ScalarWriter, setup_logger
 from utils.losses import build_loss
-from utils.metrics import code_statistics, codes_collapsed, mean_average_precision, precision_within_radius
+from utils.evaluation.code_health import code_statistics, codes_collapsed
+from utils.evaluation.metrics import mean_average_precision, precision_within_radius
 from utils.optimizer import build_optimizer
 
 
@@ -401,7 +402,7 @@ class Engine:
                 "warnings": self.warnings}
 
     def _plots(self, codes, what):
-        from utils.plots import save_retrieval_plots
+        from utils.evaluation.plots import save_retrieval_plots
 
         paths, _, at_n = save_retrieval_plots(*codes, self.out, self.bit)
         self.logger.info(f"plots of the {what} model: {', '.join(paths)}; precision@N "

@@ -68,7 +68,8 @@ def main(argv=None):
 
     from utils.data.transforms import preprocess_image
     from utils.retrieval import format_code
-    from utils.inference import default_model_dir, InferenceEncoder
+    from utils.inference.encoders import InferenceEncoder
+    from utils.inference.model_files import default_model_dir
     from utils.runtime.log import quiet_library_logging
 
     files = image_files(args.img_path)

@@ -114,9 +114,11 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     if not auto_export:
         raise UserError(f"--model-dir {model_dir}: no exported model there; run: {command}")
     log(f"no exported model in {model_dir}: exporting {prefix} (the same as: {command})")
-    import export_model
+    from utils.cli.flags import check_output_dir, config_for_weights
+    from utils.inference.export import export_model
 
-    export_model.main(["--bit", str(bit), "--pretrained", prefix, "--save-inference-dir", model_dir])
+    check_output_dir(model_dir, "--model-dir")
+    export_model(config_for_weights(prefix, bit), prefix, model_dir)
 
 
 def database_list(dataset, data_path, list_dir):

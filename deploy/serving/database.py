@@ -1,12 +1,12 @@
 """The searchable database: the data set's database list plus the images added at run time.
 
-Data-set images: codes come from the predict.py cache (utils.code_cache, in --cache-dir), so a
+Data-set images: codes come from the predict.py cache (utils.inference.code_cache, in --cache-dir), so a
 restart with the same model and list does not re-encode; images are served from the data root.
 
 Added images (POST /items) live in a store folder that survives restarts:
     <store>/images/<nnnnnn>_<sha256 prefix><suffix>   the uploaded bytes, unchanged
     <store>/items.txt                                 list format, paths relative to <store>
-    <store>/codes/database_code_<K>.npy + .json       their codes, through utils.code_cache
+    <store>/codes/database_code_<K>.npy + .json       their codes, through utils.inference.code_cache
 Each write is atomic (utils.storage.fileio) and in that order: image files, list, codes. The codes'
 fingerprint holds the list's sha256, so a crash between steps leaves codes that no longer match
 the list; they are then re-encoded from the stored images at the next start.
@@ -21,10 +21,10 @@ import threading
 
 import numpy as np
 
-from utils.code_cache import cached_or_built, fingerprint, save_codes
+from utils.inference.code_cache import cached_or_built, fingerprint, save_codes
 from utils.data.lists import parse_list
 from utils.storage.fileio import atomic_open
-from utils.inference import encode_list
+from utils.inference.encoders import encode_list
 from utils.retrieval import HammingIndex
 
 

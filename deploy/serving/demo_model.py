@@ -11,9 +11,9 @@ def export_untrained_model(out_dir, data_path, bit=64, seed=0, overrides=()):
     """Write <out_dir>/untrained_<K>.pdparams + config_<K>.yaml and export them to <out_dir>/inference."""
     import paddle
 
-    import export_model
     from models import build_model
     from utils.config import build_config, save_config
+    from utils.inference.export import export_model
     from utils.storage.weights import atomic_paddle_save
 
     cfg = build_config(None, {"dataset": "lite", "data_path": data_path, "bit": bit}, overrides)
@@ -23,5 +23,5 @@ def export_untrained_model(out_dir, data_path, bit=64, seed=0, overrides=()):
     atomic_paddle_save(model.state_dict(), prefix + ".pdparams")
     save_config(cfg, os.path.join(out_dir, f"config_{bit}.yaml"))
     model_dir = os.path.join(out_dir, "inference")
-    export_model.main(["--bit", str(bit), "--pretrained", prefix, "--save-inference-dir", model_dir])
+    export_model(cfg, prefix, model_dir)  # what export_model.py does with the config saved beside the weights
     return model_dir

@@ -12,7 +12,7 @@ import queue
 import numpy as np
 
 from utils.data.transforms import build_transform
-from utils.inference import InferenceEncoder
+from utils.inference.encoders import InferenceEncoder
 
 
 class EncoderPool:
@@ -22,7 +22,7 @@ class EncoderPool:
         self.size = size
         self.threads = threads
         self.bit = first.bit
-        self.fingerprint = first.fingerprint   # the weights digest (utils.inference; utils.code_cache reads it)
+        self.fingerprint = first.fingerprint   # the weights digest (utils.storage.weights; utils.inference.code_cache reads it)
         self.preprocess = first.preprocess
         self.info = first.info
         self.transform = build_transform(False, **first.preprocess)

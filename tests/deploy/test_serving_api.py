@@ -15,7 +15,7 @@ from tests.deploy.conftest import BIT, db_list
 from utils.data.lists import parse_list
 from utils.data.transforms import preprocess_image
 from utils.storage.weights import read_weights
-from utils.inference import InferenceEncoder
+from utils.inference.encoders import InferenceEncoder
 from utils.storage.weights import weights_digest
 
 

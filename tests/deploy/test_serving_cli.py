@@ -8,7 +8,7 @@ import yaml
 from deploy.serving import cli
 from tests.deploy.conftest import BIT
 from utils.errors import UserError
-from utils.inference import InferenceEncoder
+from utils.inference.encoders import InferenceEncoder
 from utils.storage.fileio import file_sha256
 
 

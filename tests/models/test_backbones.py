@@ -98,7 +98,7 @@ def test_weights_of_another_network_are_a_user_error(tmp_path):
 def _export_and_encode(cfg, tmp_path):
     """Save weights + config as training does, run export_model.py, encode with Paddle Inference."""
     import export_model
-    from utils.inference import DygraphEncoder, InferenceEncoder
+    from utils.inference.encoders import DygraphEncoder, InferenceEncoder
 
     bit = cfg["model"]["bit"]
     prefix = str(tmp_path / f"model_best_{bit}")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.reliability.common import in_repo, run
-from utils.code_cache import cache_paths, cached_or_built, load_cached_codes, save_codes
+from utils.inference.code_cache import cache_paths, cached_or_built, load_cached_codes, save_codes
 
 
 @pytest.fixture(scope="module")

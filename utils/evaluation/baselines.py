@@ -6,12 +6,12 @@
 - ITQ (Gong & Lazebnik, CVPR 2011): PCA to K dimensions, then a rotation R learned by
   alternating B = sign(V R) and the orthogonal Procrustes solution R = argmin ||B - V R||_F.
 
-Both are fitted on the training images' features and run in numpy, so they cost seconds.
+Both are fitted on the training images' features and run in numpy, so they cost seconds; the
+features come from utils.inference.features (a network's backbone on a loader).
 """
 import numpy as np
-import paddle
 
-from utils.errors import UserError
+from utils.errors import ConfigError
 
 
 class LinearHash:
@@ -32,7 +32,7 @@ def fit_lsh(train_features, bit, seed=0):
 
 def fit_itq(train_features, bit, seed=0, iterations=50):
     if bit > min(train_features.shape):
-        raise UserError(f"ITQ needs bit <= feature dimension and training images ({train_features.shape}); "
+        raise ConfigError(f"ITQ needs bit <= feature dimension and training images ({train_features.shape}); "
                         f"got {bit} bits")
     x = train_features.astype(np.float64)
     mean = x.mean(axis=0)
@@ -57,28 +57,8 @@ BASELINES = {
 }
 
 
-@paddle.no_grad()
-def backbone_features(model, loader):
-    """Backbone features (eval mode) and labels of every item of a loader, in loader order."""
-    was_training = model.training
-    model.eval()
-    features, labels = [], []
-    for images, batch_labels, _ in loader:
-        features.append(model.backbone(images).numpy().astype(np.float64))
-        labels.append(batch_labels.numpy())
-    if was_training:
-        model.train()
-    return np.concatenate(features), np.concatenate(labels)
-
-
-def baseline_codes(name, model, train_loader, query_loader, db_loader, bit, seed=0):
-    """Fit baseline `name` (lsh | itq) on the backbone features of train_loader's images (use an
-    un-augmented loader) and encode the query and database sets with it.
-    Returns (query_codes, db_codes, query_labels, db_labels), codes int8 +-1 [n, bit]."""
+def baseline_fitter(name):
+    """The fit function of baseline `name` (lsh | itq): fit(train_features, bit, seed) -> LinearHash."""
     if name not in BASELINES:
-        raise UserError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
-    train_features, _ = backbone_features(model, train_loader)
-    hasher = BASELINES[name](train_features, bit, seed=seed)
-    q_features, q_labels = backbone_features(model, query_loader)
-    db_features, db_labels = backbone_features(model, db_loader)
-    return hasher.encode(q_features), hasher.encode(db_features), q_labels, db_labels
+        raise ConfigError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
+    return BASELINES[name]

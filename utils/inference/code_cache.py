@@ -1,6 +1,6 @@
 """The database code cache: `<dir>/database_code_<K>.npy` + `database_code_<K>.json` (fingerprint).
 
-The fingerprint names the model (utils.inference.weights_digest of its tensors: the same for
+The fingerprint names the model (utils.storage.weights.weights_digest of its tensors: the same for
 trained weights and their export, so both share one cache), the preprocessing, the list file
 (sha256 of its bytes), the data root and the bit count; any difference means the codes are stale
 and are rebuilt.

@@ -4,13 +4,14 @@ import paddle
 import pytest
 
 from models import build_model
-from utils.baselines import BASELINES, baseline_codes, fit_itq, fit_lsh
+from utils.evaluation.baselines import BASELINES, fit_itq, fit_lsh
+from utils.inference.features import baseline_codes
 from utils.config import build_config
 from utils.data.dataset import ImageListDataset
 from utils.data.loader import build_dataloader
 from utils.data.transforms import build_transform
 from utils.errors import UserError
-from utils.metrics import mean_average_precision
+from utils.evaluation.metrics import mean_average_precision
 
 
 def clustered(rng, n, dim=40, clusters=4):

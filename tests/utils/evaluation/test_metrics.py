@@ -4,10 +4,10 @@ import functools
 import numpy as np
 import pytest
 
-from utils import metrics
+from utils.evaluation import metrics
 from utils.errors import UserError
-from utils.metrics import (mean_average_precision, precision_at_n, precision_recall_curve,
-                           precision_within_radius)
+from utils.evaluation.metrics import (mean_average_precision, precision_at_n, precision_recall_curve,
+                                      precision_within_radius)
 from utils.retrieval import pack_codes
 
 

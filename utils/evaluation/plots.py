@@ -1,7 +1,7 @@
 """Optional evaluation plots (matplotlib): precision-recall over Hamming radii and precision@N."""
 import os
 
-from utils.metrics import precision_at_n, precision_recall_curve
+from utils.evaluation.metrics import precision_at_n, precision_recall_curve
 
 
 def save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, out_dir, bit, ns=None):

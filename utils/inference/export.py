@@ -1,0 +1,65 @@
+"""Export trained weights to a static inference graph for Paddle Inference.
+
+Writes DIR/inference_<K>.json + DIR/inference_<K>.pdiparams (Paddle 3 PIR format) and
+DIR/infer_cfg.yml (preprocessing, bit count, the weights' digest). The graph outputs the +-1
+code. The weights also go to DIR/model_<K>.safetensors: the form to hand to others (loading it
+runs no code). Everything is written in full before any file of a previous export in DIR is
+replaced, so a failed write (disk full) leaves that export as it was. export_model.py, the
+search service and the demo model all call export_model() here.
+"""
+import os
+import shutil
+import tempfile
+
+import yaml
+
+from utils.errors import WriteError
+from utils.inference.model_files import preprocess_settings
+from utils.storage.fileio import Staged, file_sha256, stage_bytes, staged_generation
+from utils.storage.weights import load_weights, safetensors_bytes, weights_digest
+
+
+def export_model(cfg, pretrained, out_dir):
+    """Export the weights PREFIX `pretrained` of the network `cfg` describes (the config that trained
+    them: utils.config.config_for_weights) into out_dir; returns the prefix DIR/inference_<K>."""
+    import paddle
+
+    from models import CodeHead, build_model
+
+    bit = cfg["model"]["bit"]
+    model = build_model(cfg)
+    weights = load_weights(model, pretrained)
+    head = CodeHead(model)
+    head.eval()
+    crop = cfg["dataset"]["crop_size"]
+    static = paddle.jit.to_static(head, input_spec=[paddle.static.InputSpec([None, 3, crop, crop], "float32", "x")],
+                                  full_graph=True)
+    name = f"inference_{bit}"
+    prefix = os.path.join(out_dir, name)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".export-", dir=out_dir)  # the new export, beside the old one
+    except OSError as exc:
+        raise WriteError(prefix + ".json", exc) from None
+    try:
+        with staged_generation(out_dir) as staged:
+            try:
+                paddle.jit.save(static, os.path.join(work, name))
+            except OSError as exc:
+                raise WriteError(f"{prefix}.json/.pdiparams", exc) from None
+            staged += [Staged(os.path.join(work, f), os.path.join(out_dir, f)) for f in sorted(os.listdir(work))]
+            released = os.path.join(out_dir, f"model_{bit}.safetensors")
+            staged.append(stage_bytes(released, safetensors_bytes(
+                model.state_dict(), {"bit": bit, "backbone": cfg["model"]["backbone"]})))
+            # weights_digest: the model fingerprint predict.py and the service compare, the same as the
+            # dygraph weights'; model_files_sha256 says the exported files are still these
+            graph = [os.path.join(work, name + ext) for ext in (".json", ".pdiparams")]
+            info = {"bit": bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
+                    "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
+                    "weights_sha256": file_sha256(weights), "weights_digest": weights_digest(model.state_dict()),
+                    "model_files_sha256": file_sha256(*graph), "safetensors": os.path.basename(released)}
+            text = yaml.safe_dump(info, sort_keys=False).encode("utf-8")
+            staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))  # last: it describes the rest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return prefix
