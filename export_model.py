@@ -36,7 +36,7 @@ def parse_args(argv=None):
 def main(argv=None):
     configure()
     args = parse_args(argv)
-    from utils.cli.flags import config_for_weights
+    from utils.config import config_for_weights
     from utils.inference.export import export_model
     from utils.runtime.device import setup_device
     from utils.runtime.log import quiet_library_logging

@@ -89,7 +89,8 @@ def label_text(label_row, names):
 def main(argv=None):
     configure()
     args = parse_args(argv)
-    from utils.cli.flags import check_output_dir, config_for_weights
+    from utils.cli.flags import check_output_dir
+    from utils.config import config_for_weights
     from utils.inference.model_files import default_model
     from utils.runtime.log import quiet_library_logging
 

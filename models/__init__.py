@@ -31,13 +31,13 @@ MODELS = {
 def build_model(cfg, num_classes=None):
     """Build the network described by cfg['model'] (a resolved config dict). num_classes: for
     heads with a classifier, when training (without it they only encode: export, predict)."""
-    from utils.errors import UserError
+    from utils.errors import ConfigError
 
     mcfg = cfg["model"]
     if mcfg["backbone"] not in BACKBONES:
-        raise UserError(f"model.backbone: unknown backbone {mcfg['backbone']!r}; choose from {sorted(BACKBONES)}")
+        raise ConfigError(f"model.backbone: unknown backbone {mcfg['backbone']!r}; choose from {sorted(BACKBONES)}")
     if mcfg["name"] not in MODELS:
-        raise UserError(f"model.name: unknown model {mcfg['name']!r}; choose from {sorted(MODELS)}")
+        raise ConfigError(f"model.name: unknown model {mcfg['name']!r}; choose from {sorted(MODELS)}")
     backbone = BACKBONES[mcfg["backbone"]](dropout=mcfg["dropout"], fc_dim=mcfg["fc_dim"],
                                          batch_norm=mcfg["batch_norm"])
     return MODELS[mcfg["name"]](backbone, bit=mcfg["bit"], hash_lr_mult=mcfg["hash_lr_mult"],

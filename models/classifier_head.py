@@ -10,7 +10,7 @@ import paddle
 from paddle import nn
 
 from models.hashnet import HashNet
-from utils.errors import UserError
+from utils.errors import ConfigError
 
 
 class HashClassifierNet(HashNet):
@@ -33,5 +33,5 @@ class HashClassifierNet(HashNet):
         if not self.training:
             return z
         if self.classifier is None:
-            raise UserError(f"{type(self).__name__} was built without num_classes: it can encode but not train")
+            raise ConfigError(f"{type(self).__name__} was built without num_classes: it can encode but not train")
         return z, self.classifier(self.code_features(z))

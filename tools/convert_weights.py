@@ -40,7 +40,7 @@ def convert(pdparams, out=None, bit=None, backbone=None, trust=False):
     if bit is None and "hash_layer.weight" in state:
         bit = int(state["hash_layer.weight"].shape[-1])
     if backbone is None:
-        from utils.cli.flags import saved_config
+        from utils.config import saved_config
 
         config = saved_config(source, bit)
         if config:

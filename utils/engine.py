@@ -410,9 +410,7 @@ class Engine:
 
     def run(self):
         """Train (or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line."""
-        if self.cfg["eval_only"]:
-            if not self.cfg["pretrained"]:
-                raise UserError("--eval needs --pretrained PREFIX (the weights to evaluate)")
+        if self.cfg["eval_only"]:  # with --pretrained: config validation checked the pair
             result = self.evaluate()
             self._log_eval("eval", result)
             value = result["map"]

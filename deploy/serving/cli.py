@@ -114,7 +114,8 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     if not auto_export:
         raise UserError(f"--model-dir {model_dir}: no exported model there; run: {command}")
     log(f"no exported model in {model_dir}: exporting {prefix} (the same as: {command})")
-    from utils.cli.flags import check_output_dir, config_for_weights
+    from utils.cli.flags import check_output_dir
+    from utils.config import config_for_weights
     from utils.inference.export import export_model
 
     check_output_dir(model_dir, "--model-dir")

@@ -1,7 +1,10 @@
-"""The training flags shared by main_single_gpu.py and main_multi_gpu.py (DESIGN.md section 6)."""
+"""The training flags shared by main_single_gpu.py and main_multi_gpu.py, and the checks of flags
+that the other entry points share (docs/architecture.md: the interface contract)."""
 import argparse
+import os
 
-from utils.config import build_config
+from utils.config import SUPPORTED_BITS, build_config, saved_config
+from utils.errors import ConfigError
 
 
 def _flag(parser, *names, **kw):
@@ -55,54 +58,30 @@ def str2bool(text):
 
 
 def check_range(name, value, low, high=None, what="an integer"):
-    """value within [low, high] or a one-line UserError naming the flag."""
-    from utils.errors import UserError
-
+    """value within [low, high] or a ConfigError (one line) naming the flag."""
     if value is not None and (value < low or (high is not None and value > high)):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise UserError(f"{name} must be {what} {bound}, got {value}")
+        raise ConfigError(f"{name} must be {what} {bound}, got {value}")
     return value
 
 
 def check_bit(bit, flag="--bit"):
-    from utils.config import SUPPORTED_BITS
-    from utils.errors import UserError
-
     if bit not in SUPPORTED_BITS:
-        raise UserError(f"{flag} {bit} is not a supported code length {SUPPORTED_BITS}")
+        raise ConfigError(f"{flag} {bit} is not a supported code length {SUPPORTED_BITS}")
     return bit
 
 
 def check_output_dir(path, flag="--output-dir"):
-    """A folder we can write to (created if absent), or a one-line UserError."""
-    import os
-
-    from utils.errors import UserError
-
+    """A folder we can write to (created if absent), or a ConfigError (one line)."""
     if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"{flag} {path}: exists and is not a folder")
+        raise ConfigError(f"{flag} {path}: exists and is not a folder")
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"{flag} {path}: cannot create folder ({exc.strerror})") from None
+        raise ConfigError(f"{flag} {path}: cannot create folder ({exc.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {path}: folder is not writable")
+        raise ConfigError(f"{flag} {path}: folder is not writable")
     return path
-
-
-def saved_config(pretrained, bit=None):
-    """The config_<K>.yaml a training run saved beside its weights, if there is one."""
-    import glob
-    import os
-
-    from utils.storage.weights import weights_path
-
-    folder = os.path.dirname(weights_path(pretrained)) or "."
-    if bit is not None:
-        path = os.path.join(folder, f"config_{bit}.yaml")
-        return path if os.path.isfile(path) else None
-    found = sorted(glob.glob(os.path.join(folder, "config_*.yaml")))
-    return found[0] if len(found) == 1 else None
 
 
 def config_from_args(args):
@@ -116,12 +95,3 @@ def config_from_args(args):
     cfg = build_config(config, flags, args.override)
     check_output_dir(cfg["output_dir"])
     return cfg
-
-
-def config_for_weights(pretrained, bit, config=None, dataset=None, data_path=None, overrides=()):
-    """The config that trained these weights: -c if given, else the config_<K>.yaml the training
-    run saved beside them, else configs/hashnet_<dataset>.yaml. Keeps preprocessing consistent."""
-    if config is None and pretrained:
-        config = saved_config(pretrained, bit)
-    flags = {"bit": bit, "dataset": dataset, "data_path": data_path}
-    return build_config(config, flags, overrides)

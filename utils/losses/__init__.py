@@ -6,7 +6,7 @@ the config schema (the `loss` section's keys) and the engine pick it up from her
 """
 import numpy as np
 
-from utils.errors import UserError
+from utils.errors import ConfigError
 from utils.losses.base import HashLoss
 from utils.losses.csq import CSQLoss
 from utils.losses.dch import DCHLoss
@@ -33,7 +33,7 @@ LOSSES = {
 
 def loss_class(name):
     if name not in LOSSES:
-        raise UserError(f"loss.name: unknown loss {name!r}; choose from {sorted(LOSSES)}")
+        raise ConfigError(f"loss.name: unknown loss {name!r}; choose from {sorted(LOSSES)}")
     return LOSSES[name]
 
 
@@ -42,7 +42,7 @@ def check_loss_config(cfg):
     cls = loss_class(cfg["loss"]["name"])
     cls.check_options({k: v for k, v in cfg["loss"].items() if k != "name"})
     if cfg["model"]["name"] != cls.MODEL:
-        raise UserError(f"loss.name {cls.NAME!r} needs model.name {cls.MODEL!r} (its head), got "
+        raise ConfigError(f"loss.name {cls.NAME!r} needs model.name {cls.MODEL!r} (its head), got "
                         f"{cfg['model']['name']!r}")
 
 

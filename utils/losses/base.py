@@ -11,7 +11,7 @@ defaults in `DEFAULTS` (the `loss` section's schema for that method), the head i
 import paddle
 from paddle import nn
 
-from utils.errors import UserError
+from utils.errors import ConfigError, DataError
 
 
 class HashLoss(nn.Layer):
@@ -48,7 +48,7 @@ class HashLoss(nn.Layer):
     def check_data(cls, options, multi_label, dataset):
         """Refuse data this method cannot learn from (called by build_loss with the training labels)."""
         if multi_label and not cls.MULTI_LABEL:
-            raise UserError(f"loss {cls.NAME!r} supports single-label data only, but data set {dataset!r} has "
+            raise DataError(f"loss {cls.NAME!r} supports single-label data only, but data set {dataset!r} has "
                             f"images with several labels")
 
 
@@ -62,24 +62,24 @@ def check_positive(options, *keys, allow_none=False):
         value = options[key]
         if not ((allow_none and value is None) or (_is_number(value) and value > 0)):
             extra = " or null" if allow_none else ""
-            raise UserError(f"loss.{key}: must be > 0{extra}, got {value!r}")
+            raise ConfigError(f"loss.{key}: must be > 0{extra}, got {value!r}")
 
 
 def check_non_negative(options, *keys):
     for key in keys:
         if not (_is_number(options[key]) and options[key] >= 0):
-            raise UserError(f"loss.{key}: must be >= 0, got {options[key]!r}")
+            raise ConfigError(f"loss.{key}: must be >= 0, got {options[key]!r}")
 
 
 def check_int(options, key, minimum):
     value = options[key]
     if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
-        raise UserError(f"loss.{key}: must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"loss.{key}: must be an integer >= {minimum}, got {value!r}")
 
 
 def check_choice(options, key, choices):
     if options[key] not in choices:
-        raise UserError(f"loss.{key}: must be one of {', '.join(map(str, choices))}, got {options[key]!r}")
+        raise ConfigError(f"loss.{key}: must be one of {', '.join(map(str, choices))}, got {options[key]!r}")
 
 
 # -- shared numerics --------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def check_memory_options(options):
     """The memory_max_age / memory_warmup_epochs keys of CodeMemory losses."""
     value = options["memory_max_age"]
     if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        raise UserError(f"loss.memory_max_age: must be null (the whole memory) or an integer >= 0 (steps), "
+        raise ConfigError(f"loss.memory_max_age: must be null (the whole memory) or an integer >= 0 (steps), "
                         f"got {value!r}")
     check_int(options, "memory_warmup_epochs", 0)
 

@@ -3,7 +3,6 @@ import math
 
 import paddle
 
-from utils.config import DEFAULTS as CONFIG_DEFAULTS
 from utils.losses.base import (CodeMemory, HashLoss, balanced_weights, check_choice, check_int, check_memory_options,
                                check_positive, log1p_exp, similarity)
 
@@ -43,8 +42,20 @@ class HashNetLoss(CodeMemory, HashLoss):
     """
 
     NAME = "hashnet"
-    # HashNet is the default method: its keys are those of utils/config.py DEFAULTS["loss"].
-    DEFAULTS = {k: v for k, v in CONFIG_DEFAULTS["loss"].items() if k != "name"}
+    # HashNet is the default method (utils.config.schema.DEFAULT_METHOD): the built-in `loss` section.
+    DEFAULTS = {
+        "alpha": 0.1,              # theta = alpha * <h_i, h_j>; None: 10 / bit (Caffe)
+        "continuation": "epoch",   # epoch: beta = sqrt(epoch // beta_step + 1); iteration: Caffe's schedule
+        "beta_step": 20,
+        "beta_gamma": 0.005,       # iteration: beta = (1 + beta_gamma * iter) ** beta_power,
+        "beta_power": 0.5,         #   updated every beta_step_iters iterations
+        "beta_step_iters": 200,
+        "pair_weighting": "balanced",  # balanced: S/S1 and S/S0; constant: similar pairs x similar_weight
+        "similar_weight": 1.0,     # Caffe's class_num
+        "memory_max_age": None,    # pair with memory codes written in the last N steps; null: all; 0: in-batch
+        "memory_warmup_epochs": 0,  # first epochs: in-batch pairs only
+        "self_pairs": True,        # pair each image with its own code too (i = j), as the reproductions do
+    }
 
     def __init__(self, num_train, bit, num_classes, alpha=0.1, beta_step=20, comm=None, continuation="epoch",
                  beta_gamma=0.005, beta_power=0.5, beta_step_iters=200, pair_weighting="balanced",

@@ -96,7 +96,7 @@ def test_saved_config_loads_back(tmp_path):
 def test_every_shipped_config_resolves():
     import glob
 
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs")
     paths = sorted(glob.glob(os.path.join(root, "*.yaml")))
     assert len(paths) >= 3
     for path in paths:
@@ -105,7 +105,7 @@ def test_every_shipped_config_resolves():
 
 
 def test_caffe_recipe_config():
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs")
     cfg = build_config(os.path.join(root, "hashnet_coco_caffe.yaml"))
     assert cfg["loss"]["alpha"] is None and cfg["loss"]["continuation"] == "iteration"
     assert cfg["loss"]["pair_weighting"] == "constant" and cfg["model"]["hash_bias_lr_mult"] == 20.0
@@ -136,3 +136,16 @@ def test_a_value_of_the_wrong_type_is_one_line_naming_the_key(override, fragment
     with pytest.raises(UserError) as err:
         build_config(None, {}, [override])
     assert str(err.value) == fragment
+
+
+def test_eval_without_weights_is_refused_by_the_config_before_anything_is_built(tmp_path, capsys):
+    """Flag pairs are config validation: nothing (data, lists, model) is built or read first."""
+    import main_single_gpu
+    from utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--eval needs --pretrained PREFIX \(the weights to evaluate\)$"):
+        build_config(None, {"eval": True, "data_path": str(tmp_path / "nowhere")})
+    with pytest.raises(SystemExit):
+        main_single_gpu.main(["--eval", "--dataset", "custom", "--data-path", str(tmp_path / "nowhere"),
+                              "--output-dir", str(tmp_path / "out")])
+    assert capsys.readouterr().err.strip() == "error: --eval needs --pretrained PREFIX (the weights to evaluate)"

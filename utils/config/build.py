@@ -1,0 +1,40 @@
+"""Resolving a config: built-in defaults < YAML file(s) < command-line flags < `-o key=value`."""
+from utils.config.files import SCRATCH_CONFIG, default_config_path, saved_config
+from utils.config.load import merge_file, parse_override, set_by_path
+from utils.config.schema import DEFAULTS, FLAG_KEYS, default_config
+from utils.config.validate import validate
+
+
+def _gives_backbone_weights(flags, overrides):
+    return bool(flags.get("pretrained_backbone")) or any(
+        text.split("=", 1)[0].strip() == "model.backbone_weights" and text.split("=", 1)[1:] not in ([""], ["null"])
+        for text in overrides or ())
+
+
+def build_config(config_path=None, flags=None, overrides=()):
+    """Resolve the config. flags: {flag_name: value or None}; overrides: ['k=v', ...]."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    cfg = default_config()
+    if config_path is None:
+        config_path = default_config_path(flags.get("dataset", DEFAULTS["dataset"]["name"]))
+        if config_path is None and not _gives_backbone_weights(flags, overrides):
+            config_path = SCRATCH_CONFIG  # the engine says so in one line
+    if config_path is not None:
+        merge_file(cfg, config_path)
+    for name, value in flags.items():
+        set_by_path(cfg, FLAG_KEYS[name], value, f"--{name.replace('_', '-')}")
+    for text in overrides or ():
+        key, value = parse_override(text)
+        set_by_path(cfg, key, value, f"-o {text}")
+    cfg["config_file"] = config_path
+    validate(cfg)
+    return cfg
+
+
+def config_for_weights(pretrained, bit, config=None, dataset=None, data_path=None, overrides=()):
+    """The config that trained these weights: -c if given, else the config_<K>.yaml the training
+    run saved beside them, else configs/hashnet_<dataset>.yaml. Keeps preprocessing consistent."""
+    if config is None and pretrained:
+        config = saved_config(pretrained, bit)
+    flags = {"bit": bit, "dataset": dataset, "data_path": data_path}
+    return build_config(config, flags, overrides)

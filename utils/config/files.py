@@ -1,0 +1,65 @@
+"""Where configs and list files are, and the resolved config as the file saved beside a run's weights."""
+import glob
+import os
+
+import yaml
+
+from utils.errors import ConfigError, DataError
+from utils.storage.fileio import atomic_open
+from utils.storage.weights import weights_path
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
+# the recipe for a data set with no config of its own and no ImageNet weights
+SCRATCH_CONFIG = os.path.join(CONFIG_DIR, "hashnet_scratch.yaml")
+
+
+def default_config_path(dataset):
+    path = os.path.join(CONFIG_DIR, f"hashnet_{dataset}.yaml")
+    return path if os.path.isfile(path) else None
+
+
+def list_dir(cfg):
+    d = cfg["dataset"]
+    if d["list_dir"]:
+        return d["list_dir"]
+    if d["name"] == "lite":
+        return d["data_path"]
+    return os.path.join("data", d["name"])
+
+
+def dataset_lists(cfg):
+    """Make the built-in lite data when asked for and absent; return {split: list path}."""
+    d = cfg["dataset"]
+    if d["name"] == "lite":
+        from utils.data.lite import ensure_lite_dataset
+
+        ensure_lite_dataset(d["data_path"], seed=d["lite_seed"])
+    elif not os.path.isdir(d["data_path"]):
+        raise DataError(f"--data-path: folder not found: {d['data_path']}")
+    folder = list_dir(cfg)
+    lists = {split: os.path.join(folder, f"{split}.txt") for split in ("train", "test", "database")}
+    for split, path in lists.items():
+        if not os.path.isfile(path):
+            raise DataError(f"{split} list not found: {path} (set --list-dir or dataset.list_dir)")
+    return lists
+
+
+def config_yaml(cfg):
+    """The resolved config as the YAML text saved beside a run's weights (config_<K>.yaml)."""
+    return yaml.safe_dump({k: v for k, v in cfg.items() if k != "config_file"}, sort_keys=False)
+
+
+def save_config(cfg, path):
+    """Write the resolved config atomically, so a run's outputs say how they were made."""
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(config_yaml(cfg))
+
+
+def saved_config(pretrained, bit=None):
+    """The config_<K>.yaml a training run saved beside its weights, if there is one."""
+    folder = os.path.dirname(weights_path(pretrained)) or "."
+    if bit is not None:
+        path = os.path.join(folder, f"config_{bit}.yaml")
+        return path if os.path.isfile(path) else None
+    found = sorted(glob.glob(os.path.join(folder, "config_*.yaml")))
+    return found[0] if len(found) == 1 else None
