@@ -123,7 +123,7 @@ def paddle_step(args, cfg):
 def torch_spec(cfg):
     """The torch reference's flags for this config, or the reason it cannot mirror it."""
     m, t, loss = cfg["model"], cfg["train"], cfg["loss"]
-    if loss["name"] != "hashnet" or m["name"] != "hashnet" or m["backbone"] != "alexnet":
+    if loss["name"] != "hashnet" or m["name"] != "linear" or m["backbone"] != "alexnet":
         return {"unsupported": f"the torch reference implements AlexNet + the HashNet loss only (config: "
                                f"{m['backbone']} + {loss['name']}); pass --no-torch"}
     alpha = 10.0 / m["bit"] if loss["alpha"] is None else loss["alpha"]

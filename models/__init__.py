@@ -3,7 +3,7 @@ from models.alexnet import AlexNetBackbone
 from models.mobilenet import MobileNetV3LargeBackbone, MobileNetV3SmallBackbone
 from models.resnet import ResNet18Backbone, ResNet50Backbone
 from models.vgg import VGG16Backbone
-from models.hashnet import CodeHead, HashNet, codes_from_logits
+from models.hash_model import CodeHead, HashModel, codes_from_logits
 from models.dshsd import DSHSDNet
 from models.greedyhash import GreedyHashNet
 from models.ssdh import SSDHNet
@@ -20,7 +20,7 @@ BACKBONES = {
 }
 
 MODELS = {
-    "hashnet": HashNet,
+    "linear": HashModel,  # backbone + fc(K); the methods without a classifier train this head
     # heads with a classifier (train mode returns (z, class_logits)); utils/losses/<name>.py
     "ssdh": SSDHNet,
     "dshsd": DSHSDNet,
@@ -44,4 +44,4 @@ def build_model(cfg, num_classes=None):
                                 hash_bias_lr_mult=mcfg["hash_bias_lr_mult"], num_classes=num_classes)
 
 
-__all__ = ["BACKBONES", "MODELS", "build_model", "CodeHead", "codes_from_logits"]
+__all__ = ["BACKBONES", "MODELS", "CodeHead", "HashModel", "build_model", "codes_from_logits"]

@@ -1,6 +1,6 @@
 """Heads with a classifier on top of the hash layer (SSDH, DSHSD, GreedyHash).
 
-In eval mode they return z like HashNet (codes = z >= 0), so evaluation, export and
+In eval mode they return z like the linear head, HashModel (codes = z >= 0), so evaluation, export and
 inference never see the classifier; in train mode they return (z, class_logits) for the
 method's loss. The classifier is a training device: built without num_classes (export,
 predict: no data at hand), the head has no classifier and the classifier weights of a
@@ -9,11 +9,11 @@ checkpoint are simply not loaded (they do not change the codes).
 import paddle
 from paddle import nn
 
-from models.hashnet import HashNet
+from models.hash_model import HashModel
 from utils.errors import ConfigError
 
 
-class HashClassifierNet(HashNet):
+class HashClassifierNet(HashModel):
     """backbone -> hash layer z -> code_features(z) -> linear classifier (train mode only)."""
 
     def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None, num_classes=None):
@@ -29,7 +29,7 @@ class HashClassifierNet(HashNet):
         raise NotImplementedError
 
     def forward(self, x):
-        z = self.hash_layer(self.backbone(x))  # HashNet's forward (super() does not survive paddle.jit)
+        z = self.hash_layer(self.backbone(x))  # HashModel's forward (super() does not survive paddle.jit)
         if not self.training:
             return z
         if self.classifier is None:

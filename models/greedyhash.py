@@ -1,6 +1,6 @@
 """GreedyHash head (Su et al., NeurIPS 2018): sign forward, straight-through backward."""
 from models.classifier_head import HashClassifierNet
-from models.hashnet import codes_from_logits
+from models.hash_model import codes_from_logits
 
 
 def sign_straight_through(z):

@@ -51,7 +51,7 @@ def test_table_matches_the_logged_per_seed_values(tiny_lite, tmp_path, capsys):
     seconds = [r["epoch_seconds"] for r in runs if r["method"] == "hashnet"]
     assert all(s > 0 for s in seconds) and rows["hashnet"][-1] == f"{sum(seconds) / 2:.1f}"
     assert rows["lsh"][-1] == "-" and rows["broken"][2:4] == ["failed", "failed"]
-    assert "failed: broken 16 bits seed 0: UserError" in printed
+    assert "failed: broken 16 bits seed 0: ConfigError" in printed  # a UserError subclass: the bad loss.name
     assert "Schedule: 1 epoch per run" in printed and "--seeds 0 1 --epochs 1" in printed and rows["hashnet"][1] == "16"
     # the markdown copy holds the same rows; the plot was drawn
     markdown = (out / "compare_methods.md").read_text()

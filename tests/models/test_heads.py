@@ -1,4 +1,4 @@
-"""Heads with a classifier (SSDH, DSHSD, GreedyHash): eval mode returns z like HashNet."""
+"""Heads with a classifier (SSDH, DSHSD, GreedyHash): eval mode returns z like the linear head."""
 import numpy as np
 import paddle
 import pytest
@@ -8,12 +8,12 @@ from utils.storage.weights import load_weights
 from utils.config import build_config
 from utils.errors import UserError
 
-CLASSIFIER_HEADS = [name for name in MODELS if name != "hashnet"]
+CLASSIFIER_HEADS = [name for name in MODELS if name != "linear"]
 
 
-def lite_cfg(name, bit=16):
+def lite_cfg(name, bit=16, loss=None):
     # no BatchNorm / dropout: train and eval mode compute the same z
-    return build_config(None, {"bit": bit}, [f"model.name={name}", f"loss.name={name}", "model.fc_dim=32",
+    return build_config(None, {"bit": bit}, [f"model.name={name}", f"loss.name={loss or name}", "model.fc_dim=32",
                                               "model.batch_norm=false", "model.dropout=0.0"])
 
 
@@ -53,7 +53,7 @@ def test_built_without_classes_it_encodes_trained_weights_but_cannot_train(name,
         encoder(x)
 
 
-def test_hashnet_ignores_num_classes():
-    model = build_model(lite_cfg("hashnet"), num_classes=5)
+def test_linear_head_ignores_num_classes():
+    model = build_model(lite_cfg("linear", loss="hashnet"), num_classes=5)
     model.train()
     assert model(paddle.randn([2, 3, 64, 64])).shape == [2, 16]

@@ -1,7 +1,7 @@
 """Resolving a config: built-in defaults < YAML file(s) < command-line flags < `-o key=value`."""
 from utils.config.files import SCRATCH_CONFIG, default_config_path, saved_config
 from utils.config.load import merge_file, parse_override, set_by_path
-from utils.config.schema import DEFAULTS, FLAG_KEYS, default_config
+from utils.config.schema import DEFAULTS, FLAG_KEYS, LEGACY_MODEL_NAMES, default_config
 from utils.config.validate import validate
 
 
@@ -27,6 +27,9 @@ def build_config(config_path=None, flags=None, overrides=()):
         key, value = parse_override(text)
         set_by_path(cfg, key, value, f"-o {text}")
     cfg["config_file"] = config_path
+    name = cfg["model"]["name"]
+    if isinstance(name, str) and name in LEGACY_MODEL_NAMES:  # a config_<K>.yaml saved by an older version
+        cfg["model"]["name"] = LEGACY_MODEL_NAMES[name]
     validate(cfg)
     return cfg
 

@@ -9,6 +9,8 @@ import copy
 
 SUPPORTED_BITS = (8, 12, 16, 24, 32, 48, 64, 128)
 DEFAULT_METHOD = "hashnet"
+# model.name values of configs saved before the generic head was renamed (it was named after HashNet)
+LEGACY_MODEL_NAMES = {"hashnet": "linear"}
 
 DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
     "dataset": {
@@ -29,7 +31,7 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
         "max_image_pixels": 100_000_000,  # decompression-bomb guard, checked from the image header
     },
     "model": {
-        "name": "hashnet",
+        "name": "linear",          # the head (models.MODELS): linear, ssdh, dshsd, greedyhash
         "backbone": "alexnet",
         "bit": 64,
         "dropout": 0.5,

@@ -17,7 +17,7 @@ from utils.errors import ConfigError, DataError
 class HashLoss(nn.Layer):
     NAME = None             # the LOSSES key (loss.name)
     DEFAULTS = {}           # config keys of the `loss` section (besides name) and their defaults
-    MODEL = "hashnet"       # the head whose outputs this loss consumes
+    MODEL = "linear"        # the head whose outputs this loss consumes
     MULTI_LABEL = True      # False: the engine refuses multi-label data sets for this method
     beta = None             # a continuation parameter to log, when the method has one
 

@@ -149,3 +149,16 @@ def test_eval_without_weights_is_refused_by_the_config_before_anything_is_built(
         main_single_gpu.main(["--eval", "--dataset", "custom", "--data-path", str(tmp_path / "nowhere"),
                               "--output-dir", str(tmp_path / "out")])
     assert capsys.readouterr().err.strip() == "error: --eval needs --pretrained PREFIX (the weights to evaluate)"
+
+
+def test_the_generic_head_is_linear_and_configs_saved_with_its_old_name_still_load(tmp_path):
+    from models import MODELS
+    from utils.config import config_for_weights
+
+    assert build_config(None, {})["model"]["name"] == "linear" and "hashnet" not in MODELS
+    assert build_config(None, {}, ["model.name=hashnet"])["model"]["name"] == "linear"
+    old = build_config(None, {"bit": 16})
+    old["model"]["name"] = "hashnet"  # what config_<K>.yaml said before the rename
+    save_config(old, str(tmp_path / "config_16.yaml"))
+    cfg = config_for_weights(str(tmp_path / "model_best_16"), 16)
+    assert cfg["config_file"] == str(tmp_path / "config_16.yaml") and cfg["model"]["name"] == "linear"

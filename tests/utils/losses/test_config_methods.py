@@ -47,7 +47,7 @@ def test_switching_method_resets_the_loss_section_and_later_keys_apply():
     (["loss.name=dsh", "loss.beta_step=3"], "unknown config key 'loss.beta_step' for loss 'dsh'"),
     (["loss.name=nope"], "unknown loss 'nope'"),
     (["loss.name=ssdh"], "loss.name 'ssdh' needs model.name 'ssdh'"),
-    (["model.name=ssdh"], "loss.name 'hashnet' needs model.name 'hashnet'"),
+    (["model.name=ssdh"], "loss.name 'hashnet' needs model.name 'linear'"),
     (["loss.name=dsh", "loss.alpha=-1"], "loss.alpha"),
     (["loss.name=csq", "loss.center_seed=0.5"], "loss.center_seed"),
     (["model.name=greedyhash", "loss.name=greedyhash", "loss.classification=soft"], "loss.classification"),

@@ -1,13 +1,15 @@
-"""HashNet head: a new fc layer (feature -> K bits) on top of a backbone.
+"""The hash model every method builds on: a backbone and a new fc layer (feature -> K bits), the
+`linear` head (model.name; HashNet, DSH, DPSH, DCH, LCDSH and CSQ train it as it is, the heads
+with a classifier extend it: models/classifier_head.py).
 
-The network returns the pre-activation z; the loss owns tanh(beta * z) because beta is
-the continuation schedule (a training concern), and the binary code is sign(z) either way.
+The network returns the pre-activation z; a loss owns what it does with z (HashNet: tanh(beta * z),
+beta being the continuation schedule, a training concern), and the binary code is sign(z) either way.
 """
 import paddle
 from paddle import nn
 
 
-class HashNet(nn.Layer):
+class HashModel(nn.Layer):
     """backbone + fc(K) -> z. Every head keeps this contract in eval mode (codes = z >= 0);
     num_classes is for heads with a classifier (models/classifier_head.py) and unused here."""
 
@@ -35,7 +37,7 @@ def codes_from_logits(z):
 
 
 class CodeHead(nn.Layer):
-    """Wraps a HashNet so that its output is the +-1 code (what is exported for inference)."""
+    """Wraps a HashModel so that its output is the +-1 code (what is exported for inference)."""
 
     def __init__(self, model):
         super().__init__()
