@@ -7,7 +7,6 @@ Everything is written in full before any file of a previous export in DIR is rep
 failed write (disk full) leaves that export as it was (utils/inference/export.py does the work).
 """
 import argparse
-import os
 
 from utils.cli import exit_on_user_error
 from utils.runtime import configure

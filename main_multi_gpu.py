@@ -20,7 +20,7 @@ def worker(cfg):
     configure()  # a spawned process starts fresh (the launcher's run main() instead)
     import paddle.distributed as dist
 
-    from utils.engine import Engine
+    from utils.training.engine import Engine
     from utils.runtime.device import resolve_device, setup_device
     from utils.runtime.log import quiet_library_logging
 

@@ -8,7 +8,7 @@ from utils.runtime import configure
 def main(argv=None):
     configure()
     cfg = config_from_args(train_parser(__doc__).parse_args(argv))
-    from utils.engine import Engine
+    from utils.training.engine import Engine
     from utils.runtime.device import setup_device
     from utils.runtime.log import quiet_library_logging
 

@@ -107,7 +107,7 @@ def quiet():
 
 
 def train_once(cfg, keep_weights):
-    from utils.engine import Engine
+    from utils.training.engine import Engine
 
     engine = Engine(cfg)
     result = engine.train()
@@ -132,7 +132,8 @@ class BaselineFeatures:
             from utils.inference.features import backbone_features
             from utils.config import dataset_lists
             from utils.data.loader import build_dataloader
-            from utils.engine import Engine, build_split
+            from utils.training.builders import build_split
+            from utils.training.engine import Engine
 
             engine = Engine(cfg)  # builds (and seeds) the network, loads backbone weights, the eval loaders
             plain_train = build_split(cfg, dataset_lists(cfg)["train"], train=False)  # no augmentation
@@ -283,7 +284,7 @@ def main(argv=None):
 
     from tqdm import tqdm
 
-    from utils.engine import topk_label
+    from utils.training.evaluate import topk_label
     from utils.runtime.device import setup_device
     from utils.storage.fileio import atomic_open
 

@@ -103,7 +103,7 @@ def distinct_share(codes):
 
 
 def train_run(cfg):
-    from utils.engine import Engine
+    from utils.training.engine import Engine
 
     engine = Engine(cfg)
     result = engine.train()

@@ -11,7 +11,7 @@ Fair by construction:
   torch), so no idle worker's OpenMP threads spin beside the timed one;
 - the torch side runs benchmarks/torch_reference.py, which imports torch, numpy and the
   standard library only (no paddle, no project code); the Paddle side times
-  utils.engine.train_step with the project's model, loss and optimizer built from the config;
+  utils.training.engine.train_step with the project's model, loss and optimizer built from the config;
 - both get the same thread count (OMP_NUM_THREADS/MKL_NUM_THREADS and the framework's own
   setting), the same fixed random inputs (benchmarks/harness.py; decoding is not timed here,
   see bench_encode.py), the same warm-up, and the order alternates round by round (A/B, B/A, ...);
@@ -100,10 +100,10 @@ def paddle_step(args, cfg):
 
     from models import build_model
     from utils.runtime.cpu import apply_training_options
-    from utils.engine import train_step
+    from utils.training.engine import train_step
     from utils.runtime.device import setup_device
     from utils.losses import build_loss
-    from utils.optimizer import build_optimizer
+    from utils.training.optimizer import build_optimizer
 
     setup_device("cpu", args.threads)
     paddle.seed(0)

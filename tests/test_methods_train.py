@@ -13,7 +13,8 @@ import pytest
 from utils.inference.features import baseline_codes
 from utils.config import build_config
 from utils.data.loader import build_dataloader
-from utils.engine import Engine, build_split
+from utils.training.builders import build_split
+from utils.training.engine import Engine
 from utils.losses import LOSSES
 from utils.evaluation.metrics import mean_average_precision
 

@@ -10,7 +10,8 @@ from tools.make_digits_split import make_split
 from utils.inference.features import baseline_codes
 from utils.config import CONFIG_DIR, build_config
 from utils.data.loader import build_dataloader
-from utils.engine import Engine, build_split
+from utils.training.builders import build_split
+from utils.training.engine import Engine
 from utils.evaluation.metrics import mean_average_precision
 
 BIT = 64  # at 16 bits HashNet is just above ITQ on the digits (0.50 vs 0.47 over 3 seeds): too thin for a test

@@ -10,7 +10,8 @@ import paddle
 import pytest
 
 from utils.config import SCRATCH_CONFIG, build_config
-from utils.engine import Engine
+from utils.training.engine import Engine
+from utils.training.health import RunHealth
 from utils.storage.fileio import display_path
 from utils.evaluation.code_health import code_statistics, codes_collapsed
 
@@ -32,15 +33,12 @@ def test_code_statistics_by_hand():
 
 
 def test_loss_rising_for_n_epochs_is_reported_once_per_streak():
-    engine = Engine.__new__(Engine)  # only the trend check: no data, no network
-    engine.cfg = {"train": {"loss_rise_epochs": 3}}
-    engine.warnings, engine._rise_warned = [], False
-    engine.logger = __import__("logging").getLogger("test")
+    health = RunHealth(__import__("logging").getLogger("test"), loss_rise_epochs=3)  # no data, no network
     losses = []
     for epoch, value in enumerate([1.41, 1.45, 1.50, 1.55, 1.60, 1.2, 1.3, 1.4, 1.5]):
         losses.append(value)
-        engine._check_loss_trend(epoch, losses)
-    assert engine.warnings == ["[epoch 4] the loss rose 3 epochs in a row (1.4100 -> 1.5500): the run is diverging "
+        health.check_loss_trend(epoch, losses)
+    assert health.warnings == ["[epoch 4] the loss rose 3 epochs in a row (1.4100 -> 1.5500): the run is diverging "
                                "or its codes are collapsing (lower --lr)",
                                "[epoch 9] the loss rose 3 epochs in a row (1.2000 -> 1.5000): the run is diverging "
                                "or its codes are collapsing (lower --lr)"]

@@ -4,7 +4,7 @@ import os
 
 import yaml
 
-from utils.errors import ConfigError, DataError
+from utils.errors import DataError
 from utils.storage.fileio import atomic_open
 from utils.storage.weights import weights_path
 

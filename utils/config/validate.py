@@ -49,6 +49,8 @@ def validate(cfg):
            "train.clip_grad_norm", f"must be null or a number > 0, got {t['clip_grad_norm']!r}")
     _check(_is_int(t["loss_rise_epochs"]) and t["loss_rise_epochs"] >= 0, "train.loss_rise_epochs",
            f"must be an integer >= 0, got {t['loss_rise_epochs']!r}")
+    _check(0 < t["lr_decay_gamma"] < 1, "train.lr_decay_gamma",
+           f"must be in (0, 1) (no decay: train.lr_decay_every above the epochs), got {t['lr_decay_gamma']!r}")
     for key in ("eval_every", "log_every", "lr_decay_every", "base_batch"):
         _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", f"must be an integer >= 1, got {t[key]!r}")
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "dataset.val_fraction",

@@ -125,8 +125,6 @@ def save_checkpoint(prefix, model, extra_state, release=False, files=None):
     Every new file is first written to a complete temp file; a failure there (WriteError: disk
     full, file size limit, read-only folder) changes nothing on disk. Only then does the current
     pair become PREFIX.prev and do the new files take their names (one rename each)."""
-    from utils.storage.weights import safetensors_bytes
-
     prefix = os.path.abspath(prefix)
     previous = prefix + PREVIOUS
     files = {os.path.abspath(path): data for path, data in (files or {}).items()}

@@ -148,9 +148,9 @@ def test_a_conv_layer_without_the_expected_private_attributes_is_left_alone():
 def _tiny_training(enable, steps=5):
     from models import build_model
     from utils.config import build_config
-    from utils.engine import train_step
+    from utils.training.engine import train_step
     from utils.losses import build_loss
-    from utils.optimizer import build_optimizer
+    from utils.training.optimizer import build_optimizer
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(onednn_conv.__file__)))
     cfg = build_config(os.path.join(root, "configs", "hashnet_lite.yaml"), {"bit": 16, "batch_size": 4},

@@ -1,11 +1,12 @@
+import paddle
 import pytest
 
-from utils.scheduler import ScaledStepDecay, scaled_lr
+from utils.training.optimizer import scaled_lr, step_decay
 
 
 def test_recipe_values_per_epoch():
     # Paddle reproduction: lr 1e-3 * (global batch / 64), x0.5 every 50 epochs, 150 epochs, 2 x 64.
-    sched = ScaledStepDecay(1e-3, global_batch=128, base_batch=64, step_size=50, gamma=0.5)
+    sched = step_decay(1e-3, global_batch=128, base_batch=64, step_size=50, gamma=0.5)
     values = []
     for _ in range(150):
         values.append(sched.get_lr())
@@ -21,9 +22,16 @@ def test_linear_scaling(global_batch, expected):
 
 
 def test_state_round_trip():
-    a = ScaledStepDecay(0.01, 64, step_size=3, gamma=0.1)
+    a = step_decay(0.01, 64, step_size=3, gamma=0.1)
     for _ in range(7):
         a.step()
-    b = ScaledStepDecay(0.01, 64, step_size=3, gamma=0.1)
+    b = step_decay(0.01, 64, step_size=3, gamma=0.1)
     b.set_state_dict(a.state_dict())
     assert b.last_epoch == a.last_epoch and b.get_lr() == pytest.approx(a.get_lr()) == pytest.approx(0.01 * 0.01)
+
+
+def test_the_schedule_is_paddles_step_decay():
+    """Not a hand-written twin: paddle.optimizer.lr.StepDecay at the scaled lr (its state is what old
+    checkpoints hold: last_epoch, last_lr)."""
+    sched = step_decay(1e-3, global_batch=128)
+    assert type(sched) is paddle.optimizer.lr.StepDecay and set(sched.state_dict()) == {"last_epoch", "last_lr"}

@@ -1,0 +1,127 @@
+"""What a run is built from, one builder each: the data (lists, data sets, loaders), the network,
+and the training parts (loss, optimizer, schedule). The engine calls them in this order, which
+fixes where each random draw comes from: seed_everything, the data, paddle.seed, the network."""
+import dataclasses
+import random
+
+import numpy as np
+import paddle
+
+from models import build_model
+from utils.config import dataset_lists
+from utils.data.dataset import ImageListDataset, SubsetView, split_validation
+from utils.data.loader import build_dataloader
+from utils.data.transforms import build_transform
+from utils.errors import DataError
+from utils.losses import build_loss
+from utils.runtime.cpu import apply_training_options
+from utils.storage.weights import load_weights
+from utils.training.checkpoint import load_backbone_weights
+from utils.training.optimizer import build_optimizer
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    paddle.seed(seed)
+
+
+def build_split(cfg, list_path, train):
+    """The data set of one list file, with the train (augmenting) or test transform of the config."""
+    d = cfg["dataset"]
+    transform = build_transform(train, resize_size=d["resize_size"], crop_size=d["crop_size"],
+                                mean=d["mean"], std=d["std"])
+    return ImageListDataset(list_path, d["data_path"], transform, num_classes=d["num_classes"],
+                            seed=cfg["train"]["seed"], skip_bad=d["skip_bad_images"],
+                            allow_outside_root=d["allow_outside_root"], max_pixels=d["max_image_pixels"])
+
+
+@dataclasses.dataclass
+class RunData:
+    """The data of a run. train_set/train_loader are None with --eval; val_loaders (queries, their
+    database) only with dataset.val_fraction > 0; num_train is the length of train.txt (the loss
+    memory is indexed by position in it, validation slots included)."""
+    lists: dict
+    query_set: ImageListDataset
+    db_set: ImageListDataset
+    query_loader: object
+    db_loader: object
+    num_classes: int
+    train_set: object = None
+    train_loader: object = None
+    val_loaders: tuple = None
+    num_train: int = 0
+
+    @property
+    def train_list(self):
+        return self.lists["train"]
+
+
+def build_data(cfg, rank=0, world_size=1):
+    """Lists (the lite data is generated when absent), data sets and loaders; each rank encodes its
+    share of the evaluation sets and trains on its share of every epoch."""
+    t, d = cfg["train"], cfg["dataset"]
+    lists = dataset_lists(cfg)
+    query_set = build_split(cfg, lists["test"], train=False)
+    db_set = build_split(cfg, lists["database"], train=False)
+    train_set = None if cfg["eval_only"] else build_split(cfg, lists["train"], train=True)
+    classes = {ds.num_classes for ds in (query_set, db_set, train_set) if ds is not None}
+    if len(classes) != 1:
+        raise DataError(f"the list files of {lists} disagree on the number of labels: {sorted(classes)}")
+    workers, eval_batch = d["num_workers"], max(t["batch_size"], 32)
+    shard = {"num_replicas": world_size, "rank": rank}
+
+    def eval_loader(dataset):
+        return build_dataloader(dataset, eval_batch, shuffle=False, drop_last=False, num_workers=workers,
+                                seed=t["seed"], **shard)
+
+    data = RunData(lists=lists, query_set=query_set, db_set=db_set, query_loader=eval_loader(query_set),
+                   db_loader=eval_loader(db_set), num_classes=classes.pop(), train_set=train_set)
+    if train_set is None:
+        return data
+    data.num_train = len(train_set)
+    if d["val_fraction"] > 0:
+        # Honest model selection: validation queries held out of train.txt, searched among the
+        # remaining training images; the network never trains on them.
+        keep, held_out = split_validation(len(train_set), d["val_fraction"], t["seed"])
+        plain = build_split(cfg, lists["train"], train=False)
+        data.val_loaders = tuple(eval_loader(SubsetView(plain, idx)) for idx in (held_out, keep))
+        data.train_set = SubsetView(train_set, keep)
+    data.train_loader = build_dataloader(data.train_set, t["batch_size"], shuffle=True, drop_last=True,
+                                         num_workers=workers, seed=t["seed"], **shard)
+    return data
+
+
+def build_network(cfg, num_classes, logger):
+    """The network of cfg['model'], seeded, with the CPU speed options, ImageNet backbone weights
+    (training) and --pretrained weights. Heads with a classifier need the class count to train
+    (without it, with --eval, they only encode)."""
+    paddle.seed(cfg["train"]["seed"])
+    model = build_model(cfg, num_classes=None if cfg["eval_only"] else num_classes)
+    tuned = apply_training_options(cfg, paddle.device.get_device().split(":")[0], model)
+    if tuned:
+        logger.info(f"CPU speed options: {', '.join(tuned)}")
+    if cfg["model"]["backbone_weights"] and not cfg["eval_only"]:
+        load_backbone_weights(model.backbone, cfg["model"]["backbone_weights"], logger)
+    if cfg["pretrained"]:
+        logger.info(f"loaded weights {load_weights(model, cfg['pretrained'])}")
+    return model
+
+
+@dataclasses.dataclass
+class TrainingParts:
+    """What updates the network: the loss (with its state: memory, centers), the model the step
+    runs (DataParallel over several ranks; its parameters are the network's), optimizer, schedule."""
+    criterion: object
+    train_model: object
+    optimizer: object
+    scheduler: object
+
+
+def build_training(cfg, data, model, comm, world_size=1):
+    criterion = build_loss(cfg, num_train=data.num_train, num_classes=data.num_classes, comm=comm,
+                           train_labels=data.train_set.labels)
+    # gradients are averaged over ranks by DataParallel; the parameters stay those of model
+    train_model = paddle.DataParallel(model) if world_size > 1 else model
+    optimizer, scheduler = build_optimizer(cfg, model.parameters(), world_size)
+    return TrainingParts(criterion, train_model, optimizer, scheduler)
