@@ -69,18 +69,6 @@ def status(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def query_labels(img, data_root, list_paths):
-    """Labels of the query when it is an image of the data set (then matches can be judged)."""
-    from utils.data.lists import parse_list
-
-    rel = os.path.relpath(os.path.abspath(img), os.path.abspath(data_root))
-    for path in list_paths:
-        paths, labels = parse_list(path)
-        if rel in paths:
-            return labels[paths.index(rel)]
-    return None
-
-
 def label_text(label_row, names):
     return ",".join(names[i] for i in label_row.nonzero()[0]) or "-"
 
@@ -111,16 +99,16 @@ def main(argv=None):
     import numpy as np
 
     from utils.data.images import read_image
-    from utils.data.lists import class_names, parse_list
+    from utils.data.lists import class_names, labels_of, parse_list
     from utils.data.transforms import build_transform
 
     query_image = read_image(args.img)  # a bad query fails before any model or database work
 
-    from utils.inference.code_cache import cached_or_built, fingerprint
     from utils.config import dataset_lists
-    from utils.runtime.device import setup_device
-    from utils.inference.encoders import DygraphEncoder, encode_list, InferenceEncoder
+    from utils.inference.code_cache import list_codes
+    from utils.inference.encoders import DygraphEncoder, InferenceEncoder
     from utils.retrieval import HammingIndex, format_code
+    from utils.runtime.device import setup_device
 
     if args.model_dir:
         encoder = InferenceEncoder(args.model_dir, args.bit, use_mkldnn=args.use_mkldnn,
@@ -132,14 +120,11 @@ def main(argv=None):
 
     data_root = cfg["dataset"]["data_path"]
     db_list = dataset_lists(cfg)["database"]
-    expected = fingerprint(encoder, db_list, data_root)
-    db_codes = cached_or_built(  # under a file lock: concurrent predict.py runs build the cache once
-        args.save_path, expected,
-        lambda: encode_list(encoder, db_list, data_root, args.batch_size, args.num_workers, "encode database")[0],
-        log=status)
+    db_codes = list_codes(encoder, db_list, data_root, args.save_path, args.batch_size, args.num_workers,
+                          "encode database", log=status)
     db_paths, db_labels = parse_list(db_list)
     lists = dataset_lists(cfg)
-    q_labels = query_labels(args.img, data_root, (lists["test"], lists["database"]))
+    q_labels = labels_of(args.img, data_root, (lists["test"], lists["database"]))
     names = class_names(data_root, db_labels.shape[1])
 
     query = build_transform(False, **encoder.preprocess)(query_image)[None]

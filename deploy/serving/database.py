@@ -21,31 +21,10 @@ import threading
 
 import numpy as np
 
-from utils.inference.code_cache import cached_or_built, fingerprint, save_codes
 from utils.data.lists import parse_list
-from utils.storage.fileio import atomic_open
-from utils.inference.encoders import encode_list
+from utils.inference.code_cache import fingerprint, list_codes, save_codes
 from utils.retrieval import HammingIndex
-
-
-class _PoolEncoder:
-    """Adapter so utils.inference.encode_list can use a predictor of the pool."""
-
-    def __init__(self, pool, encoder):
-        self.bit, self.fingerprint, self.preprocess = pool.bit, pool.fingerprint, pool.preprocess
-        self._encoder = encoder
-
-    def encode_batch(self, images):
-        return self._encoder.encode_batch(images)
-
-
-def _cached_or_encoded(pool, list_path, root, cache_dir, batch_size, num_workers, what, log):
-    """Codes of a list from the cache, else encoded with one predictor of the pool (then cached)."""
-    def build():
-        with pool.checkout() as encoder:
-            return encode_list(_PoolEncoder(pool, encoder), list_path, root, batch_size, num_workers, what)[0]
-
-    return cached_or_built(cache_dir, fingerprint(pool, list_path, root), build, log)
+from utils.storage.fileio import atomic_open
 
 
 class ImageDatabase:
@@ -61,8 +40,7 @@ class ImageDatabase:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
 
-        base_codes = _cached_or_encoded(pool, db_list, data_root, cache_dir, batch_size, num_workers,
-                                        "database", log)
+        base_codes = list_codes(pool, db_list, data_root, cache_dir, batch_size, num_workers, "database", log)
         self.paths, labels = parse_list(db_list)
         self.sources = ["data"] * len(self.paths)
         self.base_size = len(self.paths)
@@ -75,8 +53,8 @@ class ImageDatabase:
 
         if os.path.isfile(self.items_list):
             item_paths, item_labels = parse_list(self.items_list, self.num_classes)
-            item_codes = _cached_or_encoded(pool, self.items_list, self.store_dir, self.codes_dir, batch_size, 0,
-                                            "added items", log)
+            item_codes = list_codes(pool, self.items_list, self.store_dir, self.codes_dir, batch_size, 0,
+                                    "added items", log)
             with open(self.items_list, encoding="utf-8") as f:
                 self._item_lines = [line.rstrip("\n") for line in f if line.strip()]
             self._item_codes = np.asarray(item_codes, np.int8)

@@ -39,6 +39,11 @@ class EncoderPool:
         finally:
             self._free.put(encoder)
 
+    def encode_batch(self, images):
+        """Codes of preprocessed images with one predictor (the Encoder protocol: the code cache uses it)."""
+        with self.checkout() as encoder:
+            return encoder.encode_batch(images)
+
     def encode(self, images):
         """+-1 int8 codes [n, K] of uint8 RGB images (test-time preprocessing of the training config)."""
         batch = np.stack([self.transform(image) for image in images])

@@ -82,3 +82,14 @@ def class_names(data_root, num_classes):
         if len(names) == num_classes:
             return names
     return [str(i) for i in range(num_classes)]
+
+
+def labels_of(image_path, data_root, list_paths):
+    """The label row of image_path when the lists (paths relative to data_root) name it, else None:
+    a query from the data set, whose matches can then be judged."""
+    rel = os.path.relpath(os.path.abspath(image_path), os.path.abspath(data_root))
+    for path in list_paths:
+        paths, labels = parse_list(path)
+        if rel in paths:
+            return labels[paths.index(rel)]
+    return None

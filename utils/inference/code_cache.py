@@ -97,3 +97,14 @@ def cached_or_built(save_dir, expected, build, log=print):
         return codes
     finally:
         lock.release()
+
+
+def list_codes(encoder, list_path, data_root, cache_dir, batch_size=32, num_workers=0, desc="encode database",
+               log=print):
+    """The codes of every image of a list file (any Encoder): from the cache in cache_dir when its
+    fingerprint matches, else encoded and cached, under the cache's file lock (concurrent predict.py
+    runs and the service build it once). What predict.py and the search service both call."""
+    from utils.inference.encoders import encode_list
+
+    return cached_or_built(cache_dir, fingerprint(encoder, list_path, data_root),
+                           lambda: encode_list(encoder, list_path, data_root, batch_size, num_workers, desc)[0], log)
