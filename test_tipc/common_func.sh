@@ -9,6 +9,29 @@
 
 TIPC_MODES="lite_train_lite_infer lite_train_whole_infer whole_infer whole_train_whole_infer"
 
+# The two arguments of every TIPC script, CONFIG MODE: sets FILENAME (the config, made absolute)
+# and MODE. A missing argument or config, or an unknown MODE: one message and exit 2.
+#   func_tipc_args SCRIPT "$@"
+function func_tipc_args() {
+    local script=$1
+    shift
+    if [[ $# -lt 2 ]]; then
+        echo "usage: bash ${script} CONFIG MODE   (MODE: ${TIPC_MODES// / | })" >&2
+        exit 2
+    fi
+    FILENAME=$1
+    MODE=$2
+    if [[ ! -f ${FILENAME} ]]; then
+        echo "error: config not found: ${FILENAME}" >&2
+        exit 2
+    fi
+    FILENAME=$(cd "$(dirname "${FILENAME}")" && pwd)/$(basename "${FILENAME}")
+    case " ${TIPC_MODES} " in
+        *" ${MODE} "*) ;;
+        *) echo "error: unknown MODE ${MODE} (one of: ${TIPC_MODES})" >&2; exit 2 ;;
+    esac
+}
+
 # key of a `key:value` line (text before the first ':')
 function func_parser_key() {
     local line=$1

@@ -11,23 +11,9 @@
 # generated (trained weights; COCO images, lists and ImageNet AlexNet weights). Exit code 1 when
 # something is missing.
 set -u
-if [[ $# -lt 2 ]]; then
-    echo "usage: bash $0 CONFIG MODE   (MODE: lite_train_lite_infer | lite_train_whole_infer | whole_infer | whole_train_whole_infer)" >&2
-    exit 2
-fi
-FILENAME=$1
-MODE=$2
-if [[ ! -f ${FILENAME} ]]; then
-    echo "error: config not found: ${FILENAME}" >&2
-    exit 2
-fi
-FILENAME=$(cd "$(dirname "${FILENAME}")" && pwd)/$(basename "${FILENAME}")
+source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
+func_tipc_args "$0" "$@"  # FILENAME (absolute), MODE
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
-source test_tipc/common_func.sh
-case " ${TIPC_MODES} " in
-    *" ${MODE} "*) ;;
-    *) echo "error: unknown MODE ${MODE} (one of: ${TIPC_MODES})" >&2; exit 2 ;;
-esac
 
 python=$(func_config_value "${FILENAME}" train_params python "${MODE}")
 model_name=$(func_config_value "${FILENAME}" train_params model_name "${MODE}")

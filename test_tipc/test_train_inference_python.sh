@@ -26,27 +26,12 @@
 #   TIPC_OUTPUT_DIR=DIR      write the logs and weights there instead of test_tipc/output/<model>/<MODE>
 set -u
 
-if [[ $# -lt 2 ]]; then
-    echo "usage: bash $0 CONFIG MODE   (MODE: lite_train_lite_infer | lite_train_whole_infer | whole_infer | whole_train_whole_infer)" >&2
-    exit 2
-fi
-FILENAME=$1
-MODE=$2
-if [[ ! -f ${FILENAME} ]]; then
-    echo "error: config not found: ${FILENAME}" >&2
-    exit 2
-fi
-FILENAME=$(cd "$(dirname "${FILENAME}")" && pwd)/$(basename "${FILENAME}")
+source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
+func_tipc_args "$0" "$@"  # FILENAME (absolute), MODE
 if [[ -n ${TIPC_OUTPUT_DIR:-} && ${TIPC_OUTPUT_DIR} != /* ]]; then
     TIPC_OUTPUT_DIR="${PWD}/${TIPC_OUTPUT_DIR}"  # relative to where the script was started
 fi
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "${ROOT}" || exit 2
-source test_tipc/common_func.sh
-case " ${TIPC_MODES} " in
-    *" ${MODE} "*) ;;
-    *) echo "error: unknown MODE ${MODE} (one of: ${TIPC_MODES})" >&2; exit 2 ;;
-esac
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 START_SECONDS=${SECONDS}
 
 function cfg() { func_config_value "${FILENAME}" "$1" "$2" "${MODE}"; }
@@ -170,19 +155,24 @@ $(func_set_params "${img_path_key}" "${img_path}") ${set_benchmark}"
     done
 }
 
+function func_export_and_infer() {  # func_export_and_infer EXPORT_PY WEIGHTS MODEL_DIR LOG TAG SKIP_REASON
+    local export_py=$1 weights=$2 model_dir=$3 log=$4 tag=$5 skip_reason=$6 cmd
+    cmd="${python} ${export_py} $(func_set_params "${export_weight_key}" "${weights}") \
+$(func_set_params "${save_infer_key}" "${model_dir}")"
+    if run_step "${log}" "${cmd}"; then
+        func_inference "${model_dir}" "${tag}"
+    else
+        status_skip "${skip_reason}" "${status_log}" "${model_name}"
+    fi
+}
+
 if [[ ${MODE} == "whole_infer" ]]; then
     # No training: export the trained weights named by train_model, then run inference.
     if [[ ! -f ${train_model}.pdparams ]]; then
         echo "note: ${train_model}.pdparams not found; see: bash test_tipc/prepare.sh ${FILENAME} whole_infer"
     fi
-    save_infer_dir="${LOG_PATH}/whole_infer_model"
-    export_cmd="${python} ${infer_export} $(func_set_params "${export_weight_key}" "${train_model}") \
-$(func_set_params "${save_infer_key}" "${save_infer_dir}")"
-    if run_step "${LOG_PATH}/export.log" "${export_cmd}"; then
-        func_inference "${save_infer_dir}" ""
-    else
-        status_skip "inference: the export failed" "${status_log}" "${model_name}"
-    fi
+    func_export_and_infer "${infer_export}" "${train_model}" "${LOG_PATH}/whole_infer_model" "${LOG_PATH}/export.log" "" \
+        "inference: the export failed"
 else
     IFS="|" read -r -a gpus <<<"${gpu_list}"
     IFS="|" read -r -a devices <<<"${device_list}"
@@ -267,14 +257,8 @@ else
 $(func_set_params "${save_model_key}" "${save_dir}")"
         run_step "${LOG_PATH}/eval_gpus_${tag}.log" "${eval_cmd}"
 
-        save_infer_dir="${save_dir}/inference"
-        export_cmd="${python} ${norm_export} $(func_set_params "${export_weight_key}" "${weights}") \
-$(func_set_params "${save_infer_key}" "${save_infer_dir}")"
-        if run_step "${LOG_PATH}/export_gpus_${tag}.log" "${export_cmd}"; then
-            func_inference "${save_infer_dir}" "${tag}"
-        else
-            status_skip "gpu_list entry ${gpu}: inference, since the export failed" "${status_log}" "${model_name}"
-        fi
+        func_export_and_infer "${norm_export}" "${weights}" "${save_dir}/inference" "${LOG_PATH}/export_gpus_${tag}.log" \
+            "${tag}" "gpu_list entry ${gpu}: inference, since the export failed"
     done
 fi
 
