@@ -28,8 +28,7 @@ import cv2
 import numpy as np
 
 from tools.split_common import (check_count, make_parser, read_bytes, read_text, require_dir, seeded_order,
-                                take_per_class, write_split)
-from utils.cli import exit_on_user_error
+                                take_per_class, tool_main, write_split)
 from utils.errors import DataError
 
 RECORD = 1 + 32 * 32 * 3
@@ -157,11 +156,8 @@ def parser():
     return p
 
 
-@exit_on_user_error
-def main(argv=None):
-    args = parser().parse_args(argv)
-    make_split(args.cifar_dir, args.image_out, args.query_per_class, args.train_per_class, args.train_in_database,
-               args.seed, args.out_dir)
+main = tool_main(parser, make_split, "cifar_dir", "image_out", "query_per_class", "train_per_class",
+                 "train_in_database", "seed", "out_dir")
 
 
 if __name__ == "__main__":

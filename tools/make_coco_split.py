@@ -23,9 +23,8 @@ import os
 
 import numpy as np
 
-from tools.split_common import (check_count, check_images_exist, check_list_path, make_parser, read_bytes, seeded_order,
-                                take_first, write_split)
-from utils.cli import exit_on_user_error
+from tools.split_common import (check_count, check_images_exist, check_list_path, make_parser, query_database_train,
+                                random_protocol, read_bytes, seeded_order, tool_main, write_split)
 from utils.errors import DataError
 
 SPLITS = (("train2014", "instances_train2014.json"), ("val2014", "instances_val2014.json"))
@@ -130,15 +129,11 @@ def make_split(coco_root, annotations=None, num_query=5000, num_train=10000, see
     if check_images:
         check_images_exist(coco_root, paths)
     order = seeded_order(paths, seed, "coco", source=annotation_dir)
-    test, database = take_first(order, num_query, "--num-query", "labelled images")
-    if len(database) == 0:
-        raise DataError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
-    train, _ = take_first(database, num_train, "--num-train", "database images (training images come from the database)")
+    splits = query_database_train(order, num_query, num_train, len(paths))
     header = [f"source: COCO 2014 train2014 + val2014 instance annotations ({len(paths) + dropped} images)",
-              f"protocol: {num_query} random queries; database = the rest; {num_train} training images drawn "
-              f"from the database; seed {seed}"]
+              random_protocol(num_query, num_train, seed)]
     return write_split(out_dir or os.path.join("data", "coco"), "coco", "make_coco_split", paths, labels,
-                       {"test": test, "database": database, "train": train}, names, header, dropped, quiet=quiet)
+                       splits, names, header, dropped, quiet=quiet)
 
 
 def parser():
@@ -153,11 +148,8 @@ def parser():
     return p
 
 
-@exit_on_user_error
-def main(argv=None):
-    args = parser().parse_args(argv)
-    make_split(args.coco_root, args.annotations, args.num_query, args.num_train, args.seed, args.out_dir,
-               args.check_images)
+main = tool_main(parser, make_split, "coco_root", "annotations", "num_query", "num_train", "seed", "out_dir",
+                 "check_images")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,7 @@ import os
 import numpy as np
 
 from tools.make_cifar10_split import write_png
-from tools.split_common import check_count, make_parser, seeded_order, take_per_class, write_split
-from utils.cli import exit_on_user_error
+from tools.split_common import check_count, make_parser, seeded_order, take_per_class, tool_main, write_split
 from utils.errors import DataError
 
 CLASS_NAMES = tuple(f"digit_{d}" for d in range(10))
@@ -84,10 +83,7 @@ def parser():
     return p
 
 
-@exit_on_user_error
-def main(argv=None):
-    args = parser().parse_args(argv)
-    make_split(args.image_out, args.query_per_class, args.train_per_class, args.seed, args.out_dir)
+main = tool_main(parser, make_split, "image_out", "query_per_class", "train_per_class", "seed", "out_dir")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ import os
 
 import numpy as np
 
-from tools.split_common import (check_count, check_images_exist, make_parser, read_text, require_dir, seeded_order,
-                                take_first, write_split)
-from utils.cli import exit_on_user_error
+from tools.split_common import (check_count, check_images_exist, make_parser, query_database_train, random_protocol,
+                                read_text, require_dir, seeded_order, tool_main, write_split)
 from utils.errors import DataError
 
 CONCEPTS = ("animals", "baby", "bird", "car", "clouds", "dog", "female", "flower", "food", "indoor", "lake", "male",
@@ -77,16 +76,11 @@ def make_split(flickr_root, annotations=None, num_query=2000, num_train=5000, nu
     if check_images:
         check_images_exist(flickr_root, paths)
     order = seeded_order(paths, seed, "flickr25k")
-    test, database = take_first(order, num_query, "--num-query", "labelled images")
-    if len(database) == 0:
-        raise DataError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
-    train, _ = take_first(database, num_train, "--num-train", "database images (training images come from the database)")
+    splits = query_database_train(order, num_query, num_train, len(paths))
     header = [f"source: MIRFlickr-25K annotations v080 ({num_images} images, {len(CONCEPTS)} concepts, no _r1 variants)",
-              f"protocol: {num_query} random queries; database = the rest; {num_train} training images drawn "
-              f"from the database; seed {seed}"]
+              random_protocol(num_query, num_train, seed)]
     return write_split(out_dir or os.path.join("data", "flickr25k"), "flickr25k", "make_flickr25k_split", paths, labels,
-                       {"test": test, "database": database, "train": train}, list(CONCEPTS), header, dropped,
-                       quiet=quiet)
+                       splits, list(CONCEPTS), header, dropped, quiet=quiet)
 
 
 def parser():
@@ -102,11 +96,8 @@ def parser():
     return p
 
 
-@exit_on_user_error
-def main(argv=None):
-    args = parser().parse_args(argv)
-    make_split(args.flickr_root, args.annotations, args.num_query, args.num_train, args.num_images, args.seed,
-               args.out_dir, args.check_images)
+main = tool_main(parser, make_split, "flickr_root", "annotations", "num_query", "num_train", "num_images", "seed",
+                 "out_dir", "check_images")
 
 
 if __name__ == "__main__":

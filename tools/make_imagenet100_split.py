@@ -25,8 +25,7 @@ import re
 import numpy as np
 
 from tools.split_common import (check_count, check_list_path, make_parser, read_text, require_dir, seeded_order,
-                                take_per_class, write_split)
-from utils.cli import exit_on_user_error
+                                take_per_class, tool_main, write_split)
 from utils.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
@@ -102,10 +101,7 @@ def parser():
     return p
 
 
-@exit_on_user_error
-def main(argv=None):
-    args = parser().parse_args(argv)
-    make_split(args.imagenet_root, args.class_list, args.train_per_class, args.seed, args.out_dir)
+main = tool_main(parser, make_split, "imagenet_root", "class_list", "train_per_class", "seed", "out_dir")
 
 
 if __name__ == "__main__":

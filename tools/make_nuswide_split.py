@@ -26,9 +26,9 @@ import os
 
 import numpy as np
 
-from tools.split_common import (check_count, check_images_exist, check_list_path, make_parser, read_bytes, read_text,
-                                require_dir, seeded_order, take_first, take_per_class, write_split)
-from utils.cli import exit_on_user_error
+from tools.split_common import (check_count, check_images_exist, check_list_path, make_parser, query_database_train,
+                                read_bytes, read_text, require_dir, seeded_order, take_per_class, tool_main,
+                                write_split)
 from utils.errors import DataError
 
 
@@ -117,22 +117,19 @@ def make_split(nuswide_root, concepts=21, num_query=2100, num_train=10500, per_c
     name = f"nuswide_{concepts}"
     order = seeded_order(paths, seed, "nuswide", source=os.path.join(nuswide_root, "ImageList", "Imagelist.txt"))
     if per_class:
-        test, database = take_per_class(order, labels, num_query // concepts, names, "--num-query")
+        def take(pool, count, flag, _):
+            return take_per_class(pool, labels, count // concepts, names, flag)
+
+        splits = query_database_train(order, num_query, num_train, len(paths), take)
     else:
-        test, database = take_first(order, num_query, "--num-query", "labelled images")
-    if len(database) == 0:
-        raise DataError(f"--num-query {num_query}: leaves no image for the database ({len(paths)} labelled images)")
-    if per_class:
-        train, _ = take_per_class(database, labels, num_train // concepts, names, "--num-train")
-    else:
-        train, _ = take_first(database, num_train, "--num-train", "database images (training images come from the database)")
+        splits = query_database_train(order, num_query, num_train, len(paths))
     how = f"{num_query // concepts} per concept" if per_class else "at random"
     header = [f"source: NUS-WIDE Imagelist.txt ({len(all_paths)} images) + {len(all_names)} concept label files; "
               f"concepts: the {concepts} most frequent, alphabetical",
               f"protocol: {num_query} queries drawn {how}; database = the rest; {num_train} training images drawn "
               f"{'per concept' if per_class else 'at random'} from the database; seed {seed}"]
     return write_split(out_dir or os.path.join("data", name), name, "make_nuswide_split", paths, labels,
-                       {"test": test, "database": database, "train": train}, names, header, dropped, quiet=quiet)
+                       splits, names, header, dropped, quiet=quiet)
 
 
 def parser():
@@ -150,11 +147,8 @@ def parser():
     return p
 
 
-@exit_on_user_error
-def main(argv=None):
-    args = parser().parse_args(argv)
-    make_split(args.nuswide_root, args.concepts, args.num_query, args.num_train, args.per_class, args.seed,
-               args.out_dir, args.image_prefix, args.check_images)
+main = tool_main(parser, make_split, "nuswide_root", "concepts", "num_query", "num_train", "per_class", "seed",
+                 "out_dir", "image_prefix", "check_images")
 
 
 if __name__ == "__main__":

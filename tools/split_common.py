@@ -23,6 +23,7 @@ import sys
 
 import numpy as np
 
+from utils.cli import exit_on_user_error
 from utils.errors import DataError
 from utils.storage import fileio
 from utils.storage.fileio import atomic_open
@@ -51,6 +52,18 @@ def make_parser(doc, name, list_name=None):
     p.add_argument("--out-dir", default=None,
                    help=f"where the lists go (default: data/{list_name}/, where `--dataset {list_name}` looks for them)")
     return p
+
+
+def tool_main(parser, make_split, *flags):
+    """The main(argv=None) of a split tool: parse the tool's flags and call make_split with the values
+    of `flags` (argparse dests), in order; bad input ends as one `error: ...` line (exit 2)."""
+
+    @exit_on_user_error
+    def main(argv=None):
+        args = parser().parse_args(argv)
+        return make_split(*(getattr(args, flag) for flag in flags))
+
+    return main
 
 
 def check_count(name, value, minimum=0):
@@ -123,6 +136,23 @@ def take_first(order, count, what, pool):
     if count > len(order):
         raise DataError(f"{what}: asked for {count} images, only {len(order)} {pool}")
     return order[:count], order[count:]
+
+
+def query_database_train(order, num_query, num_train, num_labelled, take=take_first):
+    """The HashNet protocol on a seeded order: the queries are drawn first, the database is the rest,
+    and the training images are drawn from the database. take(pool, count, flag, what) -> (taken,
+    rest) draws (default: the first ones of the order). Returns {"test", "database", "train"}."""
+    test, database = take(order, num_query, "--num-query", "labelled images")
+    if len(database) == 0:
+        raise DataError(f"--num-query {num_query}: leaves no image for the database ({num_labelled} labelled images)")
+    train, _ = take(database, num_train, "--num-train", "database images (training images come from the database)")
+    return {"test": test, "database": database, "train": train}
+
+
+def random_protocol(num_query, num_train, seed):
+    """The header line of a split drawn by query_database_train at random."""
+    return (f"protocol: {num_query} random queries; database = the rest; {num_train} training images drawn "
+            f"from the database; seed {seed}")
 
 
 def take_per_class(order, labels, per_class, class_names, what):
