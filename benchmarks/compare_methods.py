@@ -57,7 +57,10 @@ def parse_args(argv=None):
     p.add_argument("--keep-weights", action="store_true", help="keep each run's checkpoints (large)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.epochs < 1:
+        raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
+    return args
 
 
 # -- what to run ------------------------------------------------------------------------------
@@ -273,8 +276,6 @@ def save_plot(rows, path, map_label):
 def main(argv=None):
     configure()
     args = parse_args(argv)
-    if args.epochs < 1:
-        raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
     configs = find_method_configs(args.config_dir, args.dataset)
     if "hashnet" not in configs:
         raise UserError(f"--dataset {args.dataset}: configs/hashnet_{args.dataset}.yaml not found")

@@ -65,7 +65,10 @@ def parse_args(argv=None):
     p.add_argument("--reuse", nargs="+", default=[], metavar="RUNS_JSONL",
                    help="take finished runs (same method, bits, seed, epochs and -o overrides) from earlier "
                         "runs.jsonl files instead of running them again; the table header counts them")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.epochs < 1:
+        raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
+    return args
 
 
 def method_configs(variants):
@@ -140,8 +143,6 @@ def format_rows(rows, markdown):
 def main(argv=None):
     configure()
     args = parse_args(argv)
-    if args.epochs < 1:
-        raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
     configs = method_configs(args.variant)
     methods = list(args.methods) if args.methods else list(DEFAULT_METHODS) + \
         [v.partition("=")[0] for v in args.variant]

@@ -55,10 +55,3 @@ BASELINES = {
     "lsh": fit_lsh,
     "itq": fit_itq,
 }
-
-
-def baseline_fitter(name):
-    """The fit function of baseline `name` (lsh | itq): fit(train_features, bit, seed) -> LinearHash."""
-    if name not in BASELINES:
-        raise ConfigError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
-    return BASELINES[name]

@@ -3,7 +3,8 @@ on them: the LSH/ITQ floor of a results table, on the same features as the train
 import numpy as np
 import paddle
 
-from utils.evaluation.baselines import baseline_fitter
+from utils.errors import ConfigError
+from utils.evaluation.baselines import BASELINES
 
 
 @paddle.no_grad()
@@ -24,9 +25,10 @@ def baseline_codes(name, model, train_loader, query_loader, db_loader, bit, seed
     """Fit baseline `name` (lsh | itq) on the backbone features of train_loader's images (use an
     un-augmented loader) and encode the query and database sets with it.
     Returns (query_codes, db_codes, query_labels, db_labels), codes int8 +-1 [n, bit]."""
-    fit = baseline_fitter(name)
+    if name not in BASELINES:
+        raise ConfigError(f"unknown baseline {name!r}; choose from {sorted(BASELINES)}")
     train_features, _ = backbone_features(model, train_loader)
-    hasher = fit(train_features, bit, seed=seed)
+    hasher = BASELINES[name](train_features, bit, seed=seed)
     q_features, q_labels = backbone_features(model, query_loader)
     db_features, db_labels = backbone_features(model, db_loader)
     return hasher.encode(q_features), hasher.encode(db_features), q_labels, db_labels
