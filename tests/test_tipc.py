@@ -1,4 +1,4 @@
-"""TIPC, lite mode: train -> eval -> export -> Paddle Inference through test_tipc/ (DESIGN.md section 6).
+"""TIPC, lite mode: train -> eval -> export -> Paddle Inference through test_tipc/ (docs/architecture.md, contracts).
 
 Runs `bash test_tipc/test_train_inference_python.sh test_tipc/configs/hashnet_16/train_infer_python.txt
 lite_train_lite_infer` for the one-process CPU form (-1) and, when main_multi_gpu.py exists, the

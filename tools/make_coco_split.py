@@ -5,7 +5,7 @@ Input (the COCO 2014 release, https://cocodataset.org/#download):
     <coco-root>/annotations/instances_val2014.json
     <coco-root>/train2014/*.jpg, <coco-root>/val2014/*.jpg   (only with --check-images)
 
-Protocol (HashNet, Cao et al. 2017; DESIGN.md section 3):
+Protocol (HashNet, Cao et al. 2017; docs/datasets.md):
     the union of train2014 and val2014 (123,287 images); images without any instance annotation
     are dropped (122,218 remain); an image's labels are the categories of all its instance
     annotations (crowd ones included); the 80 categories map to label 0..79 in ascending

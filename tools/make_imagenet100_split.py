@@ -8,7 +8,7 @@ Input:
                                           (the usual layout; the official val/ is flat)
     (.JPEG, .jpeg, .jpg and .png are taken, any case; other files are ignored)
 
-Protocol (HashNet, Cao et al. 2017; DESIGN.md section 3):
+Protocol (HashNet, Cao et al. 2017; docs/datasets.md):
     queries (test.txt) = all validation images of the 100 classes (50 a class: 5,000);
     database = all training images of the 100 classes (about 128,500); training set = 130
     images a class drawn at random from the database (13,000, a subset of the database).

@@ -1,4 +1,4 @@
-"""utils.metrics against slow, obvious pure-Python references (DESIGN.md section 5)."""
+"""utils.evaluation.metrics against slow, obvious pure-Python references (docs/architecture.md: ranking and metrics)."""
 import functools
 
 import numpy as np

@@ -85,7 +85,7 @@ class FaissBackend:
             for s in range(0, len(qpacked), rows):
                 dist[s:s + rows], idx[s:s + rows] = self.flat.search(qpacked[s:s + rows], k)
         # Equal distances in index order. faiss 1.15's scans already keep the lowest indices at
-        # the k-th distance (tests/utils/test_index.py pins that against a pair-by-pair
+        # the k-th distance (tests/utils/retrieval/test_index.py pins that against a pair-by-pair
         # reference); this sort puts each row in (distance, index) order whatever faiss did.
         key = dist.astype(np.int64) * n + idx
         key.sort(axis=1)
