@@ -74,14 +74,6 @@ def find_method_configs(config_dir, dataset):
     return found
 
 
-def available_baselines():
-    try:
-        from utils.evaluation.baselines import BASELINES
-    except ImportError:  # the baselines module is optional
-        return {}
-    return BASELINES
-
-
 def select_methods(requested, configs, baselines):
     known = list(configs) + [name for name in baselines if name not in configs]
     if requested is None:
@@ -279,8 +271,9 @@ def main(argv=None):
     configs = find_method_configs(args.config_dir, args.dataset)
     if "hashnet" not in configs:
         raise UserError(f"--dataset {args.dataset}: configs/hashnet_{args.dataset}.yaml not found")
-    baselines = available_baselines()
-    methods = select_methods(args.methods, configs, baselines)
+    from utils.evaluation.baselines import BASELINES
+
+    methods = select_methods(args.methods, configs, BASELINES)
     reference = run_config(configs["hashnet"], args.bits[0], args.seeds[0], args, args.output_dir)  # checks flags
 
     from tqdm import tqdm

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 from utils.cli import exit_on_user_error  # noqa: E402
 from utils.cli.flags import check_bit, check_range, str2bool  # noqa: E402
-from utils.errors import UserError  # noqa: E402
+from utils.errors import ConfigError, DataError  # noqa: E402
 from utils.runtime import configure  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -39,7 +39,7 @@ def parse_args(argv=None):
     check_range("--cpu-threads", args.cpu_threads, 1, 1024)
     check_range("--warmup", args.warmup, 0)
     if args.model_dir is not None and not os.path.isdir(args.model_dir):
-        raise UserError(f"--model-dir: folder not found: {args.model_dir}")
+        raise ConfigError(f"--model-dir: folder not found: {args.model_dir}")
     return args
 
 
@@ -47,10 +47,10 @@ def image_files(path):
     if os.path.isdir(path):
         files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
         if not files:
-            raise UserError(f"--img-path: no images ({'/'.join(IMAGE_EXTENSIONS)}) in {path}")
+            raise DataError(f"--img-path: no images ({'/'.join(IMAGE_EXTENSIONS)}) in {path}")
         return files
     if not os.path.isfile(path):
-        raise UserError(f"--img-path: not found: {path}")
+        raise DataError(f"--img-path: not found: {path}")
     return [path]
 
 

@@ -12,7 +12,7 @@ import os
 import socket
 
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import ConfigError, UserError, WeightsError
 from utils.retrieval import backend_names
 from utils.runtime import configure
 
@@ -108,11 +108,11 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     prefix = pretrained or f"./output/model_best_{bit}"
     command = f"python export_model.py --bit {bit} --pretrained {prefix} --save-inference-dir {model_dir}"
     if not os.path.isfile(resolve_weights(prefix)):
-        raise UserError(f"--model-dir {model_dir}: no exported model there (infer_cfg.yml), and no weights "
+        raise WeightsError(f"--model-dir {model_dir}: no exported model there (infer_cfg.yml), and no weights "
                         f"{resolve_weights(prefix)} to export from: train (python main_single_gpu.py --bit {bit}), "
                         f"then run: {command}")
     if not auto_export:
-        raise UserError(f"--model-dir {model_dir}: no exported model there; run: {command}")
+        raise WeightsError(f"--model-dir {model_dir}: no exported model there; run: {command}")
     log(f"no exported model in {model_dir}: exporting {prefix} (the same as: {command})")
     from utils.cli.flags import check_output_dir
     from utils.config import config_for_weights
@@ -138,7 +138,7 @@ def listen(host, port):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
-        raise UserError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
     sock.listen(128)
     return sock
 
