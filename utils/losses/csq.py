@@ -30,6 +30,11 @@ class CSQLoss(HashLoss):
     Multi-label (as in the paper): the center of an image is the centroid of its labels'
     centers, binarised (sign of their sum; a tie goes to a fixed seeded random bit).
     Defaults lambda = 1e-4 (the paper's value). Per-item loss: correct per rank.
+    The centre term, the squared quantization term and the multi-label centroid with random tie
+    bits are those of the authors' code (yuanli2333/Hadamard-Matrix-for-hashing, train.py:
+    BCE(0.5 (h + 1), 0.5 (c + 1)) + lambda2 * mean((|h| - 1)^2)); that code also adds a pairwise
+    term (lambda1 = 0.2) that the paper's CSQ objective does not have, left out here. Hand-computed
+    cases: tests/utils/losses/test_hand_computed.py.
     """
 
     NAME = "csq"

@@ -24,6 +24,9 @@ class HashNetLoss(CodeMemory, HashLoss):
     w_ij (log(1 + exp(theta_ij)) - s_ij theta_ij), theta_ij = alpha <h_i, h_j>, h = tanh(beta z),
     with w_ij re-weighting similar and dissimilar pairs (the paper's weighted maximum likelihood
     with w_ij = |S|/|S1| for similar and |S|/|S0| for dissimilar pairs), beta raised by continuation.
+    alpha multiplies both terms, as in the paper's formula; the authors' PyTorch code
+    (thuml/HashNet pytorch/src/loss.py) scales only the log(1 + exp) term and weights similar pairs
+    by class_num instead (our pair_weighting: constant covers the weighting, not that omission).
 
     Which pairs: (batch item, memory item), where the memory holds the latest tanh codes and
     labels of every training image seen so far (the batch is written into it first).
