@@ -1,4 +1,4 @@
-"""Make a NUS-WIDE hashing split (21 or 81 concepts) from the NUS-WIDE concept label files.
+"""Make a NUS-WIDE hashing split (10, 21 or 81 concepts) from the NUS-WIDE concept label files.
 
 Input (the NUS-WIDE release, https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/NUS-WIDE.html):
     <nuswide-root>/ImageList/Imagelist.txt                 269,648 lines such as actor\\0001_2124494179.jpg
@@ -7,7 +7,9 @@ Input (the NUS-WIDE release, https://lms.comp.nus.edu.sg/wp-content/uploads/2019
 
 Protocol:
     --concepts 21: the 21 concepts carried by the most images (counted from the label files;
-    ties broken by name); --concepts 81: all of them. Label columns are in alphabetical concept
+    ties broken by name); --concepts 10: the 10 most frequent (NUS-WIDE-10 of the cross-modal
+    hashing papers, e.g. Zhou et al., LSSH, SIGIR 2014, and DCMH's data: 186,577 images of the
+    release carry one of them); --concepts 81: all of them. Label columns are in alphabetical concept
     order (classes.txt). Images carrying none of the chosen concepts are dropped. Queries:
     2,100 images drawn at random (test.txt; some published lists use 5,000: --num-query 5000);
     database: all the others; training: 10,500 images drawn from the database (--num-train;
@@ -136,7 +138,8 @@ def parser():
     p = make_parser(__doc__, "nuswide", "nuswide_<concepts>")
     p.add_argument("--nuswide-root", default="./datasets/nus-wide",
                    help="NUS-WIDE root (ImageList/, Groundtruth/, Flickr/); list paths are relative to it")
-    p.add_argument("--concepts", type=int, default=21, help="21 (the most frequent) or 81 (all)")
+    p.add_argument("--concepts", type=int, default=21,
+                   help="10 or 21 (the most frequent, counted from the label files) or 81 (all)")
     p.add_argument("--num-query", type=int, default=2100, help="number of queries (some lists use 5000)")
     p.add_argument("--num-train", type=int, default=10500, help="number of training images, drawn from the database")
     p.add_argument("--per-class", action="store_true",

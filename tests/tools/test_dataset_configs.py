@@ -13,6 +13,7 @@ from utils.config import build_config, default_config_path, list_dir
 # name: (num_classes, topK, the tool's parser, the parser option whose default is the config's data_path)
 DATASETS = {
     "coco": (None, 5000, "make_coco_split", "coco_root"),
+    "nuswide_10": (10, 5000, "make_nuswide_split", "nuswide_root"),
     "nuswide_21": (21, 5000, "make_nuswide_split", "nuswide_root"),
     "nuswide_81": (81, 5000, "make_nuswide_split", "nuswide_root"),
     "imagenet100": (100, 1000, "make_imagenet100_split", "imagenet_root"),

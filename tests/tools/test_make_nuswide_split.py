@@ -12,11 +12,12 @@ from utils.errors import UserError
 NUM_IMAGES = 300
 CONCEPTS = [f"c{i:02d}" for i in range(81)]
 TOP21 = [f"c{i:02d}" for i in range(0, 81, 4)]  # made frequent on purpose: the 21 most frequent
+TOP10 = TOP21[:10]                                # and the 10 most frequent of those (NUS-WIDE-10)
 
 
 def nuswide_labels(num_images=NUM_IMAGES):
     rng = np.random.default_rng(11)
-    p = np.where(np.isin(CONCEPTS, TOP21), 0.25, 0.02)
+    p = np.where(np.isin(CONCEPTS, TOP10), 0.35, np.where(np.isin(CONCEPTS, TOP21), 0.2, 0.02))
     labels = (rng.random((num_images, 81)) < p).astype(np.uint8)
     labels[0] = 0
     labels[0, [4, 8]] = 1          # image 0: c04 and c08 (both in the top 21: columns 1 and 2)
@@ -68,8 +69,26 @@ def split(root, out, concepts=21, seed=0, num_query=20, num_train=40, **kw):
 
 def test_synthetic_top21_is_what_the_test_assumes(nus):
     freq = nus[1].sum(axis=0)
-    top = np.isin(CONCEPTS, TOP21)
-    assert freq[top].min() > freq[~top].max()
+    for top in (np.isin(CONCEPTS, TOP21), np.isin(CONCEPTS, TOP10)):
+        assert freq[top].min() > freq[~top].max()
+
+
+def test_nuswide_10_the_ten_most_frequent_deterministic_checksummed(nus, tmp_path):
+    """NUS-WIDE-10: the 10 concepts carried by the most images, every image carrying one of them
+    with exactly its raw labels at those columns; same seed -> byte-identical lists whose
+    SHA256SUMS check (also with sha256sum -c)."""
+    for name in ("a", "b"):
+        split(nus[0], tmp_path / name, concepts=10, seed=3)
+    assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
+    check_sha256sums(tmp_path / "a")
+    assert open(tmp_path / "a" / "classes.txt").read().split() == TOP10
+    columns = [CONCEPTS.index(c) for c in TOP10]
+    pool = [path(i) for i in range(NUM_IMAGES) if nus[1][i, columns].any()]
+    check_partition(tmp_path / "a", pool)
+    table = labels_by_path(tmp_path / "a")
+    for i in range(NUM_IMAGES):
+        if nus[1][i, columns].any():
+            assert table[path(i)] == tuple(np.flatnonzero(nus[1][i, columns]).tolist())
 
 
 @pytest.mark.parametrize("concepts", [21, 81])
