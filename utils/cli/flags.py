@@ -36,6 +36,10 @@ def train_parser(description):
           help="ImageNet AlexNet weights: a local .pdparams, or 'imagenet' to download paddle.vision's (online only)")
     _flag(p, "--resume", default=None, metavar="PREFIX",
           help="continue an interrupted run from PREFIX.pdparams + PREFIX.pdopt (e.g. output/model_last_64)")
+    _flag(p, "--init-from", default=None, metavar="PREFIX",
+          help="start a K-bit model from a trained shorter-code model PREFIX (K1 <= K bits, same backbone): its "
+               "backbone and first K1 hash units are copied, the rest initialised as usual (DSH's short-to-long "
+               "code training; ignored with --resume and --eval)")
     _flag(p, "--eval", action="store_const", const=True, default=None, help="only evaluate --pretrained weights")
     _flag(p, "--plots", action="store_const", const=True, default=None,
           help="after evaluation, write pr_curve_<K>.png and precision_at_n_<K>.png (matplotlib) to the output dir")
@@ -87,7 +91,7 @@ def check_output_dir(path, flag="--output-dir"):
 def config_from_args(args):
     flags = {k: getattr(args, k) for k in ("dataset", "data_path", "list_dir", "bit", "epoch", "batch_size", "lr",
                                            "seed", "num_workers", "output_dir", "pretrained", "pretrained_backbone",
-                                           "resume", "eval", "plots", "device", "threads", "skip_bad_images",
+                                           "resume", "init_from", "eval", "plots", "device", "threads", "skip_bad_images",
                                            "allow_outside_data_root")}
     config = args.config
     if config is None and args.eval and args.pretrained:  # evaluate with the settings that trained the weights

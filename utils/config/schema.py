@@ -65,6 +65,7 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
     "output_dir": "./output",
     "pretrained": None,            # a weights prefix (or .pdparams) to start from / evaluate
     "resume": None,                # a checkpoint prefix to continue training from
+    "init_from": None,             # a shorter-code model to start from (utils/training/init_from.py, DSH)
     "eval_only": False,
     "plots": False,                # write P-R curve and precision@N plots (matplotlib) after evaluation
 }
@@ -85,6 +86,7 @@ FLAG_KEYS = {
     "pretrained": "pretrained",
     "pretrained_backbone": "model.backbone_weights",
     "resume": "resume",
+    "init_from": "init_from",
     "eval": "eval_only",
     "plots": "plots",
     "device": "device",

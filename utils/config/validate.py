@@ -36,6 +36,8 @@ def validate(cfg):
     _check_number_types(cfg)
     if cfg["eval_only"] and not cfg["pretrained"]:
         raise ConfigError("--eval needs --pretrained PREFIX (the weights to evaluate)")
+    if cfg["init_from"] and cfg["pretrained"] and not cfg["eval_only"]:
+        raise ConfigError("--init-from and --pretrained both give the starting weights; give one")
     d, m, t = cfg["dataset"], cfg["model"], cfg["train"]
     _check(_is_int(m["bit"]) and m["bit"] in SUPPORTED_BITS, "--bit/model.bit",
            f"{m['bit']!r} is not a supported bit length {SUPPORTED_BITS}")
@@ -70,7 +72,8 @@ def validate(cfg):
     for where, value in (("--data-path/dataset.data_path", d["data_path"]), ("--output-dir/output_dir", cfg["output_dir"])):
         _check(isinstance(value, str) and value != "", where, f"must be a path, got {value!r}")
     for where, value in (("--list-dir/dataset.list_dir", d["list_dir"]), ("--pretrained", cfg["pretrained"]),
-                         ("--resume", cfg["resume"]), ("model.backbone_weights", m["backbone_weights"])):
+                         ("--resume", cfg["resume"]), ("--init-from", cfg["init_from"]),
+                         ("model.backbone_weights", m["backbone_weights"])):
         _check(value is None or (isinstance(value, str) and value != ""), where, f"must be a path, got {value!r}")
     for key in ("mean", "std"):
         _check(isinstance(d[key], list) and len(d[key]) == 3 and all(isinstance(v, (int, float)) and

@@ -17,6 +17,7 @@ from utils.losses import build_loss
 from utils.runtime.cpu import apply_training_options
 from utils.storage.weights import load_weights
 from utils.training.checkpoint import load_backbone_weights
+from utils.training.init_from import init_from_shorter
 from utils.training.optimizer import build_optimizer
 
 
@@ -105,6 +106,8 @@ def build_network(cfg, num_classes, logger):
         load_backbone_weights(model.backbone, cfg["model"]["backbone_weights"], logger)
     if cfg["pretrained"]:
         logger.info(f"loaded weights {load_weights(model, cfg['pretrained'])}")
+    elif cfg["init_from"] and not cfg["eval_only"] and not cfg["resume"]:  # a resumed run has its own weights
+        logger.info(init_from_shorter(model, cfg["init_from"], cfg["model"]["backbone"]))
     return model
 
 
