@@ -32,9 +32,14 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default="lite", help="data set whose database is searched")
     p.add_argument("--data-path", "--data_path", default=None, help="image root of the data set")
     p.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
-    p.add_argument("--topk", type=int, default=10, help="number of matches to return")
+    p.add_argument("--topk", type=int, default=None,
+                   help="number of matches to return; default 10. With --radius: at most this many, the nearest")
     p.add_argument("--radius", type=int, default=None,
                    help="return every database image within this Hamming distance (inclusive) instead of top-k")
+    p.add_argument("--index-config", "--index_config", default=None, metavar="FILE.yaml",
+                   help="PP-ShiTu index settings: a yaml with an IndexProcess section (index_method FLAT, dist_type "
+                        "hamming; hamming_radius N as --radius N, return_k as --topk, image_root as --data-path, "
+                        "index_dir: where the database codes are cached); flags given here win (docs/retrieval.md)")
     p.add_argument("--index-backend", "--index_backend", default="auto", choices=backend_names(),
                    help="Hamming index backend (utils.retrieval.HammingIndex, docs/retrieval.md); auto: the "
                         "fastest exact path measured; milvus: a milvus-lite file <save-path>/milvus_<K>.db")
@@ -50,6 +55,16 @@ def parse_args(argv=None):
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = p.parse_args(argv)
     check_bit(args.bit)
+    args.index_settings = None
+    if args.index_config is not None:
+        from utils.retrieval.index_config import read_index_config
+
+        settings = args.index_settings = read_index_config(args.index_config).check_bit(args.bit)
+        args.radius = settings.radius if args.radius is None else args.radius
+        args.topk = settings.topk if args.topk is None else args.topk
+        args.data_path = settings.image_root if args.data_path is None else args.data_path
+    args.radius_cap = args.topk  # with a radius: at most this many (PP-ShiTu's return_k), None: all
+    args.topk = 10 if args.topk is None else args.topk
     check_range("--topk", args.topk, 1)
     check_range("--radius", args.radius, 0, args.bit)  # beyond K bits every image is within the radius
     check_range("--batch-size", args.batch_size, 1)
@@ -58,7 +73,8 @@ def parse_args(argv=None):
     if args.model_dir is not None and not os.path.isdir(args.model_dir):
         raise UserError(f"--model-dir: folder not found: {args.model_dir}")
     if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset != "lite":
-        raise UserError(f"--data-path: folder not found: {args.data_path}")
+        given = args.index_settings is None or args.data_path != args.index_settings.image_root
+        raise UserError(f"{'--data-path' if given else 'IndexProcess.image_root'}: folder not found: {args.data_path}")
     if os.path.exists(args.save_path) and not os.path.isdir(args.save_path):
         raise UserError(f"--save-path {args.save_path}: exists and is not a folder")
     return args
@@ -89,6 +105,12 @@ def main(argv=None):
         setattr(args, kind, path)
         status(said)
     check_output_dir(args.save_path, "--save-path")
+    cache_dir = args.save_path
+    if args.index_settings is not None:
+        if args.index_settings.index_dir is not None:
+            cache_dir = check_output_dir(args.index_settings.index_dir, "IndexProcess.index_dir")
+        if args.index_settings.note():
+            status(args.index_settings.note())
 
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, args.data_path, args.override)
     if args.list_dir:
@@ -120,7 +142,7 @@ def main(argv=None):
 
     data_root = cfg["dataset"]["data_path"]
     db_list = dataset_lists(cfg)["database"]
-    db_codes = list_codes(encoder, db_list, data_root, args.save_path, args.batch_size, args.num_workers,
+    db_codes = list_codes(encoder, db_list, data_root, cache_dir, args.batch_size, args.num_workers,
                           "encode database", log=status)
     db_paths, db_labels = parse_list(db_list)
     lists = dataset_lists(cfg)
@@ -138,7 +160,10 @@ def main(argv=None):
     index.add(db_codes)
     if args.radius is not None:
         distances, indices = index.range_search(code, args.radius)[0]
-        print(f"{len(indices)} database images within Hamming radius {args.radius}:")
+        within = len(indices)
+        distances, indices = distances[:args.radius_cap], indices[:args.radius_cap]
+        shown = f", the nearest {len(indices)}" if len(indices) < within else ""
+        print(f"{within} database images within Hamming radius {args.radius}{shown}:")
     else:
         distances, indices = (a[0] for a in index.search(code, args.topk))
         print(f"top {len(indices)} of {len(db_codes)} database images:")

@@ -48,14 +48,19 @@ def build_parser():
     d.add_argument("--data-path", "--data_path", default=None,
                    help="image root of the data set (default: the config's, ./datasets/lite/ for lite)")
     d.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
-    d.add_argument("--cache-dir", "--cache_dir", default="./output",
-                   help="database code cache database_code_<K>.npy/.json (the same as predict.py --save-path)")
+    d.add_argument("--cache-dir", "--cache_dir", default=None,
+                   help="database code cache database_code_<K>.npy/.json (the same as predict.py --save-path); "
+                        "default: ./output, or the index config's index_dir")
     d.add_argument("--store-dir", "--store_dir", default=None,
                    help="images added with POST /items, their list and codes (default: ./output/serving_<dataset>)")
     d.add_argument("--read-only", action="store_true", help="refuse POST /items (403)")
     d.add_argument("--index-backend", "--index_backend", default="auto",
                    choices=[b for b in backend_names() if b != "milvus"],
                    help="Hamming index backend (utils.retrieval.HammingIndex)")
+    d.add_argument("--index-config", "--index_config", default=None, metavar="FILE.yaml",
+                   help="PP-ShiTu index settings: a yaml with an IndexProcess section (index_method FLAT, dist_type "
+                        "hamming; hamming_radius: the radius and return_k: the k of a search that gives none, "
+                        "image_root as --data-path, index_dir as --cache-dir); flags given here win")
     d.add_argument("--batch-size", "--batch_size", type=int, default=32, help="batch size for encoding the database")
     d.add_argument("--num-workers", "--num_workers", type=int, default=2,
                    help="image decoding processes for encoding the database")
@@ -78,6 +83,14 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.threads < 0 or args.num_workers < 0 or not 0 <= args.port <= 65535 or args.max_upload_mb <= 0:
         p.error("--threads and --num-workers must be >= 0, --port 0..65535, --max-upload-mb > 0")
+    args.index_settings = None
+    if args.index_config is not None:  # a bad file fails before the port or the model is touched
+        from utils.retrieval.index_config import read_index_config
+
+        args.index_settings = read_index_config(args.index_config)
+        args.data_path = args.index_settings.image_root if args.data_path is None else args.data_path
+        args.cache_dir = args.index_settings.index_dir if args.cache_dir is None else args.cache_dir
+    args.cache_dir = "./output" if args.cache_dir is None else args.cache_dir
     return args
 
 
@@ -150,12 +163,16 @@ def build_service(args, log=print):
 
     ensure_model(args.model_dir, args.bit, args.pretrained, args.auto_export, log)
     db_list, data_root = database_list(args.dataset, args.data_path, args.list_dir)
+    settings = getattr(args, "index_settings", None)
+    if settings is not None and settings.note():
+        log(settings.note())
     limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k)
     return SearchService(args.model_dir, db_list, data_root, args.cache_dir,
                          args.store_dir or f"./output/serving_{args.dataset}", bit=args.bit,
                          predictors=args.predictors, threads=cpu_threads(args.threads, args.predictors),
                          use_mkldnn=args.use_mkldnn, backend=args.index_backend, limits=limits,
-                         read_only=args.read_only, batch_size=args.batch_size, num_workers=args.num_workers, log=log)
+                         read_only=args.read_only, batch_size=args.batch_size, num_workers=args.num_workers,
+                         index_settings=settings, log=log)
 
 
 @exit_on_user_error

@@ -13,6 +13,7 @@ from deploy.serving.database import ImageDatabase
 from deploy.serving.encoders import EncoderPool
 from deploy.serving.uploads import Limits, UploadError, decode_upload
 from utils.data.lists import class_names
+from utils.errors import ConfigError
 from utils.retrieval import format_code
 
 DEFAULT_K = 10
@@ -21,12 +22,22 @@ DEFAULT_K = 10
 class SearchService:
     def __init__(self, model_dir, db_list, data_root, cache_dir, store_dir, *, bit=None, predictors=1,
                  threads=1, use_mkldnn=True, backend="auto", limits=Limits(), read_only=False,
-                 batch_size=32, num_workers=2, log=print):
+                 batch_size=32, num_workers=2, index_settings=None, log=print):
+        """index_settings: utils.retrieval.index_config.IndexSettings (PP-ShiTu's IndexProcess): the
+        radius and k of a search that does not give its own."""
         self.model_dir = os.path.abspath(model_dir)
         self.limits = limits
         self.read_only = read_only
         self.pool = EncoderPool(model_dir, bit, size=predictors, threads=threads, use_mkldnn=use_mkldnn)
         self.bit = self.pool.bit
+        self.default_k, self.default_radius = min(DEFAULT_K, limits.max_k), None
+        if index_settings is not None:  # checked before the database is encoded
+            index_settings.check_bit(self.bit)
+            if index_settings.topk is not None and index_settings.topk > limits.max_k:
+                raise ConfigError(f"{index_settings.source}: IndexProcess.return_k: {index_settings.topk} is above "
+                                  f"--max-k {limits.max_k}")
+            self.default_k = index_settings.topk or self.default_k
+            self.default_radius = index_settings.radius
         self.db = ImageDatabase(self.pool, db_list, data_root, cache_dir, store_dir, backend,
                                 threads=threads, batch_size=batch_size, num_workers=num_workers, log=log)
         self.class_names = class_names(data_root, self.db.num_classes)
@@ -41,7 +52,8 @@ class SearchService:
         return {"bit": self.bit, "bits": bits, "hex": hexcode}
 
     def search(self, data, name="", k=None, radius=None):
-        k = min(DEFAULT_K, self.limits.max_k) if k is None else k
+        k = self.default_k if k is None else k
+        radius = self.default_radius if radius is None else radius
         self._check_k(k)
         if radius is not None and not 0 <= radius <= self.bit:
             raise UploadError(400, f"radius must be between 0 and {self.bit} (the code length), got {radius}")
@@ -79,6 +91,7 @@ class SearchService:
                 "added_images": len(self.db) - self.db.base_size, "bit": self.bit,
                 "model_fingerprint": self.pool.fingerprint, "model_dir": self.model_dir,
                 "index_backend": self.backend, "index_plan": self.db.index.plan(k=10),
+                "default_k": self.default_k, "default_radius": self.default_radius,
                 "predictors": self.pool.size, "threads_per_predictor": self.pool.threads,
                 "classes": self.class_names, "limits": self.limits.as_dict(), "read_only": self.read_only,
                 "data_root": self.db.data_root, "store_dir": self.db.store_dir}
