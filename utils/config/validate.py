@@ -37,7 +37,8 @@ def validate(cfg):
     if cfg["eval_only"] and not cfg["pretrained"]:
         raise ConfigError("--eval needs --pretrained PREFIX (the weights to evaluate)")
     if cfg["init_from"] and cfg["pretrained"] and not cfg["eval_only"]:
-        raise ConfigError("--init-from and --pretrained both give the starting weights; give one")
+        raise ConfigError(f"--init-from/init_from ({cfg['init_from']}) and --pretrained both give the starting "
+                          f"weights; give one")
     d, m, t = cfg["dataset"], cfg["model"], cfg["train"]
     _check(_is_int(m["bit"]) and m["bit"] in SUPPORTED_BITS, "--bit/model.bit",
            f"{m['bit']!r} is not a supported bit length {SUPPORTED_BITS}")

@@ -104,5 +104,5 @@ def test_refused_in_one_line(short_model, tiny_lite, tmp_path, capsys):
     one_line_error(capsys, [*base, "--bit", "48", "--init-from", str(tmp_path / "mobilenet16")],
                    "a different backbone than model.backbone alexnet")
     one_line_error(capsys, [*base, "--bit", "48", "--init-from", short_model, "--pretrained", short_model],
-                   "--init-from and --pretrained both give the starting weights")
+                   "and --pretrained both give the starting weights")
     assert not (tmp_path / "run" / "model_last_48.pdparams").exists()
