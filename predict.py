@@ -32,8 +32,9 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default="lite", help="data set whose database is searched")
     p.add_argument("--data-path", "--data_path", default=None, help="image root of the data set")
     p.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
-    p.add_argument("--topk", type=int, default=None,
-                   help="number of matches to return; default 10. With --radius: at most this many, the nearest")
+    p.add_argument("--topk", type=int, default=argparse.SUPPRESS,  # unset is told apart from 10: see radius_cap
+                   help="number of matches to return (default: 10, or the --index-config's return_k); with "
+                        "--radius: at most this many, the nearest")
     p.add_argument("--radius", type=int, default=None,
                    help="return every database image within this Hamming distance (inclusive) instead of top-k")
     p.add_argument("--index-config", "--index_config", default=None, metavar="FILE.yaml",
@@ -55,6 +56,7 @@ def parse_args(argv=None):
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = p.parse_args(argv)
     check_bit(args.bit)
+    args.topk = getattr(args, "topk", None)
     args.index_settings = None
     if args.index_config is not None:
         from utils.retrieval.index_config import read_index_config
