@@ -48,9 +48,9 @@ def build_parser():
     d.add_argument("--data-path", "--data_path", default=None,
                    help="image root of the data set (default: the config's, ./datasets/lite/ for lite)")
     d.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
-    d.add_argument("--cache-dir", "--cache_dir", default=None,
-                   help="database code cache database_code_<K>.npy/.json (the same as predict.py --save-path); "
-                        "default: ./output, or the index config's index_dir")
+    d.add_argument("--cache-dir", "--cache_dir", default=argparse.SUPPRESS,  # unset is told apart from ./output
+                   help="database code cache database_code_<K>.npy/.json (the same as predict.py --save-path) "
+                        "(default: ./output, or the --index-config's index_dir)")
     d.add_argument("--store-dir", "--store_dir", default=None,
                    help="images added with POST /items, their list and codes (default: ./output/serving_<dataset>)")
     d.add_argument("--read-only", action="store_true", help="refuse POST /items (403)")
@@ -83,6 +83,7 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.threads < 0 or args.num_workers < 0 or not 0 <= args.port <= 65535 or args.max_upload_mb <= 0:
         p.error("--threads and --num-workers must be >= 0, --port 0..65535, --max-upload-mb > 0")
+    args.cache_dir = getattr(args, "cache_dir", None)
     args.index_settings = None
     if args.index_config is not None:  # a bad file fails before the port or the model is touched
         from utils.retrieval.index_config import read_index_config
