@@ -3,7 +3,8 @@
 # Helpers shared by the TIPC scripts (sourced, not run).
 #
 # A TIPC config (test_tipc/configs/<model>/train_infer_python.txt) is a list of `key:value` lines
-# in sections (`=====...train_params=====`, `eval_params`, `infer_params`) closed by `##`.
+# in sections (`=====...train_params=====`, `eval_params`, `infer_params`; `paddle2onnx_params` in
+# paddle2onnx_infer_python.txt) closed by `##`.
 # A value is either plain (`--seed:0`), a `|` list that the scripts loop over (`--cpu_threads:1|2`),
 # or per mode (`--epoch:lite_train_lite_infer=1|whole_train_whole_infer=150`). `null` means unset.
 
@@ -105,7 +106,7 @@ function func_config_line() {
     local file=$1 section=$2 key=$3 line current=""
     while IFS= read -r line || [[ -n ${line} ]]; do
         line=${line%$'\r'}
-        if [[ ${line} =~ ^=+([a-z_]+)=+$ ]]; then
+        if [[ ${line} =~ ^=+([a-z0-9_]+)=+$ ]]; then
             current=${BASH_REMATCH[1]}
             continue
         fi
@@ -143,6 +144,28 @@ function status_check() {
     else
         echo "${line}"
     fi
+}
+
+# Run one step: `+ CMD` on the terminal, CMD (with its env prefix) into LOG, its status line into
+# ${status_log} (status_check). With TIPC_DRY_RUN=1 nothing runs: a `Dry run - ...` line instead.
+# Uses the caller's status_log and model_name.
+#   run_step LOG CMD
+function run_step() {
+    local log=$1 cmd rc
+    cmd=$(echo "$2" | tr -s ' ')
+    echo "+ ${cmd}"
+    if [[ ${TIPC_DRY_RUN:-0} == 1 ]]; then  # not run, not a success: its own line
+        echo "Dry run - ${model_name} - ${cmd} - ${log}" >>"${status_log}"
+        return 0
+    fi
+    eval "${cmd}" >"${log}" 2>&1
+    rc=$?
+    if [[ ${rc} -ne 0 ]]; then
+        echo "----- last lines of ${log} (exit code ${rc}):"
+        tail -n 15 "${log}"
+    fi
+    status_check "${rc}" "${cmd}" "${status_log}" "${model_name}" "${log}"
+    return "${rc}"
 }
 
 # A step that was not run, with the reason (never counted as a failure).
