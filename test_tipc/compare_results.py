@@ -15,10 +15,12 @@ The expected file records the weights digest of the model that made it (infer_cf
 weights_digest); with --model-dir the model under test is checked against it. TIPC's lite chains
 train their model: training is deterministic for one CPU kernel path (seeded weights, data order,
 augmentation and dropout), not across CPUs (oneDNN and MKL round differently on other CPUs, see
-README's results table), so a model trained on another CPU has another digest. Its codes are still
-held to the same budget, with a note: the lite model's codes do not move with the rounding
-(trained here with MKL's generic kernels, HASHNET_MKL_AVX2=0, the weights differ and all 100 codes
-are the same; test_tipc/README.md). Make an expected file with --write:
+README's results table), so a model trained on another CPU has another digest. Its codes are then
+held to the larger of the given budget and --other-model-max-hamming / --other-model-max-mean-hamming
+(default 2 bits per image, 0.25 on average), with a note saying so: a code bit whose logit sits
+near zero may flip with the rounding. (Here, trained with MKL's generic kernels, HASHNET_MKL_AVX2=0,
+the weights differ and all 100 codes are the same; test_tipc/README.md.) Make an expected file
+with --write:
 
     python test_tipc/compare_results.py --write --gt-file test_tipc/results/hashnet_16/python_infer_fp32.txt \
         --log-file LOG --model-dir MODEL_DIR
@@ -48,6 +50,11 @@ def parse_args(argv=None):
                    help="largest Hamming distance allowed for any one image (fp32: 0)")
     p.add_argument("--max-mean-hamming", "--max_mean_hamming", type=float, default=0.0,
                    help="largest mean Hamming distance over the images (fp32: 0)")
+    p.add_argument("--other-model-max-hamming", "--other_model_max_hamming", type=int, default=2,
+                   help="with --model-dir, when its weights digest is not the expected file's (the model was "
+                        "trained on another CPU): the per-image budget is at least this")
+    p.add_argument("--other-model-max-mean-hamming", "--other_model_max_mean_hamming", type=float, default=0.25,
+                   help="as --other-model-max-hamming, for the mean over the images")
     p.add_argument("--model-dir", "--model_dir", default=None,
                    help="the exported model the logs came from: its infer_cfg.yml weights_digest must be the "
                         "expected file's (with --write: recorded in the file)")
@@ -59,6 +66,10 @@ def parse_args(argv=None):
         raise ConfigError(f"--max-hamming must be >= 0, got {args.max_hamming}")
     if not args.max_mean_hamming >= 0:
         raise ConfigError(f"--max-mean-hamming must be >= 0, got {args.max_mean_hamming}")
+    if args.other_model_max_hamming < 0:
+        raise ConfigError(f"--other-model-max-hamming must be >= 0, got {args.other_model_max_hamming}")
+    if not args.other_model_max_mean_hamming >= 0:
+        raise ConfigError(f"--other-model-max-mean-hamming must be >= 0, got {args.other_model_max_mean_hamming}")
     return args
 
 
@@ -178,14 +189,18 @@ def write_expected(args):
 
 def compare(args):
     expected, digest = read_expected(args.gt_file)
+    max_hamming, max_mean = args.max_hamming, args.max_mean_hamming
     if args.model_dir:
         found = model_digest(args.model_dir)
         if digest is None:
             raise DataError(f"--gt-file {args.gt_file}: records no weights_digest to check --model-dir against")
         if found != digest:
+            max_hamming = max(max_hamming, args.other_model_max_hamming)
+            max_mean = max(max_mean, args.other_model_max_mean_hamming)
             print(f"compare_results: note: {args.model_dir} is not the model the expected codes were made from "
                   f"(weights_digest {found[:12]}... vs {digest[:12]}...: trained with other float rounding, e.g. "
-                  "on another CPU); its codes are held to the same budget")
+                  f"on another CPU); its codes are held to the other-model budget (max {max_hamming}, "
+                  f"mean {max_mean:g})")
     failed = 0
     for path in log_files(args.log_file):
         try:
@@ -193,11 +208,11 @@ def compare(args):
         except DataError as exc:
             raise DataError(f"--log-file {path} vs --gt-file {args.gt_file}: {exc}") from None
         worst, mean = max(distances), sum(distances) / len(distances)
-        ok = worst <= args.max_hamming and mean <= args.max_mean_hamming
+        ok = worst <= max_hamming and mean <= max_mean
         failed += not ok
         print(f"compare_results: {'ok' if ok else 'FAILED'}: {path}: {len(distances)} images, "
               f"{sum(d > 0 for d in distances)} differ, max {worst} / mean {mean:.3f} bits "
-              f"(budget: max {args.max_hamming}, mean {args.max_mean_hamming:g}) vs {args.gt_file}")
+              f"(budget: max {max_hamming}, mean {max_mean:g}) vs {args.gt_file}")
     return 1 if failed else 0
 
 
