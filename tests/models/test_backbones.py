@@ -217,3 +217,22 @@ def test_pplcnet_x2_5_has_paddleclas_names_and_loads_its_imagenet_file(tmp_path)
         np.testing.assert_array_equal(v.numpy(), state[k].numpy(), err_msg=k)
     with pytest.raises(UserError, match="no paddle.vision ImageNet weights"):
         load_backbone_weights(backbone, "imagenet")  # no md5 published: a local path only
+
+
+def test_googlenet_batch_norm_option_keeps_paddle_vision_names(tmp_path):
+    """batch_norm=True (the lite configs, from scratch) adds `<conv>._bn` and leaves the conv names,
+    so the ImageNet file still fills every conv (the BatchNorm layers are reported missing)."""
+    plain = BACKBONES["googlenet"](batch_norm=False).state_dict()
+    with_bn = BACKBONES["googlenet"](batch_norm=True)
+    added = [k for k in with_bn.state_dict() if k not in plain]
+    assert set(plain) <= set(with_bn.state_dict()) and added and all("._bn." in k for k in added)
+    assert len(added) == 4 * len(plain)  # every conv (no bias) got weight, bias, _mean, _variance
+    path = str(tmp_path / "GoogLeNet_pretrained.pdparams")
+    paddle.save(plain, path)
+    messages = []
+
+    class Log:
+        info = staticmethod(messages.append)
+
+    load_backbone_weights(with_bn, path, Log)
+    assert f"loaded {len(plain)}," in messages[-1] and "._bn.weight" in messages[-1]

@@ -13,7 +13,7 @@ from utils.errors import UserError
 from utils.training.optimizer import build_optimizer
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs")
-SSDH_GOOGLENET = os.path.join(CONFIGS, "methods", "ssdh_googlenet_lite.yaml")
+SSDH_GOOGLENET = os.path.join(CONFIGS, "methods", "ssdh_googlenet_cifar10.yaml")  # the recipe exactly
 
 # The recipe, written out from KevinNet_CIFAR10_48_train.prototxt / _solver.prototxt (base_lr 0.001,
 # weight_decay 0.0005; blobs_lr and weight_decay multipliers per blob), for the names of our model.
