@@ -56,6 +56,8 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
         # per-parameter lr multipliers / weight decays, first matching rule wins (utils/training/optimizer.py):
         # [{match: "*.bias", lr_mult: 2, weight_decay: 0}, ...]; empty: the model's own multipliers, one decay
         "param_groups": [],
+        "lr_schedule": "step",     # step: x lr_decay_gamma every lr_decay_every epochs | cosine: to 0 over the epochs
+        "warmup_epochs": 0,        # linear warm-up from 0 to the lr over these first epochs (then the schedule)
         "lr_decay_every": 50,
         "lr_decay_gamma": 0.5,
         "seed": 0,

@@ -76,6 +76,10 @@ def validate(cfg):
            f"must be an integer >= 0, got {t['loss_rise_epochs']!r}")
     _check(0 < t["lr_decay_gamma"] < 1, "train.lr_decay_gamma",
            f"must be in (0, 1) (no decay: train.lr_decay_every above the epochs), got {t['lr_decay_gamma']!r}")
+    _check(t["lr_schedule"] in ("step", "cosine"), "train.lr_schedule", f"must be step or cosine, got {t['lr_schedule']!r}")
+    _check(_is_int(t["warmup_epochs"]) and 0 <= t["warmup_epochs"] and (t["warmup_epochs"] < t["epochs"] or
+                                                                        t["warmup_epochs"] == 0),
+           "train.warmup_epochs", f"must be an integer >= 0 and below train.epochs, got {t['warmup_epochs']!r}")
     for key in ("eval_every", "log_every", "lr_decay_every", "base_batch"):
         _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", f"must be an integer >= 1, got {t[key]!r}")
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "dataset.val_fraction",

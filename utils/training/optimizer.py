@@ -18,6 +18,23 @@ def step_decay(base_lr, global_batch, base_batch=64, step_size=50, gamma=0.5):
                                          gamma=gamma)
 
 
+def build_scheduler(t, global_batch):
+    """train.lr_schedule at the scaled lr, stepped once per epoch: step (step_decay, the recipe) or
+    cosine (paddle's CosineAnnealingDecay to 0 over the epochs after the warm-up, PaddleClas's
+    `Cosine`); train.warmup_epochs > 0 puts paddle's LinearWarmup from 0 in front (PaddleClas's
+    warmup_epoch; it steps per iteration, this per epoch)."""
+    lr = scaled_lr(t["lr"], global_batch, t["base_batch"])
+    if t["lr_schedule"] == "cosine":
+        scheduler = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=max(1, t["epochs"] - t["warmup_epochs"]))
+    else:
+        scheduler = step_decay(t["lr"], global_batch=global_batch, base_batch=t["base_batch"],
+                               step_size=t["lr_decay_every"], gamma=t["lr_decay_gamma"])
+    if t["warmup_epochs"]:
+        scheduler = paddle.optimizer.lr.LinearWarmup(scheduler, warmup_steps=t["warmup_epochs"], start_lr=0.0,
+                                                     end_lr=lr)
+    return scheduler
+
+
 def resolve_param_groups(rules, named_parameters, weight_decay):
     """(lr multiplier, weight decay) of every parameter: the first rule whose `match` glob matches
     its structured name (model.named_parameters(): `hash_layer.bias`, `backbone._conv._conv.weight`)
@@ -53,14 +70,14 @@ def _parameter_groups(rules, named_parameters, weight_decay):
 
 
 def build_optimizer(cfg, parameters, world_size=1):
-    """SGD momentum with L2 weight decay; the lr scales with the global batch (the HashNet recipe,
-    docs/methods.md). parameters: model.named_parameters() (or a plain list of parameters when
-    train.param_groups is empty). train.param_groups: per-parameter lr multipliers and weight
+    """SGD momentum with L2 weight decay; the lr scales with the global batch and follows
+    train.lr_schedule (build_scheduler; the HashNet recipe's step decay by default, docs/methods.md).
+    parameters: model.named_parameters() (or a plain list of parameters when train.param_groups is
+    empty). train.param_groups: per-parameter lr multipliers and weight
     decays (resolve_param_groups; Caffe's lr_mult / decay_mult). train.clip_grad_norm: clip the
     global gradient norm (None: no clipping, the recipe's default). Returns (optimizer, scheduler)."""
     t = cfg["train"]
-    scheduler = step_decay(t["lr"], global_batch=t["batch_size"] * world_size, base_batch=t["base_batch"],
-                           step_size=t["lr_decay_every"], gamma=t["lr_decay_gamma"])
+    scheduler = build_scheduler(t, t["batch_size"] * world_size)
     items = list(parameters)
     named = bool(items) and isinstance(items[0], tuple)
     rules = t["param_groups"]
