@@ -236,3 +236,11 @@ def test_googlenet_batch_norm_option_keeps_paddle_vision_names(tmp_path):
 
     load_backbone_weights(with_bn, path, Log)
     assert f"loaded {len(plain)}," in messages[-1] and "._bn.weight" in messages[-1]
+
+
+def test_exported_plain_googlenet_gives_the_dygraph_codes(tmp_path):
+    """The network ImageNet weights are for (batch_norm false: configs/methods/ssdh_googlenet_cifar10.yaml)."""
+    cfg = build_config(LITE, {"bit": 16}, ["model.backbone=googlenet", "model.batch_norm=false"])
+    logits, dygraph_codes, exported_codes, _ = _export_and_encode(cfg, tmp_path)
+    assert np.abs(logits).min() > 1e-4 * np.abs(logits).max()
+    np.testing.assert_array_equal(exported_codes, dygraph_codes)
