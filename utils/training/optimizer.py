@@ -6,6 +6,7 @@ import paddle
 from utils.config.validate import check_param_group_rules
 from utils.errors import ConfigError
 
+
 def scaled_lr(base_lr, global_batch, base_batch=64):
     """Linear scaling: the recipe's lr is for a global batch of base_batch."""
     return base_lr * global_batch / base_batch
@@ -73,9 +74,10 @@ def build_optimizer(cfg, parameters, world_size=1):
     """SGD momentum with L2 weight decay; the lr scales with the global batch and follows
     train.lr_schedule (build_scheduler; the HashNet recipe's step decay by default, docs/methods.md).
     parameters: model.named_parameters() (or a plain list of parameters when train.param_groups is
-    empty). train.param_groups: per-parameter lr multipliers and weight
-    decays (resolve_param_groups; Caffe's lr_mult / decay_mult). train.clip_grad_norm: clip the
-    global gradient norm (None: no clipping, the recipe's default). Returns (optimizer, scheduler)."""
+    empty). train.param_groups: per-parameter lr multipliers and weight decays (resolve_param_groups;
+    Caffe's lr_mult / decay_mult); without rules the optimizer is built exactly as before them.
+    train.clip_grad_norm: clip the global gradient norm (None: no clipping, the recipe's default).
+    Returns (optimizer, scheduler)."""
     t = cfg["train"]
     scheduler = build_scheduler(t, t["batch_size"] * world_size)
     items = list(parameters)
