@@ -194,6 +194,17 @@ def _paddleclas_pplcnet_x2_5_layout():
     return layout, {"fc.weight": [1280, 1000], "fc.bias": [1000]}
 
 
+def _load_logged(backbone, path):
+    """load_backbone_weights with a logger that keeps its messages; returns them."""
+    messages = []
+
+    class Log:
+        info = staticmethod(messages.append)
+
+    load_backbone_weights(backbone, path, Log)
+    return messages
+
+
 def test_pplcnet_x2_5_has_paddleclas_names_and_loads_its_imagenet_file(tmp_path):
     layout, classifier = _paddleclas_pplcnet_x2_5_layout()
     backbone = BACKBONES["pplcnet_x2_5"]()
@@ -206,12 +217,7 @@ def test_pplcnet_x2_5_has_paddleclas_names_and_loads_its_imagenet_file(tmp_path)
              for k, shape in {**layout, **classifier}.items()}
     path = str(tmp_path / "PPLCNet_x2_5_pretrained.pdparams")
     paddle.save(state, path)
-    messages = []
-
-    class Log:
-        info = staticmethod(messages.append)
-
-    load_backbone_weights(backbone, path, Log)
+    messages = _load_logged(backbone, path)
     assert f"loaded {len(layout)}, missing none, shape mismatch none, unused ['fc.weight', 'fc.bias']" in messages[-1]
     for k, v in backbone.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), state[k].numpy(), err_msg=k)
@@ -229,12 +235,7 @@ def test_googlenet_batch_norm_option_keeps_paddle_vision_names(tmp_path):
     assert len(added) == 4 * len(plain)  # every conv (no bias) got weight, bias, _mean, _variance
     path = str(tmp_path / "GoogLeNet_pretrained.pdparams")
     paddle.save(plain, path)
-    messages = []
-
-    class Log:
-        info = staticmethod(messages.append)
-
-    load_backbone_weights(with_bn, path, Log)
+    messages = _load_logged(with_bn, path)
     assert f"loaded {len(plain)}," in messages[-1] and "._bn.weight" in messages[-1]
 
 
