@@ -1,11 +1,14 @@
 """Model registry: backbones and heads are picked by name from plain dicts."""
 from models.alexnet import AlexNetBackbone
+from models.googlenet import GoogLeNetBackbone
 from models.mobilenet import MobileNetV3LargeBackbone, MobileNetV3SmallBackbone
+from models.pplcnet import PPLCNetX25Backbone
 from models.resnet import ResNet18Backbone, ResNet50Backbone
 from models.vgg import VGG16Backbone
 from models.hash_model import CodeHead, HashModel, codes_from_logits
 from models.dshsd import DSHSDNet
 from models.greedyhash import GreedyHashNet
+from models.ppshitu import PPShiTuNet
 from models.ssdh import SSDHNet
 
 BACKBONES = {
@@ -17,6 +20,9 @@ BACKBONES = {
     "resnet50": ResNet50Backbone,
     "mobilenetv3_large": MobileNetV3LargeBackbone,
     "mobilenetv3_small": MobileNetV3SmallBackbone,
+    "googlenet": GoogLeNetBackbone,
+    # written from the PP-LCNet paper with PaddleClas's parameter names (no paddle.vision network)
+    "pplcnet_x2_5": PPLCNetX25Backbone,
 }
 
 MODELS = {
@@ -25,6 +31,7 @@ MODELS = {
     "ssdh": SSDHNet,
     "dshsd": DSHSDNet,
     "greedyhash": GreedyHashNet,
+    "ppshitu": PPShiTuNet,  # tanh embedding + FC, PaddleClas's binary general-recognition model
 }
 
 
@@ -41,7 +48,9 @@ def build_model(cfg, num_classes=None):
     backbone = BACKBONES[mcfg["backbone"]](dropout=mcfg["dropout"], fc_dim=mcfg["fc_dim"],
                                          batch_norm=mcfg["batch_norm"])
     return MODELS[mcfg["name"]](backbone, bit=mcfg["bit"], hash_lr_mult=mcfg["hash_lr_mult"],
-                                hash_bias_lr_mult=mcfg["hash_bias_lr_mult"], num_classes=num_classes)
+                                hash_bias_lr_mult=mcfg["hash_bias_lr_mult"], num_classes=num_classes,
+                                hash_init_std=mcfg["hash_init_std"], hash_bias_init=mcfg["hash_bias_init"],
+                                classifier_init_std=mcfg["classifier_init_std"])
 
 
 __all__ = ["BACKBONES", "MODELS", "CodeHead", "HashModel", "build_model", "codes_from_logits"]

@@ -16,13 +16,21 @@ from utils.errors import ConfigError
 class HashClassifierNet(HashModel):
     """backbone -> hash layer z -> code_features(z) -> linear classifier (train mode only)."""
 
-    def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None, num_classes=None):
-        super().__init__(backbone, bit, hash_lr_mult, hash_bias_lr_mult)
+    def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None, num_classes=None,
+                 hash_init_std=0.01, hash_bias_init=0.0, classifier_init_std=None):
+        super().__init__(backbone, bit, hash_lr_mult, hash_bias_lr_mult, hash_init_std=hash_init_std,
+                         hash_bias_init=hash_bias_init)
         self.classifier = None
         if num_classes is not None:
-            self.classifier = nn.Linear(bit, num_classes,
-                                        weight_attr=paddle.ParamAttr(learning_rate=hash_lr_mult),
-                                        bias_attr=paddle.ParamAttr(learning_rate=hash_lr_mult))
+            weight_init = bias_init = None  # paddle's default
+            if classifier_init_std is not None:  # Caffe's gaussian filler, constant 0 bias
+                weight_init = nn.initializer.Normal(0.0, classifier_init_std)
+                bias_init = nn.initializer.Constant(0.0)
+            self.classifier = self._build_classifier(bit, num_classes, hash_lr_mult, weight_init, bias_init)
+
+    def _build_classifier(self, bit, num_classes, lr_mult, weight_init, bias_init):
+        return nn.Linear(bit, num_classes, weight_attr=paddle.ParamAttr(initializer=weight_init, learning_rate=lr_mult),
+                         bias_attr=paddle.ParamAttr(initializer=bias_init, learning_rate=lr_mult))
 
     def code_features(self, z):
         """What the classifier sees (the method's relaxed or binary code)."""

@@ -13,17 +13,19 @@ class HashModel(nn.Layer):
     """backbone + fc(K) -> z. Every head keeps this contract in eval mode (codes = z >= 0);
     num_classes is for heads with a classifier (models/classifier_head.py) and unused here."""
 
-    def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None, num_classes=None):
+    def __init__(self, backbone, bit, hash_lr_mult=10.0, hash_bias_lr_mult=None, num_classes=None,
+                 hash_init_std=0.01, hash_bias_init=0.0, classifier_init_std=None):
         super().__init__()
         self.backbone = backbone
         self.bit = bit
-        # Paper/Caffe: new layer initialised N(0, 0.01), learning rate x10 (bias x20 in Caffe).
+        # Paper/Caffe: new layer initialised N(0, 0.01), learning rate x10 (bias x20 in Caffe);
+        # SSDH's Caffe latent layer: N(0, 0.005), bias 1 (configs/methods/ssdh_googlenet_*.yaml).
         bias_mult = hash_lr_mult if hash_bias_lr_mult is None else hash_bias_lr_mult
         self.hash_layer = nn.Linear(
             backbone.feature_dim, bit,
-            weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0.0, 0.01),
+            weight_attr=paddle.ParamAttr(initializer=nn.initializer.Normal(0.0, hash_init_std),
                                          learning_rate=hash_lr_mult),
-            bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0),
+            bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(hash_bias_init),
                                        learning_rate=bias_mult),
         )
 

@@ -30,7 +30,12 @@ LR_AT_16_BITS = {"dsh": 0.005}
 # HashNet's in-batch pairs include (i, i), about a third of a batch of 16's similar pairs: in 32 steps they mostly
 # saturate the codes (0.3544, at the LSH floor 0.3542); without them 0.3753. Over 20+ epochs on real images the
 # recipe with them does better (docs/methods.md), so only this budget leaves them out.
-OVERRIDES = {"lcdsh": ["loss.locality_weight=1"], "hashnet": ["loss.self_pairs=false"]}
+# PP-ShiTu's lite config trains PPLCNet_x2_5, which needs more than this budget (8 epochs x 4 steps: its codes
+# collapsed to 3 of 24, 0.3262 < LSH 0.3677; 30 epochs of the full lite set: 0.4144 > LSH 0.3217, docs/methods.md),
+# so here its head and loss train the lite AlexNet, with the project's hash-layer init (its lite config's
+# 0.033, PaddleClas's fc init, collapsed the AlexNet codes to one in this budget: 0.3227; with 0.01: 0.3703).
+OVERRIDES = {"lcdsh": ["loss.locality_weight=1"], "hashnet": ["loss.self_pairs=false"],
+             "ppshitu": ["model.backbone=alexnet", "model.hash_init_std=0.01"]}
 
 
 @pytest.fixture(scope="module")

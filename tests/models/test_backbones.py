@@ -1,5 +1,6 @@
 """Backbones by name: every one feeds the hash head, exports to the same codes, and loads
-paddle.vision's ImageNet-named weights. Small inputs (64x64, batch 2) keep VGG16/ResNet50 cheap."""
+paddle.vision's (PP-LCNet: PaddleClas's) ImageNet-named weights. Small inputs (64x64, batch 2) keep
+VGG16/ResNet50 cheap."""
 import os
 
 import numpy as np
@@ -7,8 +8,9 @@ import paddle
 import pytest
 import yaml
 from paddle.vision import models as vision
+from paddle.vision.models.googlenet import model_urls as googlenet_urls
 
-from models import BACKBONES, build_model
+from models import BACKBONES, CodeHead, build_model
 from utils.training.checkpoint import load_backbone_weights
 from utils.config import build_config, save_config
 from utils.errors import UserError
@@ -24,11 +26,17 @@ VISION = {
                           vision.mobilenetv3.model_urls["mobilenet_v3_large_x1.0"], ("classifier", 3)),
     "mobilenetv3_small": (lambda: vision.mobilenet_v3_small(pretrained=False),
                           vision.mobilenetv3.model_urls["mobilenet_v3_small_x1.0"], ("classifier", 3)),
+    "googlenet": (lambda: vision.googlenet(pretrained=False), googlenet_urls["googlenet"], ("_fc_out", None)),
 }
+# besides fc8, tensors of the ImageNet file that hashing does not use: GoogLeNet's auxiliary classifiers
+AUXILIARY = {"googlenet": ("_conv_o1.", "_fc_o1.", "_out1.", "_conv_o2.", "_fc_o2.", "_out2.")}
+# paddle.vision's GoogLeNet forward also runs the auxiliary heads, whose fixed 5x5 pools need 224x224
+INPUT_SIZE = {"googlenet": 224}
+NOT_PADDLE_VISION = {"alexnet", "pplcnet_x2_5"}
 
 
 def test_every_paddle_vision_backbone_is_registered():
-    assert set(VISION) | {"alexnet"} == set(BACKBONES)
+    assert set(VISION) | NOT_PADDLE_VISION == set(BACKBONES)
 
 
 def _without_fc8(reference, where):
@@ -60,16 +68,20 @@ def test_imagenet_named_weights_load_and_give_paddle_vision_features(name, tmp_p
     own = backbone.state_dict()
     assert f"loaded {len(own)}," in messages[1] and "missing none" in messages[1] and "shape mismatch none" in messages[1]
     unused = [k for k in reference.state_dict() if k not in own]
-    assert unused and all(k.startswith(fc8[0]) for k in unused) and str(unused) in messages[1]
+    assert unused and all(k.startswith((fc8[0],) + AUXILIARY.get(name, ())) for k in unused)
+    assert any(k.startswith(fc8[0]) for k in unused) and str(unused) in messages[1]
 
     # eval mode uses every loaded tensor (BatchNorm statistics included): equal features = all loaded
     reference = _without_fc8(reference, fc8)
     reference.eval()
     backbone.eval()
-    x = paddle.randn([2, 3, 64, 64])
+    size = INPUT_SIZE.get(name, 64)
+    x = paddle.randn([2, 3, size, size])
     features = backbone(x)
     assert features.shape == [2, backbone.feature_dim]
-    np.testing.assert_allclose(features.numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-5)
+    expected = reference(x)
+    expected = expected[0] if isinstance(expected, (tuple, list)) else expected  # GoogLeNet: (main, aux1, aux2)
+    np.testing.assert_allclose(features.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
 
     # "imagenet" asks paddle.vision's downloader for this network's own file and md5 (no network here)
     asked = []
@@ -118,7 +130,7 @@ def _export_and_encode(cfg, tmp_path):
     return logits, dygraph.encode_batch(images), InferenceEncoder(out, bit).encode_batch(images), info
 
 
-@pytest.mark.parametrize("name", sorted(VISION))  # AlexNet's export: tests/test_pipeline.py
+@pytest.mark.parametrize("name", sorted(VISION) + ["pplcnet_x2_5"])  # AlexNet's export: tests/test_pipeline.py
 def test_exported_model_gives_the_dygraph_codes(name, tmp_path):
     cfg = build_config(LITE, {"bit": 16}, [f"model.backbone={name}"])  # 64x64 crops, fc_dim 1024, BatchNorm
     logits, dygraph_codes, exported_codes, info = _export_and_encode(cfg, tmp_path)
@@ -138,3 +150,98 @@ def test_lite_options_apply_to_vgg16_and_are_ignored_by_the_others():
     assert not any(isinstance(layer, paddle.nn.BatchNorm2D) for layer in plain.features)
     assert BACKBONES["resnet18"](dropout=0.0, fc_dim=64, batch_norm=False).feature_dim == 512
     assert BACKBONES["mobilenetv3_small"](fc_dim=64).feature_dim == 1024
+
+
+@pytest.mark.parametrize("name", ["googlenet", "pplcnet_x2_5"])
+def test_new_backbones_give_codes_of_every_bit_length(name):
+    for bit in (16, 32, 48, 64):
+        cfg = build_config(LITE, {"bit": bit}, [f"model.backbone={name}"])
+        paddle.seed(bit)
+        model = build_model(cfg)
+        model.eval()
+        x = paddle.randn([2, 3, 64, 64])  # the lite crops; both networks take any input from 64x64 up
+        z = model(x)
+        assert z.shape == [2, bit]
+        codes = CodeHead(model)(x).numpy()
+        np.testing.assert_array_equal(codes, np.where(z.numpy() >= 0, 1, -1))
+
+
+def _paddleclas_pplcnet_x2_5_layout():
+    """Tensor names and shapes of PaddleClas's PPLCNet_x2_5 (ppcls/arch/backbone/legendary_models/
+    pp_lcnet.py: NET_CONFIG at scale 2.5, ConvBNLayer = conv (no bias) + bn, SE reduction 4,
+    last_conv 1280 without bias, fc 1280 -> 1000), written out here from that file's structure."""
+    layout = {}
+
+    def conv_bn(prefix, cin, cout, k, groups=1):
+        layout[prefix + ".conv.weight"] = [cout, cin // groups, k, k]
+        for stat in ("weight", "bias", "_mean", "_variance"):
+            layout[f"{prefix}.bn.{stat}"] = [cout]
+
+    conv_bn("conv1", 3, 40, 3)
+    blocks = {"blocks2": [(3, 40, 80, False)],
+              "blocks3": [(3, 80, 160, False), (3, 160, 160, False)],
+              "blocks4": [(3, 160, 320, False), (3, 320, 320, False)],
+              "blocks5": [(3, 320, 640, False)] + [(5, 640, 640, False)] * 5,
+              "blocks6": [(5, 640, 1280, True), (5, 1280, 1280, True)]}
+    for stage, rows in blocks.items():
+        for i, (k, cin, cout, se) in enumerate(rows):
+            conv_bn(f"{stage}.{i}.dw_conv", cin, cin, k, groups=cin)
+            if se:
+                layout.update({f"{stage}.{i}.se.conv1.weight": [cin // 4, cin, 1, 1], f"{stage}.{i}.se.conv1.bias": [cin // 4],
+                               f"{stage}.{i}.se.conv2.weight": [cin, cin // 4, 1, 1], f"{stage}.{i}.se.conv2.bias": [cin]})
+            conv_bn(f"{stage}.{i}.pw_conv", cin, cout, 1)
+    layout["last_conv.weight"] = [1280, 1280, 1, 1]
+    return layout, {"fc.weight": [1280, 1000], "fc.bias": [1000]}
+
+
+def _load_logged(backbone, path):
+    """load_backbone_weights with a logger that keeps its messages; returns them."""
+    messages = []
+
+    class Log:
+        info = staticmethod(messages.append)
+
+    load_backbone_weights(backbone, path, Log)
+    return messages
+
+
+def test_pplcnet_x2_5_has_paddleclas_names_and_loads_its_imagenet_file(tmp_path):
+    layout, classifier = _paddleclas_pplcnet_x2_5_layout()
+    backbone = BACKBONES["pplcnet_x2_5"]()
+    assert {k: list(v.shape) for k, v in backbone.state_dict().items()} == layout
+    # 9.0M parameters with the 1000-way fc (the paper's PP-LCNet 2.5x)
+    total = sum(int(np.prod(p.shape)) for p in backbone.parameters()) + 1280 * 1000 + 1000
+    assert round(total / 1e6, 1) == 9.0
+    rng = np.random.default_rng(0)
+    state = {k: paddle.to_tensor(rng.standard_normal(shape).astype(np.float32))
+             for k, shape in {**layout, **classifier}.items()}
+    path = str(tmp_path / "PPLCNet_x2_5_pretrained.pdparams")
+    paddle.save(state, path)
+    messages = _load_logged(backbone, path)
+    assert f"loaded {len(layout)}, missing none, shape mismatch none, unused ['fc.weight', 'fc.bias']" in messages[-1]
+    for k, v in backbone.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), state[k].numpy(), err_msg=k)
+    with pytest.raises(UserError, match="no paddle.vision ImageNet weights"):
+        load_backbone_weights(backbone, "imagenet")  # no md5 published: a local path only
+
+
+def test_googlenet_batch_norm_option_keeps_paddle_vision_names(tmp_path):
+    """batch_norm=True (the lite configs, from scratch) adds `<conv>._bn` and leaves the conv names,
+    so the ImageNet file still fills every conv (the BatchNorm layers are reported missing)."""
+    plain = BACKBONES["googlenet"](batch_norm=False).state_dict()
+    with_bn = BACKBONES["googlenet"](batch_norm=True)
+    added = [k for k in with_bn.state_dict() if k not in plain]
+    assert set(plain) <= set(with_bn.state_dict()) and added and all("._bn." in k for k in added)
+    assert len(added) == 4 * len(plain)  # every conv (no bias) got weight, bias, _mean, _variance
+    path = str(tmp_path / "GoogLeNet_pretrained.pdparams")
+    paddle.save(plain, path)
+    messages = _load_logged(with_bn, path)
+    assert f"loaded {len(plain)}," in messages[-1] and "._bn.weight" in messages[-1]
+
+
+def test_exported_plain_googlenet_gives_the_dygraph_codes(tmp_path):
+    """The network ImageNet weights are for (batch_norm false: configs/methods/ssdh_googlenet_cifar10.yaml)."""
+    cfg = build_config(LITE, {"bit": 16}, ["model.backbone=googlenet", "model.batch_norm=false"])
+    logits, dygraph_codes, exported_codes, _ = _export_and_encode(cfg, tmp_path)
+    assert np.abs(logits).min() > 1e-4 * np.abs(logits).max()
+    np.testing.assert_array_equal(exported_codes, dygraph_codes)

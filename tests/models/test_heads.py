@@ -31,7 +31,7 @@ def test_eval_returns_z_train_returns_z_and_class_logits(name):
     assert logits.shape == [3, 5]
     np.testing.assert_allclose(z_train.numpy(), z.numpy(), rtol=1e-5, atol=1e-6)
     features = {"ssdh": 1 / (1 + np.exp(-z.numpy())), "dshsd": np.tanh(z.numpy()),
-                "greedyhash": np.where(z.numpy() >= 0, 1.0, -1.0)}[name]
+                "greedyhash": np.where(z.numpy() >= 0, 1.0, -1.0), "ppshitu": np.tanh(z.numpy())}[name]
     expected = features @ model.classifier.weight.numpy() + model.classifier.bias.numpy()
     np.testing.assert_allclose(logits.numpy(), expected, rtol=1e-4, atol=1e-5)
 

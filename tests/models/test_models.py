@@ -94,3 +94,20 @@ def test_lite_variant_batch_norm_and_width():
     assert model.hash_layer.weight.shape == [cfg["model"]["fc_dim"], 32]
     model.eval()
     assert model(paddle.randn([2, 3, 64, 64])).shape == [2, 32]
+
+
+def test_ssdh_caffe_recipe_initialises_latent_and_classifier_as_the_prototxt():
+    """configs/methods/ssdh_googlenet_cifar10.yaml: latent fc8_kevin gaussian std 0.005, bias 1;
+    classifier fc8_pascal gaussian std 0.01, bias 0 (the defaults keep N(0, 0.01), bias 0, paddle's classifier)."""
+    path = os.path.join(os.path.dirname(COCO), "methods", "ssdh_googlenet_cifar10.yaml")
+    paddle.seed(3)
+    model = build_model(build_config(path), num_classes=10)
+    assert model.bit == 48 and type(model.backbone).__name__ == "GoogLeNetBackbone"
+    w, b = model.hash_layer.weight.numpy(), model.hash_layer.bias.numpy()
+    assert w.shape == (1024, 48) and abs(w.std() - 0.005) < 0.0003 and abs(w.mean()) < 0.0003
+    np.testing.assert_array_equal(b, np.ones(48, np.float32))
+    cw, cb = model.classifier.weight.numpy(), model.classifier.bias.numpy()
+    assert abs(cw.std() - 0.01) < 0.002 and not cb.any()
+    plain = build_model(build_config(COCO, {"bit": 48}, ["model.name=ssdh", "loss.name=ssdh"]), num_classes=10)
+    assert abs(plain.hash_layer.weight.numpy().std() - 0.01) < 0.001 and not plain.hash_layer.bias.numpy().any()
+    assert plain.classifier.weight.numpy().std() > 0.1  # paddle's default (Xavier) for 48 -> 10

@@ -31,7 +31,7 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
         "max_image_pixels": 100_000_000,  # decompression-bomb guard, checked from the image header
     },
     "model": {
-        "name": "linear",          # the head (models.MODELS): linear, ssdh, dshsd, greedyhash
+        "name": "linear",          # the head (models.MODELS): linear, ssdh, dshsd, greedyhash, ppshitu
         "backbone": "alexnet",
         "bit": 64,
         "dropout": 0.5,
@@ -39,6 +39,9 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
         "batch_norm": False,       # BatchNorm after each conv: for training from scratch
         "hash_lr_mult": 10.0,
         "hash_bias_lr_mult": None,  # None: same as hash_lr_mult (Caffe used 20)
+        "hash_init_std": 0.01,      # hash (latent) layer weights ~ N(0, std)
+        "hash_bias_init": 0.0,      # hash (latent) layer bias, a constant
+        "classifier_init_std": None,  # heads with a classifier: weights ~ N(0, std), bias 0; null: paddle's default
         "backbone_weights": None,   # a local .pdparams, or "imagenet" to download through paddle.vision
         "needs_backbone_weights": False,  # a fine-tuning recipe: warn when trained without backbone_weights
     },
@@ -50,6 +53,11 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
         "momentum": 0.9,
         "weight_decay": 0.0005,
         "clip_grad_norm": None,    # clip the global gradient norm at this value (null: never)
+        # per-parameter lr multipliers / weight decays, first matching rule wins (utils/training/optimizer.py):
+        # [{match: "*.bias", lr_mult: 2, weight_decay: 0}, ...]; empty: the model's own multipliers, one decay
+        "param_groups": [],
+        "lr_schedule": "step",     # step: x lr_decay_gamma every lr_decay_every epochs | cosine: to 0 over the epochs
+        "warmup_epochs": 0,        # linear warm-up from 0 to the lr over these first epochs (then the schedule)
         "lr_decay_every": 50,
         "lr_decay_gamma": 0.5,
         "seed": 0,

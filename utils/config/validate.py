@@ -30,6 +30,31 @@ def _check_number_types(cfg):
                 raise ConfigError(f"{where}: must be true or false, got {value!r} ({_type_name(value)})")
 
 
+RULE_KEYS = ("match", "lr_mult", "weight_decay")
+
+
+def check_param_group_rules(rules):
+    """train.param_groups: a list of {match: glob, lr_mult: number >= 0, weight_decay: number >= 0}
+    (at least one of the two numbers); ConfigError naming the rule at fault."""
+    if not isinstance(rules, list):
+        raise ConfigError(f"train.param_groups: must be a list of rules {{match, lr_mult, weight_decay}}, got {rules!r}")
+    for i, rule in enumerate(rules):
+        where = f"train.param_groups[{i}]"
+        if not isinstance(rule, dict):
+            raise ConfigError(f"{where}: must be a mapping with keys {', '.join(RULE_KEYS)}, got {rule!r}")
+        unknown = sorted(set(rule) - set(RULE_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (keys: {', '.join(RULE_KEYS)})")
+        if not isinstance(rule.get("match"), str) or not rule["match"]:
+            raise ConfigError(f"{where}.match: must be a parameter-name pattern (glob), got {rule.get('match')!r}")
+        if "lr_mult" not in rule and "weight_decay" not in rule:
+            raise ConfigError(f"{where}: sets neither lr_mult nor weight_decay")
+        for key in ("lr_mult", "weight_decay"):
+            value = rule.get(key, 0)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0):
+                raise ConfigError(f"{where}.{key}: must be a number >= 0, got {value!r}")
+
+
 def validate(cfg):
     """Every check of a resolved config, flags included, before anything is built; ConfigError names
     the key (or flag) at fault."""
@@ -54,6 +79,10 @@ def validate(cfg):
            f"must be an integer >= 0, got {t['loss_rise_epochs']!r}")
     _check(0 < t["lr_decay_gamma"] < 1, "train.lr_decay_gamma",
            f"must be in (0, 1) (no decay: train.lr_decay_every above the epochs), got {t['lr_decay_gamma']!r}")
+    _check(t["lr_schedule"] in ("step", "cosine"), "train.lr_schedule", f"must be step or cosine, got {t['lr_schedule']!r}")
+    _check(_is_int(t["warmup_epochs"]) and 0 <= t["warmup_epochs"] and (t["warmup_epochs"] < t["epochs"] or
+                                                                        t["warmup_epochs"] == 0),
+           "train.warmup_epochs", f"must be an integer >= 0 and below train.epochs, got {t['warmup_epochs']!r}")
     for key in ("eval_every", "log_every", "lr_decay_every", "base_batch"):
         _check(_is_int(t[key]) and t[key] >= 1, f"train.{key}", f"must be an integer >= 1, got {t[key]!r}")
     _check(isinstance(d["val_fraction"], (int, float)) and 0 <= d["val_fraction"] < 1, "dataset.val_fraction",
@@ -64,6 +93,12 @@ def validate(cfg):
            "dataset.crop_size", f"need 64 <= crop_size <= resize_size, got {d['crop_size']!r} / {d['resize_size']!r}")
     _check(d["topk"] is None or (_is_int(d["topk"]) and (d["topk"] == -1 or d["topk"] >= 1)), "dataset.topk",
            f"must be -1 (all), None or a positive integer, got {d['topk']!r}")
+    _check(m["hash_init_std"] > 0, "model.hash_init_std", f"must be > 0, got {m['hash_init_std']!r}")
+    _check(m["classifier_init_std"] is None or (isinstance(m["classifier_init_std"], (int, float)) and not
+                                                isinstance(m["classifier_init_std"], bool) and
+                                                m["classifier_init_std"] > 0),
+           "model.classifier_init_std", f"must be null or a number > 0, got {m['classifier_init_std']!r}")
+    check_param_group_rules(t["param_groups"])
     _check(_is_int(m["fc_dim"]) and m["fc_dim"] >= 8, "model.fc_dim", f"must be an integer >= 8, got {m['fc_dim']!r}")
     from utils.losses import check_loss_config  # each method checks its own keys (utils/losses/<name>.py)
 

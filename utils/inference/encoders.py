@@ -41,6 +41,11 @@ class InferenceEncoder:
             config.disable_gpu()
             if use_mkldnn:
                 config.enable_mkldnn()
+                # Paddle 3.3's oneDNN conv + concat + activation fusion fails to build the predictor when
+                # the convolutions were first fused with BatchNorm (GoogLeNet with model.batch_norm: the
+                # Inception blocks' conv -> BN -> concat -> ReLU; "drr attr [fuse_activation] is not
+                # found"); no other backbone has that pattern, so leaving it out changes nothing else.
+                config.delete_pass("conv_concat_activation_onednn_fuse_pass")
             else:
                 config.disable_mkldnn()
             if cpu_threads:

@@ -16,6 +16,7 @@ from utils.losses.dshsd import DSHSDLoss
 from utils.losses.greedyhash import GreedyHashLoss
 from utils.losses.hashnet import HashNetLoss, caffe_beta, epoch_beta
 from utils.losses.lcdsh import LCDSHLoss
+from utils.losses.ppshitu import PPShiTuLoss
 from utils.losses.ssdh import SSDHLoss
 
 LOSSES = {
@@ -28,6 +29,7 @@ LOSSES = {
     "lcdsh": LCDSHLoss,
     "csq": CSQLoss,
     "greedyhash": GreedyHashLoss,
+    "ppshitu": PPShiTuLoss,
 }
 
 

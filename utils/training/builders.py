@@ -126,5 +126,5 @@ def build_training(cfg, data, model, comm, world_size=1):
                            train_labels=data.train_set.labels)
     # gradients are averaged over ranks by DataParallel; the parameters stay those of model
     train_model = paddle.DataParallel(model) if world_size > 1 else model
-    optimizer, scheduler = build_optimizer(cfg, model.parameters(), world_size)
+    optimizer, scheduler = build_optimizer(cfg, model.named_parameters(), world_size)
     return TrainingParts(criterion, train_model, optimizer, scheduler)

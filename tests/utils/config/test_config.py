@@ -131,6 +131,9 @@ def test_exponent_numbers_are_floats_in_overrides_and_files(tmp_path, text, expe
     ("train.weight_decay=true", "train.weight_decay: must be a number, got True (a boolean)"),
     ("model.hash_lr_mult=null", "model.hash_lr_mult: must be a number, got None (null)"),
     ("train.eval_untrained=1", "train.eval_untrained: must be true or false, got 1 (int)"),
+    ("model.hash_init_std=0", "model.hash_init_std: must be > 0, got 0"),
+    ("model.hash_bias_init=x", "model.hash_bias_init: must be a number, got 'x' (a string)"),
+    ("model.classifier_init_std=-1", "model.classifier_init_std: must be null or a number > 0, got -1"),
 ])
 def test_a_value_of_the_wrong_type_is_one_line_naming_the_key(override, fragment):
     with pytest.raises(UserError) as err:

@@ -22,12 +22,15 @@ def test_every_method_has_a_lite_and_a_coco_config():
 @pytest.mark.parametrize("path", METHOD_CONFIGS, ids=os.path.basename)
 def test_method_config_loads_with_the_methods_defaults(path, tmp_path):
     cfg = build_config(path)
-    method = os.path.basename(path).rsplit("_", 1)[0]
+    method = cfg["loss"]["name"]
     cls = LOSSES[method]
-    assert cfg["loss"]["name"] == method and cfg["model"]["name"] == cls.MODEL
+    name = os.path.basename(path)
+    assert name.startswith(method + "_") and cfg["model"]["name"] == cls.MODEL
     assert set(cfg["loss"]) == {"name", *cls.DEFAULTS}  # HashNet's keys of the base config are gone
-    base = "hashnet_lite.yaml" if path.endswith("_lite.yaml") else "hashnet_coco.yaml"
-    assert cfg["dataset"] == build_config(os.path.join(ROOT, "configs", base))["dataset"]
+    # <method>_<data set>.yaml, or a recipe on another backbone: <method>_<backbone>_<data set>.yaml
+    dataset = name[:-len(".yaml")].rsplit("_", 1)[1]
+    assert name in (f"{method}_{dataset}.yaml", f"{method}_{cfg['model']['backbone']}_{dataset}.yaml")
+    assert cfg["dataset"] == build_config(os.path.join(ROOT, "configs", f"hashnet_{dataset}.yaml"))["dataset"]
     save_config(cfg, str(tmp_path / "saved.yaml"))  # what export_model.py / predict.py read back
     again = build_config(str(tmp_path / "saved.yaml"))
     assert again["loss"] == cfg["loss"] and again["model"] == cfg["model"]
