@@ -4,7 +4,9 @@
 Without --model-dir it runs the main job's export, ./output/inference.
 --img-path may be a folder (every .jpg/.jpeg/.png/.bmp in it, in name order). With
 --benchmark True a timing report follows: preprocess / inference / postprocess ms per image,
-batch size, threads, oneDNN, peak memory.
+batch size, threads, oneDNN, precision, peak memory.
+--precision bf16 runs the fp32 export with oneDNN's bf16 kernels (CPUs with avx512_bf16 or amx_bf16
+only); --precision int8 runs a quantised model written by quantize.py (give its folder).
 """
 import argparse
 import os
@@ -16,6 +18,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 from utils.cli import exit_on_user_error  # noqa: E402
 from utils.cli.flags import check_bit, check_range, str2bool  # noqa: E402
 from utils.errors import ConfigError, DataError  # noqa: E402
+from utils.inference.precision import PRECISIONS  # noqa: E402
 from utils.runtime import configure  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -30,6 +33,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", "--batch_size", type=int, default=1, help="images per predictor run")
     p.add_argument("--use-gpu", "--use_gpu", type=str2bool, default=False, help="run on GPU (paddlepaddle-gpu)")
     p.add_argument("--use-mkldnn", "--use_mkldnn", type=str2bool, default=True, help="oneDNN kernels on CPU")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32; bf16 (oneDNN bf16 kernels: needs avx512_bf16 or amx_bf16); int8 (a model "
+                        "folder written by quantize.py)")
     p.add_argument("--cpu-threads", "--cpu_threads", type=int, default=2, help="CPU math threads")
     p.add_argument("--benchmark", type=str2bool, default=False, help="print a timing report")
     p.add_argument("--warmup", type=int, default=2, help="untimed warm-up batches with --benchmark")
@@ -78,7 +84,7 @@ def main(argv=None):
         print(f"model: {args.model_dir}/inference_{args.bit}.json (no --model-dir given)", file=sys.stderr)
     quiet_library_logging()
     encoder = InferenceEncoder(args.model_dir, args.bit, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
-                               cpu_threads=args.cpu_threads)
+                               cpu_threads=args.cpu_threads, precision=args.precision)
     if args.benchmark:  # warm-up: oneDNN primitives are created on the first runs
         warm = np.stack([preprocess_image(files[0], **encoder.preprocess)] * args.batch_size)
         for _ in range(args.warmup):
@@ -105,7 +111,7 @@ def main(argv=None):
         print("----------------------- benchmark -----------------------")
         print(f"model: inference_{args.bit}  images: {n}  batch_size: {args.batch_size}  "
               f"device: {'gpu' if args.use_gpu else 'cpu'}  cpu_threads: {args.cpu_threads}  "
-              f"mkldnn: {args.use_mkldnn and not args.use_gpu}")
+              f"mkldnn: {args.use_mkldnn and not args.use_gpu}  precision: {args.precision}")
         print(f"preprocess_time(ms/img): {1000 * times['preprocess'] / n:.2f}  "
               f"inference_time(ms/img): {1000 * times['inference'] / n:.2f}  "
               f"postprocess_time(ms/img): {1000 * times['postprocess'] / n:.2f}")

@@ -28,3 +28,10 @@ def machine_key():
     fields = cpuinfo()
     name = fields.get("model name") or platform.processor() or platform.machine()
     return f"{name} / family {fields.get('cpu family', '?')} model {fields.get('model', '?')} / {os.cpu_count()} cpus"
+
+
+def cpu_flags(fields=None):
+    """The set of flags in /proc/cpuinfo ('avx512_bf16', 'amx_bf16', ...); `fields` is a cpuinfo()
+    dict to read instead (another machine's, or a test's)."""
+    fields = cpuinfo() if fields is None else fields
+    return set(fields.get("flags", "").split())
