@@ -1,6 +1,12 @@
 """int8 models for Paddle Inference's oneDNN int8 path: post-training quantisation (PTQ) of trained
-weights calibrated on N training images, and the export of a quantisation-aware-trained (QAT)
-network (utils.training.qat fine-tunes it).
+weights calibrated on N training images; for quantisation-aware training (utils.training.qat
+fine-tunes the weights under fake quantisation) the same conversion of the fine-tuned weights.
+
+Why QAT does not export its own quantised graph: in Paddle 3.3.1, QAT.convert (after the zero-point
+fix of models.quant) and a classic-program save run, and that graph run without oneDNN gives the
+QAT network's codes exactly, but with oneDNN int8 (Config.enable_onednn_int8) 32 of 64 bits of the
+lite model's codes change (per-tensor weight scales; PTQ's per-channel graphs run right). So
+the fine-tuned weights go through PTQ (abs_max calibration, per-channel weights) instead.
 
 Why the classic program format (inference_<K>.pdmodel): Paddle 3.3.1's PIR inference has no CPU
 int8 passes (only the classic-IR quant_dequant_onednn / cpu_quantize passes exist), its
@@ -92,10 +98,10 @@ def write_int8_model(out_dir, bit, cfg, save, info):
     return prefix
 
 
-def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, seed=0):
-    """Post-training quantisation of trained weights: the fp32 network as a classic program, its
-    activation ranges calibrated (`algo`) on num_images training images, weights per channel; returns
-    DIR/inference_<K> of the int8 model folder."""
+def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, seed=0, info=None):
+    """Post-training quantisation of trained weights (a PREFIX, or a network holding them): the fp32
+    network as a classic program, its activation ranges calibrated (`algo`) on num_images training
+    images, weights per channel; returns DIR/inference_<K> of the int8 model folder."""
     import paddle
     from paddle.pir_utils import OldIrGuard
     from paddle.static.quantization import PostTrainingQuantization
@@ -105,11 +111,14 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
     if algo not in PTQ_ALGOS:
         raise ConfigError(f"--algo: {algo!r} is not one of {', '.join(PTQ_ALGOS)}")
     if batch_size < 1:
-        raise ConfigError(f"--batch-size: must be at least 1, got {batch_size}")
+        raise ConfigError(f"--calib-batch-size: must be at least 1, got {batch_size}")
     bit, crop = cfg["model"]["bit"], cfg["dataset"]["crop_size"]
     images, train_list = calibration_images(cfg, num_images, seed)
-    model = build_model(cfg)
-    weights = load_weights(model, pretrained)
+    if isinstance(pretrained, str):
+        model = build_model(cfg)
+        weights = {"fp32_weights": os.path.abspath(load_weights(model, pretrained))}
+    else:
+        model, weights = pretrained, {}
     digest = weights_digest(model.state_dict())
     batches = [images[i:i + batch_size] for i in range(0, len(images), batch_size)]
 
@@ -130,25 +139,19 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
             finally:
                 paddle.disable_static()
 
-    info = {"quantization": {"method": "ptq", "algo": algo, "calibration_images": int(len(images)),
-                             "calibration_list": os.path.abspath(train_list), "seed": int(seed)},
-            "fp32_weights": os.path.abspath(weights), "fp32_weights_digest": digest}
-    return write_int8_model(out_dir, bit, cfg, save, info)
+    quantization = {"method": "ptq", "algo": algo, "calibration_images": int(len(images)),
+                    "calibration_list": os.path.abspath(train_list), "seed": int(seed), **(info or {})}
+    return write_int8_model(out_dir, bit, cfg, save, {"quantization": quantization, **weights,
+                                                      "fp32_weights_digest": digest})
 
 
-def qat_int8(cfg, qat, network, out_dir, info):
-    """Export a quantisation-aware-trained network (paddle.quantization.QAT `qat` wrapped it) as an
-    int8 model folder: its fake-quant layers become quantize/dequantize ops with the trained scales."""
-    from models import CodeHead
+def qat_weights(cfg, network):
+    """A plain network (models.build_model) holding the weights of a QAT-wrapped one: the wrapped
+    layers keep the original parameters under their original names; the quantisers' state is dropped."""
+    from models import build_model
 
-    crop = cfg["dataset"]["crop_size"]
-    network.eval()
-
-    def save(work, name):
-        from paddle.pir_utils import DygraphOldIrGuard
-
-        with DygraphOldIrGuard():
-            converted = qat.convert(network, inplace=False)
-        save_program(CodeHead(converted), crop, os.path.join(work, name))
-
-    return write_int8_model(out_dir, cfg["model"]["bit"], cfg, save, {"quantization": {"method": "qat", **info}})
+    plain = build_model(cfg)
+    trained = network.state_dict()
+    plain.set_state_dict({k: trained[k] for k in plain.state_dict()})
+    plain.eval()
+    return plain
