@@ -13,7 +13,8 @@
 #     IPS;0,1   several machines                 python -m paddle.distributed.launch --ips IPS --gpus 0,1 main_multi_gpu.py ...
 #   it trains, evaluates (main_single_gpu.py --eval), exports (export_model.py) and runs
 #   deploy/inference_python/infer.py over every --use_gpu/--use_mkldnn/--cpu_threads/--batch_size
-#   combination. GPU entries (and --use_gpu True) run only when this PaddlePaddle build has CUDA
+#   combination, each followed by test_tipc/compare_results.py against the model's expected codes
+#   (test_tipc/results/, where they exist). GPU entries (and --use_gpu True) run only when this PaddlePaddle build has CUDA
 #   and sees enough devices; otherwise they are reported as `Skipped - ...`, not as failures.
 #
 # Output: test_tipc/output/<model_name>/<MODE>/ : one log per step and per inference combination,
@@ -24,6 +25,8 @@
 #   TIPC_GPU_LIST="-1|cpu2"  use these gpu_list entries instead of the config's
 #   TIPC_SKIP_MULTI=1        skip the multi-process entries (cpuN, 0,1, IPS;0,1)
 #   TIPC_OUTPUT_DIR=DIR      write the logs and weights there instead of test_tipc/output/<model>/<MODE>
+#   TIPC_WRITE_RESULTS=1     write the expected codes (test_tipc/results/) from this run's first inference
+#                            run instead of comparing with them (every later run is compared)
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
@@ -79,6 +82,7 @@ model_dir_key=$(func_parser_key "$(func_config_line "${FILENAME}" infer_params -
 img_path_key=$(func_parser_key "$(func_config_line "${FILENAME}" infer_params --img_path)")
 img_path=$(cfg infer_params --img_path)
 set_benchmark=$(cfg_set infer_params --benchmark)
+compare_py=$(cfg infer_params compare_results)
 
 for required in model_name python gpu_list norm_train eval_py norm_export inference_py img_path; do
     if [[ -z ${!required} || ${!required} == "null" ]]; then
@@ -117,9 +121,40 @@ function run_step() {  # run_step LOG CMD : run CMD (with its env prefix), outpu
     return "${rc}"
 }
 
+# The expected codes of a trained model: test_tipc/results/<model>/<MODE>_gpus_<TAG>_<precision>.txt
+# (test_tipc/README.md). Prints the path when the config has a compare_results command and the file
+# exists (or TIPC_WRITE_RESULTS=1 is to write it); else records why nothing is compared.
+function func_expected_codes() {  # func_expected_codes TAG PRECISION
+    local gt="./test_tipc/results/${model_name}/${MODE}_gpus_${1:-none}_$2.txt"
+    if [[ -z ${compare_py} || ${compare_py} == "null" ]]; then
+        return 1
+    elif [[ ! -f ${gt} && ${TIPC_WRITE_RESULTS:-0} != 1 ]]; then
+        status_skip "compare_results: no expected codes ${gt} for this model" "${status_log}" "${model_name}" >&2
+        return 1
+    fi
+    echo "${gt}"
+}
+
+# compare_results as a step of its own after an inference run; with TIPC_WRITE_RESULTS=1 the first
+# run of each expected file writes it (the later runs are compared with it).
+function func_compare() {  # func_compare INFER_LOG EXPECTED MODEL_DIR
+    local log=$1 gt=$2 model_dir=$3 cpu
+    [[ -n ${gt} ]] || return 0
+    if [[ ${TIPC_WRITE_RESULTS:-0} == 1 && " ${TIPC_WRITTEN:-} " != *" ${gt} "* ]]; then
+        TIPC_WRITTEN="${TIPC_WRITTEN:-} ${gt}"
+        cpu=$(grep -m 1 "^model name" /proc/cpuinfo 2>/dev/null | cut -d: -f2- | tr -d "'" | xargs)
+        run_step "${log%.log}_write_results.log" "${python} ${compare_py} --write --gt-file=${gt} --log-file=${log} \
+--model-dir=${model_dir} --note='${model_name} ${MODE}, trained by gpu_list entry ${tag}; \
+TIPC_WRITE_RESULTS=1 bash test_tipc/test_train_inference_python.sh, CPU: ${cpu:-unknown}'"
+        return
+    fi
+    run_step "${log%.log}_compare.log" "${python} ${compare_py} --gt-file=${gt} --log-file=${log} --model-dir=${model_dir}"
+}
+
 function func_inference() {  # func_inference MODEL_DIR TAG
-    local model_dir=$1 tag=$2 use_gpu use_mkldnn threads bs log cmd
+    local model_dir=$1 tag=$2 use_gpu use_mkldnn threads bs log cmd expected
     local -a gpus mkldnns threadss bss
+    expected=$(func_expected_codes "${tag}" fp32)
     IFS="|" read -r -a gpus <<<"${use_gpu_list}"
     IFS="|" read -r -a mkldnns <<<"${use_mkldnn_list}"
     IFS="|" read -r -a threadss <<<"${cpu_threads_list}"
@@ -136,7 +171,7 @@ function func_inference() {  # func_inference MODEL_DIR TAG
                 cmd="CUDA_VISIBLE_DEVICES=0 ${python} ${inference_py} $(func_set_params "${use_gpu_key}" True) \
 $(func_set_params "${batch_size_key}" "${bs}") $(func_set_params "${model_dir_key}" "${model_dir}") \
 $(func_set_params "${img_path_key}" "${img_path}") ${set_benchmark}"
-                run_step "${log}" "${cmd}"
+                run_step "${log}" "${cmd}" && func_compare "${log}" "${expected}" "${model_dir}"
             done
             continue
         fi
@@ -148,7 +183,7 @@ $(func_set_params "${img_path_key}" "${img_path}") ${set_benchmark}"
 $(func_set_params "${use_mkldnn_key}" "${use_mkldnn}") $(func_set_params "${cpu_threads_key}" "${threads}") \
 $(func_set_params "${batch_size_key}" "${bs}") $(func_set_params "${model_dir_key}" "${model_dir}") \
 $(func_set_params "${img_path_key}" "${img_path}") ${set_benchmark}"
-                    run_step "${log}" "${cmd}"
+                    run_step "${log}" "${cmd}" && func_compare "${log}" "${expected}" "${model_dir}"
                 done
             done
         done

@@ -3,7 +3,8 @@
 Runs `bash test_tipc/test_train_inference_python.sh test_tipc/configs/hashnet_16/train_infer_python.txt
 lite_train_lite_infer` for the one-process CPU form (-1) and, when main_multi_gpu.py exists, the
 2-process CPU form (cpu2), in a copy of the repository (the lite data it generates lands there),
-writing its logs into a temporary folder. About 35 s per form on 2 cores.
+writing its logs into a temporary folder; every inference run is compared with the expected codes of
+test_tipc/results/hashnet_16/ (test_tipc/compare_results.py, fp32: exact). About 35 s per form on 2 cores.
 """
 import os
 import re
@@ -44,8 +45,11 @@ def test_tipc_lite_train_lite_infer(tmp_path, repo_copy):
         expected = {f"train_gpus_{form}.log": None, f"eval_gpus_{form}.log": "--eval",
                     f"export_gpus_{form}.log": "export_model.py --bit 16"}
         for mkldnn, threads, batch in INFER_COMBOS:
-            expected[f"python_infer_cpu_gpus_{form}_usemkldnn_{mkldnn}_threads_{threads}_batchsize_{batch}.log"] = (
-                f"--use_mkldnn={mkldnn} --cpu_threads={threads} --batch_size={batch}")
+            infer = f"python_infer_cpu_gpus_{form}_usemkldnn_{mkldnn}_threads_{threads}_batchsize_{batch}"
+            expected[infer + ".log"] = f"--use_mkldnn={mkldnn} --cpu_threads={threads} --batch_size={batch}"
+            # every inference run is followed by compare_results against the stored expected codes
+            expected[infer + "_compare.log"] = (f"test_tipc/compare_results.py --gt-file=./test_tipc/results/hashnet_16/"
+                                                f"lite_train_lite_infer_gpus_{form}_fp32.txt --log-file={out}/{infer}.log")
         for name, needle in expected.items():
             path = os.path.join(out, name)
             assert path in ok, f"no successful step with log {name}:\n" + "\n".join(lines)
@@ -69,8 +73,11 @@ def test_tipc_lite_train_lite_infer(tmp_path, repo_copy):
             codes.add(tuple(found))
             assert f"batch_size: {batch}  device: cpu  cpu_threads: {threads}  mkldnn: {mkldnn}" in text
             assert "inference_time(ms/img)" in text
+            compared = open(os.path.join(out, f"python_infer_cpu_gpus_{form}_usemkldnn_{mkldnn}_threads_{threads}"
+                                              f"_batchsize_{batch}_compare.log"), encoding="utf-8").read()
+            assert f"compare_results: ok: {out}/" in compared and "100 images, 0 differ" in compared, compared
         assert len(codes) == 1, f"form {form}: the inference combinations disagree on the codes"
 
     # one process: evaluating the saved best weights reproduces the mAP the training reported
     assert _last_map(os.path.join(out, "eval_gpus_-1.log")) == _last_map(os.path.join(out, "train_gpus_-1.log"))
-    assert len(ok) == len(FORMS) * (3 + len(INFER_COMBOS))
+    assert len(ok) == len(FORMS) * (3 + 2 * len(INFER_COMBOS))
