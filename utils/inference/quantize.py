@@ -98,10 +98,11 @@ def write_int8_model(out_dir, bit, cfg, save, info):
     return prefix
 
 
-def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, seed=0, info=None):
+def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, seed=0, info=None, images=None):
     """Post-training quantisation of trained weights (a PREFIX, or a network holding them): the fp32
     network as a classic program, its activation ranges calibrated (`algo`) on num_images training
-    images, weights per channel; returns DIR/inference_<K> of the int8 model folder."""
+    images (or on `images`, preprocessed [n, 3, crop, crop]: benchmarks), weights per channel;
+    returns DIR/inference_<K> of the int8 model folder."""
     import paddle
     from paddle.pir_utils import OldIrGuard
     from paddle.static.quantization import PostTrainingQuantization
@@ -113,7 +114,11 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
     if batch_size < 1:
         raise ConfigError(f"--calib-batch-size: must be at least 1, got {batch_size}")
     bit, crop = cfg["model"]["bit"], cfg["dataset"]["crop_size"]
-    images, train_list = calibration_images(cfg, num_images, seed)
+    if images is None:
+        images, train_list = calibration_images(cfg, num_images, seed)
+        train_list = os.path.abspath(train_list)
+    else:
+        train_list = "images given by the caller"
     if isinstance(pretrained, str):
         model = build_model(cfg)
         weights = {"fp32_weights": os.path.abspath(load_weights(model, pretrained))}
@@ -140,7 +145,7 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
                 paddle.disable_static()
 
     quantization = {"method": "ptq", "algo": algo, "calibration_images": int(len(images)),
-                    "calibration_list": os.path.abspath(train_list), "seed": int(seed), **(info or {})}
+                    "calibration_list": train_list, "seed": int(seed), **(info or {})}
     return write_int8_model(out_dir, bit, cfg, save, {"quantization": quantization, **weights,
                                                       "fp32_weights_digest": digest})
 
