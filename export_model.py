@@ -5,6 +5,8 @@ DIR/infer_cfg.yml (preprocessing and bit count). The graph outputs the +-1 code.
 also go to DIR/model_<K>.safetensors: the form to hand to others (loading it runs no code).
 Everything is written in full before any file of a previous export in DIR is replaced, so a
 failed write (disk full) leaves that export as it was (utils/inference/export.py does the work).
+--format onnx also converts the graph with paddle2onnx to DIR/inference_<K>.onnx, for
+deploy/onnxruntime_python/infer.py (pip install -r requirements-onnx.txt first).
 """
 import argparse
 
@@ -23,6 +25,10 @@ def parse_args(argv=None):
                         "else configs/hashnet_<dataset>.yaml)")
     p.add_argument("--dataset", default=None, help="picks configs/hashnet_<dataset>.yaml when no config is found")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    p.add_argument("--format", choices=["paddle", "onnx"], default="paddle",
+                   help="paddle: the Paddle Inference files; onnx: those and inference_<K>.onnx (paddle2onnx, "
+                        "requirements-onnx.txt)")
+    p.add_argument("--onnx", dest="format", action="store_const", const="onnx", help="the same as --format onnx")
     args = p.parse_args(argv)
     from utils.cli.flags import check_bit, check_output_dir
 
@@ -43,8 +49,9 @@ def main(argv=None):
     quiet_library_logging()
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, overrides=args.override)
     setup_device("cpu", cfg["threads"])
-    prefix = export_model(cfg, args.pretrained, args.save_inference_dir)
-    print(f"exported {args.bit}-bit model to {prefix}.json / .pdiparams (+ infer_cfg.yml)")
+    onnx = args.format == "onnx"
+    prefix = export_model(cfg, args.pretrained, args.save_inference_dir, onnx=onnx)
+    print(f"exported {args.bit}-bit model to {prefix}.json / .pdiparams{' / .onnx' if onnx else ''} (+ infer_cfg.yml)")
 
 
 if __name__ == "__main__":

@@ -78,13 +78,30 @@ class AlexNetBackbone(nn.Layer):
         self._fc7 = nn.Linear(fc_dim, fc_dim, weight_attr=_he_attr(fc_dim),
                               bias_attr=_zero_attr())
 
+    def _pool6(self, x):
+        """AdaptiveAvgPool2D((6, 6)). Where the map's side divides 6 (the lite data's 64 px crops give
+        1x1, 224 px gives 6x6) every output cell averages one input cell, so in inference the pool
+        is written as that repeat (identity at 6x6): the same values bit for bit, and a graph ONNX
+        can hold (paddle2onnx turns a 1x1 -> 6x6 adaptive pool into an AveragePool of stride 0,
+        which onnxruntime refuses). Training keeps the pool, so its gradients (and trained weights)
+        are exactly what they were. The side is static in an export (InputSpec [None, 3, crop, crop])."""
+        h, w = x.shape[2], x.shape[3]
+        if self.training or h not in (1, 2, 3, 6) or w not in (1, 2, 3, 6):
+            return self._avgpool(x)
+        if (h, w) == (6, 6):
+            return x
+        channels = x.shape[1]
+        x = paddle.reshape(x, [-1, channels, h, 1, w, 1])
+        x = paddle.expand(x, [-1, channels, h, 6 // h, w, 6 // w])
+        return paddle.reshape(x, [-1, channels, 6, 6])
+
     def forward(self, x):
         x = self._conv1(x)
         x = self._conv2(x)
         x = _conv_relu(self._conv3, self._bn3, x)
         x = _conv_relu(self._conv4, self._bn4, x)
         x = self._conv5(x)
-        x = paddle.flatten(self._avgpool(x), start_axis=1)
+        x = paddle.flatten(self._pool6(x), start_axis=1)
         x = nn.functional.relu(self._fc6(self._drop1(x)))
         x = nn.functional.relu(self._fc7(self._drop2(x)))
         return x

@@ -3,7 +3,8 @@
 # Helpers shared by the TIPC scripts (sourced, not run).
 #
 # A TIPC config (test_tipc/configs/<model>/train_infer_python.txt) is a list of `key:value` lines
-# in sections (`=====...train_params=====`, `eval_params`, `infer_params`) closed by `##`.
+# in sections (`=====...train_params=====`, `eval_params`, `infer_params`; `paddle2onnx_params` in
+# paddle2onnx_infer_python.txt) closed by `##`.
 # A value is either plain (`--seed:0`), a `|` list that the scripts loop over (`--cpu_threads:1|2`),
 # or per mode (`--epoch:lite_train_lite_infer=1|whole_train_whole_infer=150`). `null` means unset.
 
@@ -105,7 +106,7 @@ function func_config_line() {
     local file=$1 section=$2 key=$3 line current=""
     while IFS= read -r line || [[ -n ${line} ]]; do
         line=${line%$'\r'}
-        if [[ ${line} =~ ^=+([a-z_]+)=+$ ]]; then
+        if [[ ${line} =~ ^=+([a-z0-9_]+)=+$ ]]; then
             current=${BASH_REMATCH[1]}
             continue
         fi

@@ -11,17 +11,14 @@ only); --precision int8 runs a quantised model written by quantize.py (give its 
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 from utils.cli import exit_on_user_error  # noqa: E402
 from utils.cli.flags import check_bit, check_range, str2bool  # noqa: E402
-from utils.errors import ConfigError, DataError  # noqa: E402
+from utils.errors import ConfigError  # noqa: E402
 from utils.inference.precision import PRECISIONS  # noqa: E402
 from utils.runtime import configure  # noqa: E402
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def parse_args(argv=None):
@@ -49,32 +46,12 @@ def parse_args(argv=None):
     return args
 
 
-def image_files(path):
-    if os.path.isdir(path):
-        files = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
-        if not files:
-            raise DataError(f"--img-path: no images ({'/'.join(IMAGE_EXTENSIONS)}) in {path}")
-        return files
-    if not os.path.isfile(path):
-        raise DataError(f"--img-path: not found: {path}")
-    return [path]
-
-
-def peak_rss_mb():
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 @exit_on_user_error
 def main(argv=None):
     configure()
     args = parse_args(argv)
-    import numpy as np
-
-    from utils.data.transforms import preprocess_image
-    from utils.retrieval import format_code
     from utils.inference.encoders import InferenceEncoder
+    from utils.inference.image_runner import benchmark_report, code_batches, image_files
     from utils.inference.model_files import default_model_dir
     from utils.runtime.log import quiet_library_logging
 
@@ -85,37 +62,12 @@ def main(argv=None):
     quiet_library_logging()
     encoder = InferenceEncoder(args.model_dir, args.bit, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
                                cpu_threads=args.cpu_threads, precision=args.precision)
-    if args.benchmark:  # warm-up: oneDNN primitives are created on the first runs
-        warm = np.stack([preprocess_image(files[0], **encoder.preprocess)] * args.batch_size)
-        for _ in range(args.warmup):
-            encoder.encode_batch(warm)
-    times = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-    for start in range(0, len(files), args.batch_size):
-        batch = files[start:start + args.batch_size]
-        t0 = time.perf_counter()
-        images = np.stack([preprocess_image(f, **encoder.preprocess) for f in batch])
-        t1 = time.perf_counter()
-        codes = encoder.encode_batch(images)
-        t2 = time.perf_counter()
-        lines = []
-        for path, code in zip(batch, codes):
-            bits, hexcode = format_code(code)
-            lines.append(f"{path}\tcode: {bits}\thex: {hexcode}")
-        t3 = time.perf_counter()
-        print("\n".join(lines))
-        times["preprocess"] += t1 - t0
-        times["inference"] += t2 - t1
-        times["postprocess"] += t3 - t2
+    times = {}
+    for lines in code_batches(encoder, files, args.batch_size, args.warmup if args.benchmark else 0, times):
+        print(lines)
     if args.benchmark:
-        n = len(files)
-        print("----------------------- benchmark -----------------------")
-        print(f"model: inference_{args.bit}  images: {n}  batch_size: {args.batch_size}  "
-              f"device: {'gpu' if args.use_gpu else 'cpu'}  cpu_threads: {args.cpu_threads}  "
-              f"mkldnn: {args.use_mkldnn and not args.use_gpu}  precision: {args.precision}")
-        print(f"preprocess_time(ms/img): {1000 * times['preprocess'] / n:.2f}  "
-              f"inference_time(ms/img): {1000 * times['inference'] / n:.2f}  "
-              f"postprocess_time(ms/img): {1000 * times['postprocess'] / n:.2f}")
-        print(f"peak_memory(MB): {peak_rss_mb():.0f}")
+        print(benchmark_report(args.bit, len(files), args.batch_size, "gpu" if args.use_gpu else "cpu",
+                               args.cpu_threads, f"mkldnn: {args.use_mkldnn and not args.use_gpu}  precision: {args.precision}", times))
 
 
 if __name__ == "__main__":

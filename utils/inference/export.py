@@ -19,10 +19,17 @@ from utils.storage.fileio import Staged, file_sha256, stage_bytes, staged_genera
 from utils.storage.weights import load_weights, safetensors_bytes, weights_digest
 
 
-def export_model(cfg, pretrained, out_dir):
+def export_model(cfg, pretrained, out_dir, onnx=False):
     """Export the weights PREFIX `pretrained` of the network `cfg` describes (the config that trained
-    them: utils.config.config_for_weights) into out_dir; returns the prefix DIR/inference_<K>."""
+    them: utils.config.config_for_weights) into out_dir; returns the prefix DIR/inference_<K>. With
+    onnx, the graph is also converted to DIR/inference_<K>.onnx (paddle2onnx, utils.inference.onnx)
+    in the same all-or-nothing generation, and infer_cfg.yml records its sha256."""
     import paddle
+
+    if onnx:  # before any work: a missing package is one line naming requirements-onnx.txt
+        from utils.inference.onnx import convert_to_onnx, require
+
+        require("paddle2onnx", "onnx")
 
     from models import CodeHead, build_model
 
@@ -47,17 +54,22 @@ def export_model(cfg, pretrained, out_dir):
                 paddle.jit.save(static, os.path.join(work, name))
             except OSError as exc:
                 raise WriteError(f"{prefix}.json/.pdiparams", exc) from None
+            graph = [os.path.join(work, name + ext) for ext in (".json", ".pdiparams")]
+            onnx_file = os.path.join(work, name + ".onnx")
+            if onnx:
+                convert_to_onnx(*graph, onnx_file)
             staged += [Staged(os.path.join(work, f), os.path.join(out_dir, f)) for f in sorted(os.listdir(work))]
             released = os.path.join(out_dir, f"model_{bit}.safetensors")
             staged.append(stage_bytes(released, safetensors_bytes(
                 model.state_dict(), {"bit": bit, "backbone": cfg["model"]["backbone"]})))
             # weights_digest: the model fingerprint predict.py and the service compare, the same as the
             # dygraph weights'; model_files_sha256 says the exported files are still these
-            graph = [os.path.join(work, name + ext) for ext in (".json", ".pdiparams")]
             info = {"bit": bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
                     "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
                     "weights_sha256": file_sha256(weights), "weights_digest": weights_digest(model.state_dict()),
                     "model_files_sha256": file_sha256(*graph), "safetensors": os.path.basename(released)}
+            if onnx:
+                info.update(onnx=os.path.basename(onnx_file), onnx_sha256=file_sha256(onnx_file))
             text = yaml.safe_dump(info, sort_keys=False).encode("utf-8")
             staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))  # last: it describes the rest
     finally:

@@ -1,0 +1,62 @@
+"""onnxruntime inference for a HashNet model exported with `export_model.py --format onnx`: prints
+each image's K-bit code, in the same lines as deploy/inference_python/infer.py (Paddle Inference).
+
+    python deploy/onnxruntime_python/infer.py --bit 64 --model-dir output/inference --img-path demo.jpg
+Without --model-dir it runs ./output/inference. --img-path may be a folder (every
+.jpg/.jpeg/.png/.bmp in it, in name order). With --benchmark True a timing report follows:
+preprocess / inference / postprocess ms per image, batch size, threads, peak memory. Needs
+requirements-onnx.txt (onnxruntime).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+from utils.cli import exit_on_user_error  # noqa: E402
+from utils.cli.flags import check_bit, check_range, str2bool  # noqa: E402
+from utils.errors import ConfigError  # noqa: E402
+from utils.runtime import configure  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--bit", type=int, required=True, help="code length K (selects inference_<K>.onnx)")
+    p.add_argument("--model-dir", "--model_dir", default="./output/inference",
+                   help="folder written by export_model.py --format onnx")
+    p.add_argument("--img-path", "--img_path", required=True, help="an image, or a folder of images")
+    p.add_argument("--batch-size", "--batch_size", type=int, default=1, help="images per onnxruntime run")
+    p.add_argument("--cpu-threads", "--cpu_threads", type=int, default=2, help="onnxruntime intra-op threads")
+    p.add_argument("--benchmark", type=str2bool, default=False, help="print a timing report")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up batches with --benchmark")
+    args = p.parse_args(argv)
+    check_bit(args.bit)
+    check_range("--batch-size", args.batch_size, 1, 4096)
+    check_range("--cpu-threads", args.cpu_threads, 1, 1024)
+    check_range("--warmup", args.warmup, 0)
+    if not os.path.isdir(args.model_dir):
+        raise ConfigError(f"--model-dir: folder not found: {args.model_dir}")
+    return args
+
+
+@exit_on_user_error
+def main(argv=None):
+    configure()
+    args = parse_args(argv)
+    from utils.inference.image_runner import benchmark_report, code_batches, image_files
+    from utils.inference.onnx import OnnxEncoder
+
+    files = image_files(args.img_path)
+    encoder = OnnxEncoder(args.model_dir, args.bit, cpu_threads=args.cpu_threads)
+    times = {}
+    for lines in code_batches(encoder, files, args.batch_size, args.warmup if args.benchmark else 0, times):
+        print(lines)
+    if args.benchmark:
+        import onnxruntime
+
+        print(benchmark_report(args.bit, len(files), args.batch_size, "cpu", args.cpu_threads,
+                               f"onnxruntime: {onnxruntime.__version__}", times))
+
+
+if __name__ == "__main__":
+    main()
