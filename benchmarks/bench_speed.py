@@ -11,7 +11,8 @@ train_speed.py: every variant runs in its own fresh process, one at a time (this
 neither paddle nor torch); the PyTorch side is benchmarks/torch_reference.py --infer (torch, numpy
 and the standard library only); every variant gets the same thread count, the same random inputs
 and warm-up. bf16 runs only where /proc/cpuinfo has avx512_bf16 or amx_bf16; onnxruntime only when
-paddle2onnx and onnxruntime are installed (requirements-onnx.txt). Prints the CPU line, one row per
+paddle2onnx and onnxruntime are installed (requirements-onnx.txt; the export is export_model.py
+--format onnx's). Prints the CPU line, one row per
 variant (median ms/image at batch 1 and 16, and the speed-up over Paddle Inference fp32 at 16).
 """
 import argparse
@@ -94,7 +95,9 @@ def prepare_worker(args):
     import paddle
 
     from models import build_model
+    from utils.errors import DependencyError
     from utils.inference.export import export_model
+    from utils.inference.onnx import require
     from utils.inference.quantize import ptq_int8
     from utils.runtime.device import setup_device
 
@@ -104,19 +107,14 @@ def prepare_worker(args):
     model = build_model(cfg)
     prefix = os.path.join(args.work, "weights")
     paddle.save(model.state_dict(), prefix + ".pdparams")
-    export_model(cfg, prefix, os.path.join(args.work, "fp32"))
-    ptq_int8(cfg, prefix, os.path.join(args.work, "int8"), algo="abs_max", images=inputs(32, args.crop))
-    onnx = "not installed (pip install -r requirements-onnx.txt)"
-    try:
-        import onnxruntime  # noqa: F401
-        import paddle2onnx
-    except ImportError:
-        pass
-    else:
-        name = os.path.join(args.work, "fp32", f"inference_{args.bit}")
-        paddle2onnx.export(name + ".json", name + ".pdiparams", save_file=os.path.join(args.work, "model.onnx"),
-                           opset_version=13, enable_onnx_checker=True, optimize_tool="onnxoptimizer")
+    try:  # export_model.py --format onnx's conversion (utils.inference.onnx)
+        require("onnxruntime")
+        export_model(cfg, prefix, os.path.join(args.work, "fp32"), onnx=True)
         onnx = "ok"
+    except DependencyError as exc:
+        export_model(cfg, prefix, os.path.join(args.work, "fp32"))
+        onnx = str(exc)
+    ptq_int8(cfg, prefix, os.path.join(args.work, "int8"), algo="abs_max", images=inputs(32, args.crop))
     print(json.dumps({"onnx": onnx, "paddle": paddle.__version__}), flush=True)
 
 
@@ -125,14 +123,10 @@ def time_worker(args):
 
     setup_device("cpu", args.threads)
     if args.worker == "onnx":
-        import onnxruntime as ort
+        from utils.inference.onnx import OnnxEncoder
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
-        session = ort.InferenceSession(os.path.join(args.work, "model.onnx"), options,
-                                       providers=["CPUExecutionProvider"])
-        feed = session.get_inputs()[0].name
-        result = time_batches(lambda x: session.run(None, {feed: x}), args)
+        encoder = OnnxEncoder(os.path.join(args.work, "fp32"), args.bit, cpu_threads=args.threads)
+        result = time_batches(encoder.encode_batch, args)
     elif args.worker == "dygraph":
         from utils.inference.encoders import DygraphEncoder
 
@@ -192,7 +186,7 @@ def main(argv=None):
                 notes.append(f"{name}: not run, this CPU has neither avx512_bf16 nor amx_bf16")
                 continue
             if kind == "onnx" and prepared["onnx"] != "ok":
-                notes.append(f"{name}: not run, paddle2onnx/onnxruntime {prepared['onnx']}")
+                notes.append(f"{name}: not run: {prepared['onnx']}")
                 continue
             rows[name] = run_worker([sys.executable, os.path.abspath(__file__), "--worker", kind, "--precision",
                                      precision, "--work", work, *common], env)
