@@ -134,6 +134,7 @@ for precision in "${precisions[@]}"; do
         continue
     fi
     budget=$(cfg infer_params "compare_${precision}")
+    [[ ${budget} == "null" ]] && budget=""  # fp32: exact
     for threads in "${threadss[@]}"; do
         for bs in "${bss[@]}"; do
             log="${LOG_PATH}/python_infer_cpu_precision_${precision}_threads_${threads}_batchsize_${bs}.log"

@@ -1,10 +1,14 @@
-"""TIPC's PTQ chain, lite mode: train -> export -> quantize.py --method ptq -> infer.py --precision int8
--> compare_results with the stored fp32 codes of test_tipc/results/hashnet_16/ (int8 budget: at most
-4 of 16 bits for any image, 1 on average). About 20 s on 2 cores. The PACT (QAT) chain runs the same
-script with train_pact_infer_python.txt (its QAT step is tested in tests/test_quantize.py)."""
+"""TIPC's low-precision chain, lite mode: train -> export -> quantize.py --method ptq -> infer.py
+--precision fp32 / bf16 / int8 -> compare_results with the stored fp32 codes of test_tipc/results/hashnet_16/
+(fp32 exact; bf16 at most 2 of 16 bits for any image, 0.5 on average; int8 at most 4, 1 on average).
+bf16 runs where the CPU has avx512_bf16 or amx_bf16, else the chain says `Skipped`. About 20 s on 2
+cores. The PACT (QAT) chain runs the same script with train_pact_infer_python.txt (its QAT step is
+tested in tests/test_quantize.py)."""
 import os
 import subprocess
 import sys
+
+from utils.inference.precision import bf16_flags
 
 CONFIG = "test_tipc/configs/hashnet_16/train_ptq_infer_python.txt"
 
@@ -17,15 +21,26 @@ def test_ptq_chain_lite(tmp_path, repo_copy):
                           cwd=repo_copy, env=env, capture_output=True, text=True, timeout=600)
     output = proc.stdout[-4000:] + proc.stderr[-4000:]
     lines = open(os.path.join(out, "results_python.log"), encoding="utf-8").read().splitlines()
-    assert proc.returncode == 0 and len(lines) == 5, output
+    precisions = ["fp32", "bf16", "int8"] if bf16_flags() else ["fp32", "int8"]
+    assert proc.returncode == 0, output
+    if not bf16_flags():
+        assert lines.pop(5) == ("Skipped - hashnet_16 - inference --precision bf16: this CPU has neither "
+                                "avx512_bf16 nor amx_bf16")
+    assert len(lines) == 3 + 2 * len(precisions), lines
     assert all(line.startswith("Run successfully with command - hashnet_16 - ") for line in lines), lines
     steps = [line.split(" - ")[2] for line in lines]
     assert steps[0].startswith("python main_single_gpu.py --bit 16 --device=cpu --epoch=1")
     assert steps[2].startswith("python quantize.py --bit 16 --method ptq --calib-images 64 --algo hist")
-    assert "--precision=int8" in steps[3] and "inference_int8" in steps[3]
-    assert steps[4].startswith("python test_tipc/compare_results.py --gt-file=./test_tipc/results/hashnet_16/"
-                               "lite_train_lite_infer_gpus_-1_fp32.txt") and "--max-hamming=4 --max-mean-hamming=1" in steps[4]
-    compared = open(os.path.join(out, "python_infer_cpu_precision_int8_threads_2_batchsize_16_compare.log")).read()
-    assert "compare_results: ok:" in compared and "100 images" in compared, compared
+    budgets = {"fp32": "", "bf16": " --max-hamming=2 --max-mean-hamming=0.5", "int8": " --max-hamming=4 --max-mean-hamming=1"}
+    for i, precision in enumerate(precisions):
+        infer, compare = steps[3 + 2 * i], steps[4 + 2 * i]
+        assert f"--precision={precision}" in infer
+        assert ("inference_int8" in infer) == (precision == "int8")
+        assert compare.startswith("python test_tipc/compare_results.py --gt-file=./test_tipc/results/hashnet_16/"
+                                  "lite_train_lite_infer_gpus_-1_fp32.txt") and compare.endswith(budgets[precision])
+        compared = open(os.path.join(out, f"python_infer_cpu_precision_{precision}_threads_2_batchsize_16_compare.log")).read()
+        assert "compare_results: ok:" in compared and "100 images" in compared, compared
+        if precision == "fp32":
+            assert "100 images, 0 differ" in compared
     quant = open(os.path.join(out, "quant.log")).read()
     assert "mAP@all: fp32 " in quant and " int8 " in quant
