@@ -25,6 +25,9 @@
 #   TIPC_GPU_LIST="-1|cpu2"  use these gpu_list entries instead of the config's
 #   TIPC_SKIP_MULTI=1        skip the multi-process entries (cpuN, 0,1, IPS;0,1)
 #   TIPC_OUTPUT_DIR=DIR      write the logs and weights there instead of test_tipc/output/<model>/<MODE>
+#   TIPC_DRY_RUN=1           print every step's command (and list it as `Dry run - ...` in results_python.log)
+#                            without running it, as on a machine with 8 CUDA devices: the GPU and
+#                            multi-machine entries' commands are checked by tests/test_tipc_fleet_amp.py
 #   TIPC_WRITE_RESULTS=1     write the expected codes (test_tipc/results/) from this run's first inference
 #                            run instead of comparing with them (every later run is compared)
 set -u
@@ -45,7 +48,9 @@ model_name=$(cfg train_params model_name)
 python=$(cfg train_params python)
 gpu_list=${TIPC_GPU_LIST:-$(cfg train_params gpu_list)}
 device_list=$(cfg train_params --device)
-set_autocast=$(cfg_set train_params auto_cast)
+auto_cast=$(cfg train_params auto_cast)  # null (fp32) | fp16: mixed-precision training, -o train.amp=fp16
+set_autocast=""
+[[ -n ${auto_cast} && ${auto_cast} != "null" ]] && set_autocast="-o train.amp=${auto_cast}"
 set_epoch=$(cfg_set train_params --epoch)
 save_model_key=$(func_parser_key "$(func_config_line "${FILENAME}" train_params --output-dir)")
 set_batchsize=$(cfg_set train_params --batch-size)
@@ -97,6 +102,9 @@ status_log="${LOG_PATH}/results_python.log"
 : >"${status_log}"
 CUDA_COUNT=$(func_cuda_device_count "${python}")
 [[ ${CUDA_COUNT} =~ ^[0-9]+$ ]] || CUDA_COUNT=0
+if [[ ${TIPC_DRY_RUN:-0} == 1 ]]; then  # print the commands of every entry, as on a machine with 8 GPUs
+    CUDA_COUNT=8
+fi
 echo "TIPC ${model_name} ${MODE}: config ${FILENAME}, logs in ${LOG_PATH}, CUDA devices: ${CUDA_COUNT}"
 
 # The lite data set is generated locally (prepare.sh); do it here when it is missing.
@@ -111,6 +119,10 @@ function run_step() {  # run_step LOG CMD : run CMD (with its env prefix), outpu
     local log=$1 cmd rc
     cmd=$(echo "$2" | tr -s ' ')
     echo "+ ${cmd}"
+    if [[ ${TIPC_DRY_RUN:-0} == 1 ]]; then  # not run, not a success: its own line
+        echo "Dry run - ${model_name} - ${cmd} - ${log}" >>"${status_log}"
+        return 0
+    fi
     eval "${cmd}" >"${log}" 2>&1
     rc=$?
     if [[ ${rc} -ne 0 ]]; then
@@ -297,7 +309,7 @@ $(func_set_params "${save_model_key}" "${save_dir}")"
     done
 fi
 
-steps=$(grep -c "^Run " "${status_log}")
+steps=$(grep -c "^Run \|^Dry run " "${status_log}")
 echo "TIPC ${model_name} ${MODE}: ${steps} steps, ${TIPC_FAILED} failed, $((SECONDS - START_SECONDS)) s; results in ${status_log}"
 if [[ ${steps} -eq 0 ]]; then
     echo "error: no step ran (every gpu_list entry was skipped)" >&2

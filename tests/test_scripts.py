@@ -15,7 +15,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SH_SCRIPTS = ["train_multi_gpu.sh", "test_multi_gpu.sh", "train_single_gpu.sh", "test_single_gpu.sh", "tipc.sh",
               "install_test_tools.sh", "launcher.sh"]
-TIPC_SCRIPTS = ["test_train_inference_python.sh", "prepare.sh", "common_func.sh"]
+TIPC_SCRIPTS = ["test_train_inference_python.sh", "test_paddle2onnx.sh", "prepare.sh", "common_func.sh"]
 SEEDS = {16: 0, 32: 2000, 48: 200, 64: 2000}
 TINY = ["--batch-size", "8", "-o", "model.fc_dim=64", "-o", "dataset.resize_size=72", "-o", "dataset.crop_size=64",
         "-o", "dataset.num_workers=0", "-o", "train.eval_untrained=false"]
@@ -143,5 +143,6 @@ def test_tipc_script_runs_under_dash(repo_copy, tmp_path):
     code, out, err = run(dash(), "scripts/tipc.sh", "lite_train_lite_infer", "16", env=env, cwd=repo_copy, timeout=900)
     assert code == 0, out[-3000:] + err[-3000:]
     lines = open(tmp_path / "tipc" / "results_python.log", encoding="utf-8").read().splitlines()
-    assert len([line for line in lines if line.startswith("Run successfully")]) == 11, lines  # train eval export 8 x infer
+    # train, eval, export, 8 inference runs each followed by compare_results
+    assert len([line for line in lines if line.startswith("Run successfully")]) == 19, lines
     assert not [line for line in lines if line.startswith("Run failed")]

@@ -20,6 +20,7 @@ from utils.data.dataset import bad_image_summary
 from utils.errors import TrainingError, WeightsError
 from utils.runtime.distributed import Comm
 from utils.runtime.log import ScalarWriter, open_log_files, setup_logger
+from utils.training.amp import check_amp_device, Fp16Step
 from utils.training.builders import build_data, build_network, build_training, seed_everything
 from utils.training.checkpoint import load_checkpoint, optimizer_state, save_checkpoint, set_optimizer_state
 from utils.training.evaluate import eval_line, evaluate, topk_label
@@ -67,6 +68,10 @@ class Engine:
         self.data = build_data(cfg, rank, world_size)
         self.model = build_network(cfg, self.data.num_classes, self.logger)
         self.parts = None if cfg["eval_only"] else build_training(cfg, self.data, self.model, self.comm, world_size)
+        self.step = train_step
+        if cfg["train"]["amp"] and not cfg["eval_only"]:
+            check_amp_device(cfg["train"]["amp"], paddle.device.get_device().split(":")[0])
+            self.step = Fp16Step()
 
     # what benchmarks and tests read of a run
     query_set = property(lambda self: self.data.query_set)
@@ -148,8 +153,8 @@ class Engine:
             p.criterion.on_step(epoch * steps + step)
             # each rank's loss is its share of the global loss; DataParallel averages gradients,
             # so scaling by the world size makes the update that of the global loss
-            loss = train_step(p.train_model, p.criterion, p.optimizer, images, labels, indices,
-                              self.world_size if self.comm.active else 1)
+            loss = self.step(p.train_model, p.criterion, p.optimizer, images, labels, indices,
+                             self.world_size if self.comm.active else 1)
             value = float(self.comm.sum(loss.detach()))
             if not np.isfinite(value):
                 raise TrainingError(f"loss became {value} at epoch {epoch + 1} step {step + 1}; lower --lr")
