@@ -34,7 +34,9 @@ function key_of() { func_parser_key "$(func_config_line "${FILENAME}" "$1" "$2")
 
 model_name=$(cfg train_params model_name)
 python=$(cfg train_params python)
-train_args="--device=cpu $(cfg_set train_params --epoch) $(cfg_set train_params --batch-size) $(cfg_set train_params --seed) $(cfg_set train_params auto_cast)"
+auto_cast=$(cfg train_params auto_cast)  # null (fp32) | fp16 | bf16 -> -o train.amp=... (GPU only, see utils/training/amp.py)
+train_args="--device=cpu $(cfg_set train_params --epoch) $(cfg_set train_params --batch-size) $(cfg_set train_params --seed)"
+[[ -n ${auto_cast} && ${auto_cast} != "null" ]] && train_args="${train_args} -o train.amp=${auto_cast}"
 for key in -c --dataset --data-path --list-dir --pretrained-backbone -o; do
     train_args="${train_args} $(cfg_set train_params "${key}")"
 done

@@ -20,7 +20,7 @@ from utils.data.dataset import bad_image_summary
 from utils.errors import TrainingError, WeightsError
 from utils.runtime.distributed import Comm
 from utils.runtime.log import ScalarWriter, open_log_files, setup_logger
-from utils.training.amp import check_amp_device, Fp16Step
+from utils.training.amp import AMP_STEPS, check_amp_device, keep_code_layer_fp32
 from utils.training.builders import build_data, build_network, build_training, seed_everything
 from utils.training.checkpoint import load_checkpoint, optimizer_state, save_checkpoint, set_optimizer_state
 from utils.training.evaluate import eval_line, evaluate, topk_label
@@ -71,7 +71,8 @@ class Engine:
         self.step = train_step
         if cfg["train"]["amp"] and not cfg["eval_only"]:
             check_amp_device(cfg["train"]["amp"], paddle.device.get_device().split(":")[0])
-            self.step = Fp16Step()
+            self.step = AMP_STEPS[cfg["train"]["amp"]]()
+            keep_code_layer_fp32(self.model)
 
     # what benchmarks and tests read of a run
     query_set = property(lambda self: self.data.query_set)
