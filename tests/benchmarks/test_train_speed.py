@@ -102,3 +102,31 @@ def test_help_explains_the_flags():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "--check-baseline" in out.stdout and "more than 5%" in out.stdout.replace("\n", " ").replace("  ", " ")
+
+
+def test_amp_bf16_adds_torch_autocast_and_states_paddles_bf16(monkeypatch, capsys):
+    from benchmarks import train_speed
+
+    calls = []
+
+    def fake_run(name, cmd, env):
+        calls.append((name, cmd))
+        return {"wall": [{"paddle": 0.2, "torch": 0.4}.get(name, 0.1)] * 2, "cpu": [0.1] * 2, "loss": [1.0] * 2}
+
+    monkeypatch.setattr(train_speed, "run_json", fake_run)
+    assert train_speed.main([*LITE, *TINY, "--rounds", "1", "--amp", "bf16"]) == 0
+    out = capsys.readouterr().out
+    commands = dict(calls)
+    assert commands["torch bf16 autocast"] == commands["torch"] + ["--amp", "bf16"]
+    assert "--amp" not in commands["paddle"]  # Paddle trains fp32: bf16 training on CPU is refused
+    assert "paddle fp32 / torch bf16 autocast: 0.50" in out
+    assert "paddle bf16 training: refused: train.amp bf16: PaddlePaddle" in out
+
+
+def test_torch_reference_times_bf16_autocast_and_inference_with_torch_only():
+    pytest.importorskip("torch")
+    for extra in (["--amp", "bf16"], ["--infer", "--amp", "bf16"]):
+        printed, result = imports_of("benchmarks/torch_reference.py", "--json", "--crop", "64", "--fc-dim", "64",
+                                     *TINY, *extra)
+        assert result == {"code": 0, "modules": ["torch"]}
+        assert len(json.loads(printed.strip().splitlines()[-2])["wall"]) == 2
