@@ -146,6 +146,28 @@ function status_check() {
     fi
 }
 
+# Run one step: `+ CMD` on the terminal, CMD (with its env prefix) into LOG, its status line into
+# ${status_log} (status_check). With TIPC_DRY_RUN=1 nothing runs: a `Dry run - ...` line instead.
+# Uses the caller's status_log and model_name.
+#   run_step LOG CMD
+function run_step() {
+    local log=$1 cmd rc
+    cmd=$(echo "$2" | tr -s ' ')
+    echo "+ ${cmd}"
+    if [[ ${TIPC_DRY_RUN:-0} == 1 ]]; then  # not run, not a success: its own line
+        echo "Dry run - ${model_name} - ${cmd} - ${log}" >>"${status_log}"
+        return 0
+    fi
+    eval "${cmd}" >"${log}" 2>&1
+    rc=$?
+    if [[ ${rc} -ne 0 ]]; then
+        echo "----- last lines of ${log} (exit code ${rc}):"
+        tail -n 15 "${log}"
+    fi
+    status_check "${rc}" "${cmd}" "${status_log}" "${model_name}" "${log}"
+    return "${rc}"
+}
+
 # A step that was not run, with the reason (never counted as a failure).
 #   status_skip REASON RESULTS_LOG [MODEL_NAME]
 function status_skip() {

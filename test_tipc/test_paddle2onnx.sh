@@ -17,6 +17,7 @@
 # Output: test_tipc/output/<model_name>/paddle2onnx/<MODE>/ (or TIPC_OUTPUT_DIR): one log per step
 # and results_paddle2onnx.log with one `Run successfully with command - ...` or `Run failed ...`
 # line per step. Exit code: 0 when every step succeeded, else 1. Needs requirements-onnx.txt.
+# TIPC_DRY_RUN=1 prints the commands without running them (as test_train_inference_python.sh).
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
@@ -70,23 +71,9 @@ if [[ ! -e ${img_path} ]]; then  # the lite images (also those of whole_infer) a
     bash test_tipc/prepare.sh "${train_config:-${FILENAME}}" lite_train_lite_infer >/dev/null || exit 1
 fi
 
-function run_step() {  # run_step LOG CMD : run CMD, output to LOG, record the status
-    local log=$1 cmd rc
-    cmd=$(echo "$2" | tr -s ' ')
-    echo "+ ${cmd}"
-    eval "${cmd}" >"${log}" 2>&1
-    rc=$?
-    if [[ ${rc} -ne 0 ]]; then
-        echo "----- last lines of ${log} (exit code ${rc}):"
-        tail -n 15 "${log}"
-    fi
-    status_check "${rc}" "${cmd}" "${status_log}" "${model_name}" "${log}"
-    return "${rc}"
-}
-
 function finish() {
     local steps
-    steps=$(grep -c "^Run " "${status_log}")
+    steps=$(grep -c "^Run \|^Dry run " "${status_log}")
     echo "TIPC paddle2onnx ${model_name} ${MODE}: ${steps} steps, ${TIPC_FAILED} failed, $((SECONDS - START_SECONDS)) s; results in ${status_log}"
     [[ ${TIPC_FAILED} -eq 0 && ${steps} -gt 0 ]] || exit 1
     exit 0

@@ -86,19 +86,6 @@ if [[ ${MODE} != whole_* && ${dataset} == "lite" && ! -f ${data_path%/}/database
     bash test_tipc/prepare.sh "${FILENAME}" lite_train_lite_infer >/dev/null || exit 1
 fi
 
-function run_step() {  # run_step LOG CMD : run CMD, output to LOG, record the status
-    local log=$1 cmd rc
-    cmd=$(echo "$2" | tr -s ' ')
-    echo "+ ${cmd}"
-    eval "${cmd}" >"${log}" 2>&1
-    rc=$?
-    if [[ ${rc} -ne 0 ]]; then
-        echo "----- last lines of ${log} (exit code ${rc}):"
-        tail -n 15 "${log}"
-    fi
-    status_check "${rc}" "${cmd}" "${status_log}" "${model_name}" "${log}"
-    return "${rc}"
-}
 
 save_dir="${LOG_PATH}/${trainer}_gpus_-1"
 fp32_dir="${save_dir}/inference"

@@ -115,24 +115,6 @@ if [[ ${MODE} == whole_* && ! -e ${img_path} ]]; then
     bash test_tipc/prepare.sh "${FILENAME}" lite_train_lite_infer >/dev/null || exit 1
 fi
 
-function run_step() {  # run_step LOG CMD : run CMD (with its env prefix), output to LOG, record the status
-    local log=$1 cmd rc
-    cmd=$(echo "$2" | tr -s ' ')
-    echo "+ ${cmd}"
-    if [[ ${TIPC_DRY_RUN:-0} == 1 ]]; then  # not run, not a success: its own line
-        echo "Dry run - ${model_name} - ${cmd} - ${log}" >>"${status_log}"
-        return 0
-    fi
-    eval "${cmd}" >"${log}" 2>&1
-    rc=$?
-    if [[ ${rc} -ne 0 ]]; then
-        echo "----- last lines of ${log} (exit code ${rc}):"
-        tail -n 15 "${log}"
-    fi
-    status_check "${rc}" "${cmd}" "${status_log}" "${model_name}" "${log}"
-    return "${rc}"
-}
-
 # The expected codes of a trained model: test_tipc/results/<model>/<MODE>_gpus_<TAG>_<precision>.txt
 # (test_tipc/README.md). Prints the path when the config has a compare_results command and the file
 # exists (or TIPC_WRITE_RESULTS=1 is to write it); else records why nothing is compared.

@@ -14,8 +14,7 @@ import sys
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 from utils.cli import exit_on_user_error  # noqa: E402
-from utils.cli.flags import check_bit, check_range, str2bool  # noqa: E402
-from utils.errors import ConfigError  # noqa: E402
+from utils.cli.flags import add_image_run_flags, check_image_run_flags  # noqa: E402
 from utils.runtime import configure  # noqa: E402
 
 
@@ -24,19 +23,8 @@ def parse_args(argv=None):
     p.add_argument("--bit", type=int, required=True, help="code length K (selects inference_<K>.onnx)")
     p.add_argument("--model-dir", "--model_dir", default="./output/inference",
                    help="folder written by export_model.py --format onnx")
-    p.add_argument("--img-path", "--img_path", required=True, help="an image, or a folder of images")
-    p.add_argument("--batch-size", "--batch_size", type=int, default=1, help="images per onnxruntime run")
-    p.add_argument("--cpu-threads", "--cpu_threads", type=int, default=2, help="onnxruntime intra-op threads")
-    p.add_argument("--benchmark", type=str2bool, default=False, help="print a timing report")
-    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up batches with --benchmark")
-    args = p.parse_args(argv)
-    check_bit(args.bit)
-    check_range("--batch-size", args.batch_size, 1, 4096)
-    check_range("--cpu-threads", args.cpu_threads, 1, 1024)
-    check_range("--warmup", args.warmup, 0)
-    if not os.path.isdir(args.model_dir):
-        raise ConfigError(f"--model-dir: folder not found: {args.model_dir}")
-    return args
+    add_image_run_flags(p, batch_help="images per onnxruntime run", threads_help="onnxruntime intra-op threads")
+    return check_image_run_flags(p.parse_args(argv))
 
 
 @exit_on_user_error

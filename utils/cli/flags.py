@@ -84,6 +84,25 @@ def check_output_dir(path, flag="--output-dir"):
     return path
 
 
+def add_image_run_flags(parser, batch_help="images per run", threads_help="CPU math threads"):
+    """The flags the deployment CLIs share (deploy/inference_python, deploy/onnxruntime_python)."""
+    parser.add_argument("--img-path", "--img_path", required=True, help="an image, or a folder of images")
+    parser.add_argument("--batch-size", "--batch_size", type=int, default=1, help=batch_help)
+    parser.add_argument("--cpu-threads", "--cpu_threads", type=int, default=2, help=threads_help)
+    parser.add_argument("--benchmark", type=str2bool, default=False, help="print a timing report")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up batches with --benchmark")
+
+
+def check_image_run_flags(args):
+    check_bit(args.bit)
+    check_range("--batch-size", args.batch_size, 1, 4096)
+    check_range("--cpu-threads", args.cpu_threads, 1, 1024)
+    check_range("--warmup", args.warmup, 0)
+    if args.model_dir is not None and not os.path.isdir(args.model_dir):
+        raise ConfigError(f"--model-dir: folder not found: {args.model_dir}")
+    return args
+
+
 def config_from_args(args):
     flags = {k: getattr(args, k) for k in ("dataset", "data_path", "list_dir", "bit", "epoch", "batch_size", "lr",
                                            "seed", "num_workers", "output_dir", "pretrained", "pretrained_backbone",

@@ -35,11 +35,19 @@ def convert_to_onnx(model_file, params_file, onnx_file):
     pass ('eliminate_nop_cast ') and always falls back to the unoptimised graph with a warning.
     onnxruntime optimises the graph itself when it loads it."""
     paddle2onnx, onnx = require("paddle2onnx", "onnx")
+    from paddle2onnx.utils import logging as p2o_logging
+
+    level, p2o_logging.log_level = p2o_logging.log_level, 1  # its warnings and errors, not its progress
     try:
         paddle2onnx.export(model_file, params_file, save_file=onnx_file, opset_version=OPSET,
                            enable_onnx_checker=True, optimize_tool="none")
-    except Exception as exc:  # paddle2onnx logs its own failure, then fails on an unset local
+    except (SystemExit, UnboundLocalError):  # paddle2onnx logs its own failure, then exits (or trips over
+        # the model it has not got)
+        raise WeightsError(f"paddle2onnx could not convert {model_file} (its error is printed above)") from None
+    except Exception as exc:
         raise WeightsError(f"paddle2onnx could not convert {model_file}: {exc}") from None
+    finally:
+        p2o_logging.log_level = level
     if not os.path.isfile(onnx_file):
         raise WeightsError(f"paddle2onnx wrote no ONNX model for {model_file}")
     try:

@@ -185,3 +185,15 @@ def test_a_failed_conversion_leaves_the_previous_export(exported, tmp_path, monk
     _one_line_error(capsys, export_model.main, ["--bit", "32", "--pretrained", other, "--save-inference-dir", folder,
                                                 "--format", "onnx"], "paddle2onnx could not convert")
     assert _snapshot(folder) == before
+
+
+def test_paddle2onnx_failure_is_a_weights_error(tmp_path):
+    """paddle2onnx logs its error and calls sys.exit on a file it cannot parse: one WeightsError instead."""
+    from utils.errors import WeightsError
+    from utils.inference.onnx import convert_to_onnx
+
+    (tmp_path / "m.json").write_text("{}")
+    (tmp_path / "m.pdiparams").write_bytes(b"x")
+    with pytest.raises(WeightsError, match="paddle2onnx could not convert .*m.json"):
+        convert_to_onnx(str(tmp_path / "m.json"), str(tmp_path / "m.pdiparams"), str(tmp_path / "m.onnx"))
+    assert not os.path.exists(tmp_path / "m.onnx")
