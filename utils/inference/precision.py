@@ -11,10 +11,9 @@ from utils.runtime.cpuinfo import cpu_flags
 
 PRECISIONS = ("fp32", "bf16", "int8")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # oneDNN runs native bf16 kernels with either
-# the ops oneDNN int8 quantises: with pool2d too (oneDNN's default list), a lite model's adaptive pool
-# (1x1 -> 6x6) finds no int8 kernel and the predictor fails; pools in fp32 cost ~10% at batch 16 on
-# the 224px model (2.1x -> 1.95x over fp32, measured once under load)
-INT8_OPS = {"conv2d", "fused_conv2d", "fc", "matmul_v2", "matmul"}
+# the ops oneDNN int8 quantises. pool2d only since AlexNet's 1x1 -> 6x6 adaptive pool became a repeat in
+# inference (models/alexnet.py): an int8 adaptive pool has no kernel and the lite predictor failed
+INT8_OPS = {"conv2d", "fused_conv2d", "fc", "matmul_v2", "matmul", "pool2d"}
 
 
 def bf16_flags(fields=None):
