@@ -7,19 +7,12 @@ guessed. int8: a quantised model (quantize.py, PTQ or QAT) in Paddle's classic p
 run by the classic-IR oneDNN int8 passes: Paddle 3.3's PIR inference has no CPU int8 passes.
 """
 from utils.errors import ConfigError, DeviceError
-from utils.runtime.cpuinfo import cpu_flags
+from utils.runtime.cpuinfo import BF16_FLAGS, bf16_flags  # noqa: F401 (bf16_flags: part of this module's API)
 
 PRECISIONS = ("fp32", "bf16", "int8")
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # oneDNN runs native bf16 kernels with either
 # the ops oneDNN int8 quantises. pool2d only since AlexNet's 1x1 -> 6x6 adaptive pool became a repeat in
 # inference (models/alexnet.py): an int8 adaptive pool has no kernel and the lite predictor failed
 INT8_OPS = {"conv2d", "fused_conv2d", "fc", "matmul_v2", "matmul", "pool2d"}
-
-
-def bf16_flags(fields=None):
-    """The bf16 flags this CPU has (of BF16_FLAGS); `fields` is a cpuinfo() dict to read instead."""
-    flags = cpu_flags(fields)
-    return [f for f in BF16_FLAGS if f in flags]
 
 
 def check_precision(precision, model_precision="fp32", use_gpu=False, use_mkldnn=True, fields=None):

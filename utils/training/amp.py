@@ -4,29 +4,48 @@ and the loss computed in fp32 from the network's outputs cast back to fp32; bf16
 without loss scaling (bf16 has fp32's exponent range). The code layer (`hash_layer`) runs in fp32 in
 both (keep_code_layer_fp32): the sign of its outputs is the code.
 
-bf16 on CPU is refused, not run: in PaddlePaddle 3.3.1 paddle.amp.auto_cast is switched off on CPU
+bf16 on CPU is not paddle.amp: in PaddlePaddle 3.3.1 paddle.amp.auto_cast is switched off on CPU
 places ("amp_guard can only be enabled on CUDAPlace, XPUPlace, and CustomPlace"), and conv2d and
 matmul have no CPU bf16 kernels (a bf16 tensor into either: "kernel ... (CPU, bfloat16) ... is not
-registered"), so a bf16 run would train in fp32 under a bf16 label. CPU bf16 is for inference
-(deploy/inference_python/infer.py --precision bf16, through oneDNN). The TIPC fleet/AMP
-chain (test_tipc/configs/hashnet_<K>/train_linux_gpu_fleet_amp_infer_python_linux_gpu_cpu.txt)
-turns it on with `-o train.amp=fp16`. GPU only: a CPU run with it is refused in one line (fp16
-kernels are GPU kernels; there is no CPU speed to gain)."""
+registered"). So on CPU `train.amp: bf16` runs the convolutions in bf16 through the project's oneDNN
+convolution (utils.runtime.onednn_conv, bf16=True: bf16 inputs, fp32 accumulation, float32 outputs,
+gradients and master weights), where the CPU has avx512_bf16 or amx_bf16; the fully connected
+layers, the code layer and the loss stay fp32. Without those flags, or with train.onednn_conv off,
+it is refused in one line."""
 import paddle
 
-from utils.errors import DeviceError
+from utils.errors import ConfigError, DeviceError
+from utils.runtime.cpuinfo import BF16_FLAGS, bf16_flags
 
 AMP_MODES = (None, "fp16", "bf16")  # null: fp32 training
 
 
-def check_amp_device(mode, device):
+def check_amp_device(mode, device, onednn_conv="auto", fields=None):
+    """A one-line error when train.amp `mode` cannot train on `device`; `fields`: a cpuinfo() dict
+    to read the CPU flags from instead of /proc/cpuinfo (tests)."""
     if mode == "fp16" and device != "gpu":
         raise DeviceError(f"train.amp fp16 trains on a GPU (this run's device is {device}): drop -o train.amp=fp16 "
                           "or train with --device gpu on paddlepaddle-gpu")
     if mode == "bf16" and device != "gpu":
-        raise DeviceError(f"train.amp bf16: PaddlePaddle {paddle.__version__} has no bf16 training on {device} "
-                          "(paddle.amp.auto_cast is off on CPU and conv2d/matmul have no CPU bf16 kernels): drop "
-                          "-o train.amp=bf16, or train on a bf16 GPU; CPU bf16 inference: infer.py --precision bf16")
+        if not bf16_flags(fields):
+            raise DeviceError(f"train.amp bf16 on CPU needs bf16 instructions (neither {' nor '.join(BF16_FLAGS)} in "
+                              "/proc/cpuinfo flags): drop -o train.amp=bf16, or train on a bf16 GPU")
+        if onednn_conv is False:
+            raise ConfigError("train.amp bf16 on CPU computes the convolutions in bf16 through the oneDNN "
+                              "convolution: it needs train.onednn_conv auto or true, not false")
+        from utils.runtime import dnnl
+
+        if dnnl.library() is None:
+            raise DeviceError("train.amp bf16 on CPU needs the oneDNN library of the paddle wheel "
+                              "(utils/runtime/dnnl.py could not load it; see the log)")
+
+
+def amp_step(mode, device):
+    """The step function of train.amp `mode` on `device` (checked): on CPU, bf16 is the plain step
+    (the oneDNN convolutions compute in bf16 themselves, utils.runtime.cpu.apply_training_options)."""
+    if mode == "bf16" and device != "gpu":
+        return None
+    return AMP_STEPS[mode]()
 
 
 def keep_code_layer_fp32(model):

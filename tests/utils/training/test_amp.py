@@ -8,8 +8,8 @@ import numpy as np
 import paddle
 import pytest
 
-from utils.errors import DeviceError
-from utils.training.amp import Bf16Step, check_amp_device, Fp16Step, keep_code_layer_fp32
+from utils.errors import ConfigError, DeviceError
+from utils.training.amp import amp_step, Bf16Step, check_amp_device, Fp16Step, keep_code_layer_fp32
 from utils.training.engine import train_step
 
 
@@ -47,17 +47,24 @@ def test_fp16_needs_a_gpu():
         check_amp_device("fp16", "cpu")
 
 
-def test_bf16_is_refused_on_cpu_naming_why():
-    check_amp_device("bf16", "gpu")
+def test_bf16_on_cpu_needs_the_flags_and_the_onednn_convolution():
+    no_bf16 = {"flags": "avx2 avx512f avx512_vnni"}
+    check_amp_device("bf16", "gpu", fields=no_bf16)
+    check_amp_device("bf16", "cpu", fields={"flags": "avx512f avx512_bf16"})  # allowed: bf16 convolutions
+    check_amp_device("bf16", "cpu", fields={"flags": "amx_tile amx_bf16"})
     with pytest.raises(DeviceError) as err:
-        check_amp_device("bf16", "cpu")
-    message = str(err.value)
-    assert "\n" not in message and "auto_cast is off on CPU" in message and "infer.py --precision bf16" in message
+        check_amp_device("bf16", "cpu", fields=no_bf16)
+    assert "\n" not in str(err.value) and "avx512_bf16 nor amx_bf16" in str(err.value)
+    with pytest.raises(ConfigError, match="train.onednn_conv auto or true"):
+        check_amp_device("bf16", "cpu", onednn_conv=False, fields={"flags": "avx512_bf16"})
+    assert amp_step("bf16", "cpu") is None and isinstance(amp_step("bf16", "gpu"), Bf16Step)
+    assert isinstance(amp_step("fp16", "gpu"), Fp16Step)
 
 
 def test_paddle_has_no_cpu_bf16_training_kernels():
-    """What the refusal says, checked: a bf16 convolution and matrix product have no CPU kernel in this
-    PaddlePaddle (if a later version adds them, this fails and train.amp bf16 on CPU can be revisited)."""
+    """Why bf16 on CPU goes through the project's oneDNN convolution, checked: a bf16 convolution and
+    matrix product have no CPU kernel in this PaddlePaddle (if a later version adds them, this fails
+    and paddle.amp on CPU can be revisited)."""
     x = paddle.randn([1, 2, 4, 4]).astype("bfloat16")
     for run in (lambda: paddle.nn.functional.conv2d(x, paddle.randn([3, 2, 3, 3]).astype("bfloat16")),
                 lambda: paddle.matmul(x.reshape([4, 8]), paddle.randn([8, 2]).astype("bfloat16"))):
