@@ -2,12 +2,12 @@
 
 fp32: the export as it is. bf16: the same fp32 export, with oneDNN's bf16 kernels
 (Config.enable_onednn_bfloat16); only on CPUs whose /proc/cpuinfo flags have avx512_bf16 or
-amx_bf16 (elsewhere oneDNN would emulate bf16, slower than fp32), decided from the flags, never
+amx_bf16 (the instructions oneDNN's bf16 kernels are built on), decided from the flags, never
 guessed. int8: a quantised model (quantize.py, PTQ or QAT) in Paddle's classic program format,
 run by the classic-IR oneDNN int8 passes: Paddle 3.3's PIR inference has no CPU int8 passes.
 """
 from utils.errors import ConfigError, DeviceError
-from utils.runtime.cpuinfo import BF16_FLAGS, bf16_flags  # noqa: F401 (bf16_flags: part of this module's API)
+from utils.runtime.cpuinfo import bf16_flags
 
 PRECISIONS = ("fp32", "bf16", "int8")
 # the ops oneDNN int8 quantises. pool2d only since AlexNet's 1x1 -> 6x6 adaptive pool became a repeat in
