@@ -16,6 +16,9 @@
 # (compare_results, with the config's Hamming budget) with the fp32 codes stored for the model under
 # test_tipc/results/<model_name>/<MODE>_gpus_-1_fp32.txt (the train_infer_python chain's model).
 #
+# auto_cast bf16 (train_amp_infer_python.txt) trains with -o train.amp=bf16 (the convolutions in bf16
+# through oneDNN; CPUs with avx512_bf16/amx_bf16 only) and compares with that model's stored codes.
+#
 # Output: as test_train_inference_python.sh (results_python.log: one Run successfully/failed line per
 # step). Environment: TIPC_OUTPUT_DIR=DIR writes the logs and models there.
 set -u
@@ -34,9 +37,10 @@ function key_of() { func_parser_key "$(func_config_line "${FILENAME}" "$1" "$2")
 
 model_name=$(cfg train_params model_name)
 python=$(cfg train_params python)
-auto_cast=$(cfg train_params auto_cast)  # null (fp32) | fp16 | bf16 -> -o train.amp=... (GPU only, see utils/training/amp.py)
+auto_cast=$(cfg train_params auto_cast)  # null (fp32) | bf16 (CPU: bf16 convolutions) -> -o train.amp=...
+[[ ${auto_cast} == "null" ]] && auto_cast=""
 train_args="--device=cpu $(cfg_set train_params --epoch) $(cfg_set train_params --batch-size) $(cfg_set train_params --seed)"
-[[ -n ${auto_cast} && ${auto_cast} != "null" ]] && train_args="${train_args} -o train.amp=${auto_cast}"
+[[ -n ${auto_cast} ]] && train_args="${train_args} -o train.amp=${auto_cast}"
 for key in -c --dataset --data-path --list-dir --pretrained-backbone -o; do
     train_args="${train_args} $(cfg_set train_params "${key}")"
 done
@@ -87,6 +91,11 @@ if [[ ${MODE} != whole_* && ${dataset} == "lite" && ! -f ${data_path%/}/database
 fi
 
 
+if [[ ${auto_cast} == "bf16" && ${MODE} != "whole_infer" ]] && ! grep -qwE "avx512_bf16|amx_bf16" /proc/cpuinfo 2>/dev/null; then
+    status_skip "training with auto_cast bf16: this CPU has neither avx512_bf16 nor amx_bf16" "${status_log}" "${model_name}"
+    echo "TIPC ${model_name} ${MODE}: nothing ran (auto_cast bf16 needs a bf16 CPU)"
+    exit 1
+fi
 save_dir="${LOG_PATH}/${trainer}_gpus_-1"
 fp32_dir="${save_dir}/inference"
 int8_dir="${save_dir}/inference_int8"
@@ -111,7 +120,9 @@ if [[ -n ${quant_cmd} ]]; then
     run_step "${LOG_PATH}/quant.log" "${python} ${quant_cmd} ${weights_set} $(func_set_params "${save_infer_key}" "${int8_dir}")"
 fi
 
-expected="./test_tipc/results/${model_name}/${MODE}_gpus_-1_fp32.txt"
+# the fp32 codes of the model this chain trains: the train_infer_python chain's (test_tipc/results/),
+# or, for a bf16-trained model (auto_cast bf16), its own (..._amp_bf16_fp32.txt)
+expected="./test_tipc/results/${model_name}/${MODE}_gpus_-1${auto_cast:+_amp_${auto_cast}}_fp32.txt"
 IFS="|" read -r -a precisions <<<"${precision_list}"
 IFS="|" read -r -a threadss <<<"${cpu_threads_list}"
 IFS="|" read -r -a bss <<<"${batch_size_list}"
