@@ -195,4 +195,4 @@ def test_stored_expected_codes_are_well_formed():
         assert digest and re.fullmatch(r"[0-9a-f]{64}", digest), path
         assert sorted(codes) == [f"{i:05d}.jpg" for i in range(100)], path
         assert {len(b) for b in codes.values()} == {bit}, path
-        assert re.search(r"lite_train_lite_infer_gpus_(-1|cpu2)_fp32\.txt$", path), path
+        assert re.search(r"lite_train_lite_infer_gpus_(-1|cpu2)(_amp_bf16)?_fp32\.txt$", path), path  # _amp_bf16: train_amp_infer_python.txt
