@@ -1,4 +1,4 @@
-"""TIPC's low-precision chain, lite mode: train -> export -> quantize.py --method ptq -> infer.py
+"""TIPC's low-precision chains, lite mode (PTQ + bf16 inference; bf16 training below): train -> export -> quantize.py --method ptq -> infer.py
 --precision fp32 / bf16 / int8 -> compare_results with the stored fp32 codes of test_tipc/results/hashnet_16/
 (fp32 exact; bf16 at most 2 of 16 bits for any image, 0.5 on average; int8 at most 4, 1 on average).
 bf16 runs where the CPU has avx512_bf16 or amx_bf16, else the chain says `Skipped`. About 20 s on 2
@@ -44,3 +44,32 @@ def test_ptq_chain_lite(tmp_path, repo_copy):
             assert "100 images, 0 differ" in compared
     quant = open(os.path.join(out, "quant.log")).read()
     assert "mAP@all: fp32 " in quant and " int8 " in quant
+
+
+def test_bf16_training_chain_lite(tmp_path, repo_copy):
+    """train_amp_infer_python.txt: auto_cast bf16 (-o train.amp=bf16) training, export, fp32 and bf16
+    inference compared with the bf16-trained model's stored codes; on a CPU without bf16, one Skipped
+    line and exit 1 (nothing can run)."""
+    out = str(tmp_path)
+    env = dict(os.environ, TIPC_OUTPUT_DIR=out)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(["bash", "test_tipc/test_ptq_inference_python.sh",
+                           "test_tipc/configs/hashnet_16/train_amp_infer_python.txt", "lite_train_lite_infer"],
+                          cwd=repo_copy, env=env, capture_output=True, text=True, timeout=600)
+    output = proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = open(os.path.join(out, "results_python.log"), encoding="utf-8").read().splitlines()
+    if not bf16_flags():
+        assert proc.returncode == 1 and lines == [
+            "Skipped - hashnet_16 - training with auto_cast bf16: this CPU has neither avx512_bf16 nor amx_bf16"]
+        return
+    assert proc.returncode == 0 and len(lines) == 6, output
+    assert all(line.startswith("Run successfully with command - hashnet_16 - ") for line in lines), lines
+    assert "-o train.amp=bf16" in lines[0]
+    gt = "--gt-file=./test_tipc/results/hashnet_16/lite_train_lite_infer_gpus_-1_amp_bf16_fp32.txt"
+    for precision in ("fp32", "bf16"):
+        compared = open(os.path.join(out, f"python_infer_cpu_precision_{precision}_threads_2_batchsize_16_compare.log")).read()
+        assert "compare_results: ok:" in compared and "note" not in compared, compared  # the same model as stored
+        if precision == "fp32":
+            assert "100 images, 0 differ" in compared
+    assert all(gt in line for line in lines if "compare_results.py" in line)
+    assert "CPU speed options: malloc_reuse, oneDNN convolution in bf16 (5 layers)" in open(os.path.join(out, "train.log")).read()
