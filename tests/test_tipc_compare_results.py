@@ -185,7 +185,7 @@ def test_cli_runs_as_a_script(tmp_path, codes):
 
 
 def test_stored_expected_codes_are_well_formed():
-    """Every file of test_tipc/results/: the digest header, one code per lite query image (100, named
+    """Every file of test_tipc/results/: the digest header, one code per lite inference image (named
     like the generated ones), of the bit length its model name says."""
     files = sorted(glob.glob(os.path.join(ROOT, "test_tipc", "results", "hashnet_*", "*.txt")))
     assert files, "no expected codes under test_tipc/results/"
@@ -193,6 +193,7 @@ def test_stored_expected_codes_are_well_formed():
         bit = int(re.search(r"hashnet_(\d+)", path)[1])
         codes, digest = compare_results.read_expected(path)
         assert digest and re.fullmatch(r"[0-9a-f]{64}", digest), path
-        assert sorted(codes) == [f"{i:05d}.jpg" for i in range(100)], path
+        images = 100 if "lite_train_lite_infer" in path else 600  # the lite query / database images
+        assert sorted(codes) == [f"{i:05d}.jpg" for i in range(images)], path
         assert {len(b) for b in codes.values()} == {bit}, path
-        assert re.search(r"lite_train_lite_infer_gpus_(-1|cpu2)(_amp_bf16)?_fp32\.txt$", path), path  # _amp_bf16: train_amp_infer_python.txt
+        assert re.search(r"_gpus_[^/]+_(fp32|bf16|int8)\.txt$", path), path  # <MODE>_gpus_<entry>_<precision>.txt

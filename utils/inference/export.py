@@ -57,7 +57,7 @@ def export_model(cfg, pretrained, out_dir, onnx=False):
             graph = [os.path.join(work, name + ext) for ext in (".json", ".pdiparams")]
             onnx_file = os.path.join(work, name + ".onnx")
             if onnx:
-                convert_to_onnx(*graph, onnx_file)
+                convert_to_onnx(*graph, onnx_file, target=prefix + ".onnx")
             staged += [Staged(os.path.join(work, f), os.path.join(out_dir, f)) for f in sorted(os.listdir(work))]
             released = os.path.join(out_dir, f"model_{bit}.safetensors")
             staged.append(stage_bytes(released, safetensors_bytes(

@@ -28,12 +28,14 @@ def require(*modules, what="the ONNX export"):
     return found
 
 
-def convert_to_onnx(model_file, params_file, onnx_file):
+def convert_to_onnx(model_file, params_file, onnx_file, target=None):
     """Convert a Paddle inference graph (.json + .pdiparams) to onnx_file, checked by onnx's checker.
     No post-pass (optimize_tool "none"): paddle2onnx 2.1.0's default, polygraphy, installs packages
     from the network and crashed here with SIGFPE; its "onnxoptimizer" pass list names an unknown
     pass ('eliminate_nop_cast ') and always falls back to the unoptimised graph with a warning.
-    onnxruntime optimises the graph itself when it loads it."""
+    onnxruntime optimises the graph itself when it loads it. `target`: the name errors give the model
+    (the export's final path, where onnx_file is a temp file beside it)."""
+    target = target or onnx_file
     paddle2onnx, onnx = require("paddle2onnx", "onnx")
     from paddle2onnx.utils import logging as p2o_logging
 
@@ -43,17 +45,26 @@ def convert_to_onnx(model_file, params_file, onnx_file):
                            enable_onnx_checker=True, optimize_tool="none")
     except (SystemExit, UnboundLocalError):  # paddle2onnx logs its own failure, then exits (or trips over
         # the model it has not got)
-        raise WeightsError(f"paddle2onnx could not convert {model_file} (its error is printed above)") from None
+        raise WeightsError(f"paddle2onnx could not convert {model_file} to {target} (its error is printed above)") from None
     except Exception as exc:
-        raise WeightsError(f"paddle2onnx could not convert {model_file}: {exc}") from None
+        raise WeightsError(f"paddle2onnx could not convert {model_file} to {target}: {exc}") from None
     finally:
         p2o_logging.log_level = level
     if not os.path.isfile(onnx_file):
-        raise WeightsError(f"paddle2onnx wrote no ONNX model for {model_file}")
+        raise WeightsError(f"paddle2onnx wrote no ONNX model {target}")
     try:
         onnx.checker.check_model(onnx_file, full_check=True)
     except Exception as exc:
-        raise WeightsError(f"paddle2onnx wrote an invalid ONNX model for {model_file}: {exc}") from None
+        raise WeightsError(f"paddle2onnx wrote an invalid ONNX model {target}: {exc}") from None
+    try:  # the checker passes graphs onnxruntime refuses (a stride-0 AveragePool): load it once
+        import onnxruntime
+    except ImportError:
+        return
+    try:
+        onnxruntime.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise WeightsError(f"onnxruntime refuses the ONNX model paddle2onnx converted ({target}): "
+                           f"{str(exc).splitlines()[0]}") from None
 
 
 class OnnxEncoder:

@@ -177,7 +177,7 @@ def test_a_failed_conversion_leaves_the_previous_export(exported, tmp_path, monk
     shutil.copytree(out, folder)
     before = _snapshot(folder)
 
-    def broken(model_file, params_file, onnx_file):
+    def broken(model_file, params_file, onnx_file, target=None):
         raise WeightsError(f"paddle2onnx could not convert {model_file}: unsupported op")
 
     monkeypatch.setattr(onnx, "convert_to_onnx", broken)
@@ -197,3 +197,21 @@ def test_paddle2onnx_failure_is_a_weights_error(tmp_path):
     with pytest.raises(WeightsError, match="paddle2onnx could not convert .*m.json"):
         convert_to_onnx(str(tmp_path / "m.json"), str(tmp_path / "m.pdiparams"), str(tmp_path / "m.onnx"))
     assert not os.path.exists(tmp_path / "m.onnx")
+
+
+def test_a_graph_onnxruntime_refuses_is_not_exported(exported, tmp_path, monkeypatch, capsys):
+    """AlexNet as it was (the adaptive pool also in inference): paddle2onnx writes a stride-0 AveragePool
+    that onnx's checker lets through and onnxruntime refuses; the export says so and writes nothing."""
+    import export_model
+    from models.alexnet import AlexNetBackbone
+
+    cfg, prefix, out = exported
+    def adaptive_pool(self, x):
+        return self._avgpool(x)
+
+    monkeypatch.setattr(AlexNetBackbone, "_pool6", adaptive_pool)
+    target = str(tmp_path / "inference")
+    _one_line_error(capsys, export_model.main, ["--bit", "32", "--pretrained", prefix, "--save-inference-dir", target,
+                                                "--format", "onnx"],
+                    f"onnxruntime refuses the ONNX model paddle2onnx converted ({target}/inference_32.onnx): ")
+    assert os.listdir(target) == []

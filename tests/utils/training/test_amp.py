@@ -28,9 +28,9 @@ def test_fp16_step_makes_the_fp32_update_where_amp_is_off():
     x, y = paddle.randn([5, 6]), paddle.sign(paddle.randn([5, 4]))
     a, opt_a = _net(3)
     b, opt_b = _net(3)
-    step = Fp16Step()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # paddle: "AmpScaler can only be enabled on CUDAPlace ..."
+        step = Fp16Step()
         for _ in range(3):
             la = step(a, _loss, opt_a, x, y, None, loss_scale=2)
             lb = train_step(b, _loss, opt_b, x, y, None, loss_scale=2)
