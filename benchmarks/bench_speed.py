@@ -1,92 +1,205 @@
-"""Encoding ms/image: dygraph eval vs Paddle Inference (oneDNN on and off), in one run.
+"""Encoding ms/image, side by side in one run: Paddle Inference fp32 / bf16 / int8 (oneDNN), Paddle
+Inference without oneDNN, dygraph eval, onnxruntime fp32, PyTorch eager fp32 and bf16 autocast.
 
-    python benchmarks/bench_speed.py [--bit 64] [--crop 224] [--threads 2]
+    python benchmarks/bench_speed.py [--bit 64] [--crop 224] [--threads 2] [--repeats 7]
+    python benchmarks/bench_speed.py --crop 64 --no-torch        # the lite input size, Paddle only
 
-Times the per-image cost of encoding with: dygraph eval, Paddle Inference with oneDNN on and
-off, each at batch 1 and 16. Prints medians after warm-up and the ratios. Training speed (the
-project's step vs PyTorch eager) is benchmarks/train_speed.py.
+The network is AlexNet-HashNet (fc 4096) with untrained, seeded weights: speed does not depend on
+the weights' values (the int8 model is calibrated, abs_max, on random inputs, so its codes mean
+nothing; quantize.py and tests/test_quantize.py judge int8 quality). Fair by construction, as
+train_speed.py: every variant runs in its own fresh process, one at a time (this parent imports
+neither paddle nor torch); the PyTorch side is benchmarks/torch_reference.py --infer (torch, numpy
+and the standard library only); every variant gets the same thread count, the same random inputs
+and warm-up. bf16 runs only where /proc/cpuinfo has avx512_bf16 or amx_bf16; onnxruntime only when
+paddle2onnx and onnxruntime are installed (requirements-onnx.txt; the export is export_model.py
+--format onnx's). Prints the CPU line, one row per
+variant (median ms/image at batch 1 and 16, and the speed-up over Paddle Inference fp32 at 16).
 """
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)
 
-from utils.runtime import configure  # noqa: E402
-from benchmarks.machine import machine_line  # noqa: E402
+from benchmarks.machine import cpu_flags, load_average, machine_line  # noqa: E402  (standard library only)
+
+BATCHES = (1, 16)
+PADDLE_VARIANTS = {  # name: (worker kind, precision)
+    "Paddle Inference fp32 (oneDNN)": ("paddle", "fp32"),
+    "Paddle Inference bf16 (oneDNN)": ("paddle", "bf16"),
+    "Paddle Inference int8 (oneDNN)": ("paddle", "int8"),
+    "Paddle Inference fp32, no oneDNN": ("paddle", "fp32-plain"),
+    "Paddle dygraph eval fp32": ("dygraph", "fp32"),
+    "onnxruntime fp32": ("onnx", "fp32"),
+}
+TORCH_VARIANTS = {"PyTorch eager fp32": None, "PyTorch eager bf16 autocast": "bf16"}
 
 
-def median_time(fn, repeats, warmup):
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-def main():
-    configure()
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bit", type=int, default=64)
-    p.add_argument("--crop", type=int, default=224, help="input size (224: the COCO recipe; 112: the lite config)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repetitions per inference setting")
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
-    print(machine_line())
+    p.add_argument("--bit", type=int, default=64, help="code length (default 64)")
+    p.add_argument("--crop", type=int, default=224, help="input size (224: the COCO recipe; 64: the lite config)")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per batch size (default 7)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs per batch size first (default 3)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads of every variant (default 2)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--precision", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    for name in ("bit", "crop", "repeats", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        p.error(f"--warmup must be >= 0, got {args.warmup}")
+    return args
 
+
+def inputs(batch, crop):
     import numpy as np
+
+    return np.random.default_rng(batch).standard_normal((batch, 3, crop, crop)).astype("float32")
+
+
+def time_batches(run, args):
+    """{batch: median seconds per image} of run(images) after warm-up."""
+    result = {}
+    for batch in BATCHES:
+        images = inputs(batch, args.crop)
+        for _ in range(args.warmup):
+            run(images)
+        samples = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            run(images)
+            samples.append(time.perf_counter() - start)
+        result[batch] = statistics.median(samples) / batch
+    return result
+
+
+# -- workers (fresh processes) -------------------------------------------------------------------
+def project_config(args):
+    from utils.config import build_config
+
+    return build_config(None, {"bit": args.bit}, [f"dataset.crop_size={args.crop}", f"dataset.resize_size={args.crop}"])
+
+
+def prepare_worker(args):
+    """The models every variant times, into --work: fp32 export, int8 (PTQ), ONNX when possible."""
     import paddle
 
-    from models import CodeHead, build_model
-    from utils.config import build_config
+    from models import build_model
+    from utils.errors import DependencyError
+    from utils.inference.export import export_model
+    from utils.inference.onnx import require
+    from utils.inference.quantize import ptq_int8
     from utils.runtime.device import setup_device
-    from utils.inference.encoders import InferenceEncoder
 
     setup_device("cpu", args.threads)
-    cfg = build_config(None, {"bit": args.bit}, [f"dataset.crop_size={args.crop}", f"dataset.resize_size={args.crop}"])
+    cfg = project_config(args)
     paddle.seed(0)
     model = build_model(cfg)
-    print(f"AlexNet-HashNet {args.bit} bits, input {args.crop}x{args.crop}, {args.threads} threads, "
-          f"paddle {paddle.__version__}")
+    prefix = os.path.join(args.work, "weights")
+    paddle.save(model.state_dict(), prefix + ".pdparams")
+    try:  # export_model.py --format onnx's conversion (utils.inference.onnx)
+        require("onnxruntime")
+        export_model(cfg, prefix, os.path.join(args.work, "fp32"), onnx=True)
+        onnx = "ok"
+    except DependencyError as exc:
+        export_model(cfg, prefix, os.path.join(args.work, "fp32"))
+        onnx = str(exc)
+    ptq_int8(cfg, prefix, os.path.join(args.work, "int8"), algo="abs_max", images=inputs(32, args.crop))
+    print(json.dumps({"onnx": onnx, "paddle": paddle.__version__}), flush=True)
 
-    rng = np.random.default_rng(0)
-    model.eval()
-    head = CodeHead(model)
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        paddle.save(model.state_dict(), os.path.join(tmp, "w.pdparams"))
-        static = paddle.jit.to_static(head, input_spec=[paddle.static.InputSpec([None, 3, args.crop, args.crop],
-                                                                                "float32", "x")], full_graph=True)
-        paddle.jit.save(static, os.path.join(tmp, f"inference_{args.bit}"))
-        import yaml
 
-        with open(os.path.join(tmp, "infer_cfg.yml"), "w") as f:
-            yaml.safe_dump({"bit": args.bit, "resize_size": args.crop, "crop_size": args.crop,
-                            "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}, f)
-        encoders = {"inference+oneDNN": InferenceEncoder(tmp, args.bit, use_mkldnn=True, cpu_threads=args.threads),
-                    "inference": InferenceEncoder(tmp, args.bit, use_mkldnn=False, cpu_threads=args.threads)}
-        for batch in (1, 16):
-            images = rng.standard_normal((batch, 3, args.crop, args.crop)).astype("float32")
+def time_worker(args):
+    from utils.runtime.device import setup_device
 
-            def dygraph():
-                with paddle.no_grad():
-                    head(paddle.to_tensor(images)).numpy()
+    setup_device("cpu", args.threads)
+    if args.worker == "onnx":
+        from utils.inference.onnx import OnnxEncoder
 
-            results[("dygraph eval", batch)] = median_time(dygraph, args.repeats, 2) / batch
-            for name, enc in encoders.items():
-                results[(name, batch)] = median_time(lambda: enc.encode_batch(images), args.repeats, 2) / batch
+        encoder = OnnxEncoder(os.path.join(args.work, "fp32"), args.bit, cpu_threads=args.threads)
+        result = time_batches(encoder.encode_batch, args)
+    elif args.worker == "dygraph":
+        from utils.inference.encoders import DygraphEncoder
 
-    print(f"{'inference (ms/image)':<22}{'batch 1':>10}{'batch 16':>10}{'speed-up vs dygraph @16':>26}")
-    base = results[("dygraph eval", 16)]
-    for name in ("dygraph eval", "inference", "inference+oneDNN"):
-        print(f"{name:<22}{results[(name, 1)] * 1000:>10.2f}{results[(name, 16)] * 1000:>10.2f}"
-              f"{base / results[(name, 16)]:>25.2f}x")
+        encoder = DygraphEncoder(project_config(args), os.path.join(args.work, "weights"))
+        result = time_batches(encoder.encode_batch, args)
+    else:
+        from utils.inference.encoders import InferenceEncoder
+
+        precision = args.precision.replace("-plain", "")
+        folder = os.path.join(args.work, "int8" if precision == "int8" else "fp32")
+        encoder = InferenceEncoder(folder, args.bit, use_mkldnn=args.precision != "fp32-plain",
+                                   cpu_threads=args.threads, precision=precision)
+        result = time_batches(encoder.encode_batch, args)
+    print(json.dumps({str(k): v for k, v in result.items()}), flush=True)
+
+
+# -- the parent: one worker at a time, imports neither framework ---------------------------------
+def run_worker(cmd, env):
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        sys.stderr.write(out.stderr[-3000:])
+        raise SystemExit(f"bench_speed: a worker failed (exit {out.returncode}): {' '.join(cmd)}")
+    return json.loads(lines[-1])
+
+
+def torch_ms(args, amp, env):
+    result = {}
+    for batch in BATCHES:
+        cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "torch_reference.py"), "--infer", "--json",
+               "--batch-size", str(batch), "--crop", str(args.crop), "--bit", str(args.bit), "--threads",
+               str(args.threads), "--steps", str(args.repeats), "--warmup", str(args.warmup)]
+        walls = run_worker(cmd + (["--amp", amp] if amp else []), env)["wall"]
+        result[str(batch)] = statistics.median(walls) / batch
+    return result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        from utils.runtime import configure
+
+        configure()
+        return prepare_worker(args) if args.worker == "prepare" else time_worker(args)
+    print(machine_line())
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    common = ["--bit", str(args.bit), "--crop", str(args.crop), "--threads", str(args.threads),
+              "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+    rows, notes = {}, []
+    with tempfile.TemporaryDirectory() as work:
+        prepared = run_worker([sys.executable, os.path.abspath(__file__), "--worker", "prepare", "--work", work, *common],
+                              env)
+        print(f"AlexNet-HashNet {args.bit} bits (untrained, seeded weights), input {args.crop}x{args.crop}, "
+              f"{args.threads} threads, paddle {prepared['paddle']}; load average {load_average():.2f}")
+        for name, (kind, precision) in PADDLE_VARIANTS.items():
+            if precision == "bf16" and not {"avx512_bf16", "amx_bf16"} & set(cpu_flags()):
+                notes.append(f"{name}: not run, this CPU has neither avx512_bf16 nor amx_bf16")
+                continue
+            if kind == "onnx" and prepared["onnx"] != "ok":
+                notes.append(f"{name}: not run: {prepared['onnx']}")
+                continue
+            rows[name] = run_worker([sys.executable, os.path.abspath(__file__), "--worker", kind, "--precision",
+                                     precision, "--work", work, *common], env)
+        if not args.no_torch:
+            for name, amp in TORCH_VARIANTS.items():
+                rows[name] = torch_ms(args, amp, env)
+    base = rows["Paddle Inference fp32 (oneDNN)"]["16"]
+    print(f"{'encoding (ms/image)':<34}{'batch 1':>10}{'batch 16':>10}{'vs Paddle Inference fp32 @16':>31}")
+    for name, row in rows.items():
+        print(f"{name:<34}{row['1'] * 1000:>10.2f}{row['16'] * 1000:>10.2f}{base / row['16']:>30.2f}x")
+    for note in notes:
+        print(note)
+    print(f"load average after: {load_average():.2f}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """The same AlexNet-HashNet training step in PyTorch eager, as the yardstick of train_speed.py.
 
     python benchmarks/torch_reference.py [--batch-size 32] [--steps 8] [--threads 2]   # alone
+    python benchmarks/torch_reference.py --amp bf16          # forward under torch.autocast('cpu', bfloat16)
+    python benchmarks/torch_reference.py --infer --batch-size 16 --amp bf16   # inference ms/image (bench_speed.py)
 
 Same layers and shapes as models/alexnet.py + models/hashnet.py, the same pairwise
 log-likelihood with a memory of training codes (balanced weights), SGD momentum 0.9 with weight
 decay and the hash layer at 10x lr; the defaults are the COCO recipe's (AlexNet, 224x224, 64
-bits). Run alone it prints its own timing; train_speed.py starts it the same way (one process,
-nothing else alive) with --json. It imports torch, numpy and the standard library only: never
+bits). With --amp bf16 the network runs under torch.autocast('cpu', dtype=torch.bfloat16) except
+the hash layer and the loss, kept in fp32 (as the project's train.amp). Run alone it prints its
+own timing; train_speed.py and bench_speed.py start it the same way (one process, nothing else
+alive) with --json. It imports torch, numpy and the standard library only: never
 paddle or the project. Only used for timing: nothing in the project imports torch.
 """
 import argparse
@@ -46,8 +50,10 @@ class TorchAlexNetHashNet(nn.Module):
                                 nn.Dropout(dropout), nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True))
         self.hash_layer = nn.Linear(fc_dim, bit)
 
-    def forward(self, x):
-        return self.hash_layer(self.fc(torch.flatten(self.features(x), 1)))
+    def forward(self, x, amp=None):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+            features = self.fc(torch.flatten(self.features(x), 1))
+        return self.hash_layer(features.float())  # the code layer in fp32
 
 
 class TorchHashNetLoss(nn.Module):
@@ -75,7 +81,7 @@ class TorchHashNetLoss(nn.Module):
 
 
 def build_torch_step(bit, fc_dim, dropout, batch_norm, num_train, num_classes, lr, momentum, weight_decay,
-                     hash_lr_mult, threads, alpha=0.1):
+                     hash_lr_mult, threads, alpha=0.1, amp=None):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = TorchAlexNetHashNet(bit, fc_dim, dropout, batch_norm).train()
@@ -86,11 +92,24 @@ def build_torch_step(bit, fc_dim, dropout, batch_norm, num_train, num_classes, l
                                 momentum=momentum, weight_decay=weight_decay)
 
     def step(images, labels, indices):
-        loss = loss_fn(model(images), labels, indices)
+        loss = loss_fn(model(images, amp), labels, indices)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())
+
+    return step
+
+
+def build_torch_infer(bit, fc_dim, batch_norm, threads, amp=None):
+    """Eval-mode encoding (+-1 codes) of a batch, as Paddle Inference's export computes it."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = TorchAlexNetHashNet(bit, fc_dim, 0.5, batch_norm).eval()
+
+    def step(images, labels, indices):
+        with torch.no_grad():
+            return float((model(images, amp) >= 0).sum())
 
     return step
 
@@ -113,6 +132,8 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.0005)
     p.add_argument("--hash-lr-mult", type=float, default=10.0, help="learning-rate multiplier of the hash layer")
     p.add_argument("--alpha", type=float, default=0.1, help="theta = alpha * <h_i, h_j>")
+    p.add_argument("--amp", choices=["bf16"], default=None, help="bf16: torch.autocast('cpu', bfloat16)")
+    p.add_argument("--infer", action="store_true", help="time eval-mode encoding instead of a training step")
     p.add_argument("--json", action="store_true", help="print the step times as one JSON line (train_speed.py)")
     args = p.parse_args(argv)
     for name in ("batch_size", "steps", "threads", "crop", "bit", "fc_dim", "num_train", "num_classes"):
@@ -123,8 +144,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    step = build_torch_step(args.bit, args.fc_dim, args.dropout, args.batch_norm, args.num_train, args.num_classes,
-                            args.lr, args.momentum, args.weight_decay, args.hash_lr_mult, args.threads, args.alpha)
+    if args.infer:
+        step = build_torch_infer(args.bit, args.fc_dim, args.batch_norm, args.threads, args.amp)
+    else:
+        step = build_torch_step(args.bit, args.fc_dim, args.dropout, args.batch_norm, args.num_train,
+                                args.num_classes, args.lr, args.momentum, args.weight_decay, args.hash_lr_mult,
+                                args.threads, args.alpha, args.amp)
     inputs = [torch.from_numpy(a) for a in fixed_inputs(args.batch_size, args.crop, args.num_classes)]
     result = time_steps(step, inputs, args.warmup, args.steps)
     if args.json:
@@ -132,7 +157,8 @@ def main(argv=None):
         return
     median = statistics.median(result["wall"])
     print(machine_line())
-    print(f"PyTorch {torch.__version__} eager, batch {args.batch_size}, {args.crop}x{args.crop}, {args.bit} bits, "
+    what = ("inference" if args.infer else "training") + (" with bf16 autocast" if args.amp else "")
+    print(f"PyTorch {torch.__version__} eager {what}, batch {args.batch_size}, {args.crop}x{args.crop}, {args.bit} bits, "
           f"{torch.get_num_threads()} threads: median step {median * 1000:.1f} ms, "
           f"{args.batch_size / median:.1f} img/s, cpu {statistics.median(result['cpu']):.2f} s/step")
 

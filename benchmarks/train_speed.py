@@ -4,6 +4,7 @@
     python benchmarks/train_speed.py --check-baseline      # is the torch yardstick as fast here as alone?
     python benchmarks/train_speed.py --ablation            # + Paddle with each speed option off
     python benchmarks/train_speed.py -c configs/hashnet_lite.yaml --crop 64 --no-torch
+    python benchmarks/train_speed.py --amp bf16            # + the project's bf16 step and PyTorch bf16 autocast
 
 Fair by construction:
 - one process per framework and round, started fresh and alone on the machine: nothing else of
@@ -70,6 +71,10 @@ def parse_args(argv=None):
     p.add_argument("--check-baseline", action="store_true",
                    help="also time the torch reference run alone (its own command) and fail if the harness's "
                         f"torch figure differs from it by more than {BASELINE_TOLERANCE:.0%}".replace("%", "%%"))
+    p.add_argument("--amp", choices=["bf16"], default=None,
+                   help="also time the project with -o train.amp=bf16 (its convolutions in bf16 through oneDNN, "
+                        "utils/training/amp.py) and PyTorch with torch.autocast('cpu', bfloat16) (hash layer and "
+                        "loss in fp32); on a CPU without avx512_bf16/amx_bf16 the Paddle bf16 row is the refusal")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--describe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -78,6 +83,8 @@ def parse_args(argv=None):
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
         p.error(f"--warmup must be >= 0, got {args.warmup}")
+    if args.no_torch and args.amp:
+        p.error("--amp bf16 times the torch reference with autocast; it cannot be combined with --no-torch")
     if args.no_torch and args.check_baseline:
         p.error("--check-baseline times the torch reference; it cannot be combined with --no-torch")
     args.parser = p
@@ -181,6 +188,18 @@ def run_json(name, cmd, env):
     return json.loads(lines[-1])
 
 
+def bf16_training_status():
+    """What a Paddle bf16 training run on this CPU does: the project's refusal (one line), asked of a
+    fresh process like every other measurement here."""
+    code = ("from utils.runtime import configure; configure()\n"
+            "from utils.training.amp import check_amp_device\n"
+            "try:\n    check_amp_device('bf16', 'cpu')\n    print('allowed')\n"
+            "except Exception as exc:\n    print(f'refused: {exc}')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    lines = out.stdout.strip().splitlines()
+    return lines[-1] if lines else f"unknown (exit {out.returncode})"
+
+
 def variants(args, spec):
     """name -> (command, environment). The harness environment pins the thread count of both
     frameworks; "torch alone" is the reference's own command in the plain environment."""
@@ -192,6 +211,10 @@ def variants(args, spec):
             out[name] = (paddle_command(args, overrides), dict(harness_env, **env))
     if not args.no_torch:
         out["torch"] = (torch_cmd, harness_env)
+    if args.amp:
+        if args.amp_allowed:
+            out[f"paddle {args.amp}"] = (paddle_command(args, [f"train.amp={args.amp}"]), harness_env)
+        out[f"torch {args.amp} autocast"] = (torch_cmd + ["--amp", args.amp], harness_env)
     if args.check_baseline:
         out["torch alone"] = (torch_cmd, dict(os.environ))
     return out
@@ -221,6 +244,9 @@ def main(argv=None):
         if probe.returncode != 0:
             raise SystemExit("train_speed: torch is not installed; `pip install torch==2.13.0` (CPU) or pass --no-torch")
 
+    if args.amp:
+        args.amp_status = bf16_training_status()
+        args.amp_allowed = args.amp_status == "allowed"
     runs = variants(args, spec)
     names = list(runs)
     crop = args.crop or spec.get("crop", "?")
@@ -248,6 +274,12 @@ def main(argv=None):
     for name in names:
         ratio = f"{ips[name] / ips['torch']:.2f}" if "torch" in ips else "-"
         print(f"{name:<21}{ips[name]:>8.1f}{statistics.median(results[name]['cpu']):>12.2f}{ratio:>16}")
+    if args.amp:
+        amp = f"torch {args.amp} autocast"
+        if args.amp_allowed:
+            print(f"paddle {args.amp} / {amp}: {ips['paddle ' + args.amp] / ips[amp]:.2f}")
+        else:
+            print(f"paddle {args.amp} training: {args.amp_status}")
     status = 0
     if args.check_baseline:
         diff = ips["torch"] / ips["torch alone"] - 1

@@ -15,7 +15,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SH_SCRIPTS = ["train_multi_gpu.sh", "test_multi_gpu.sh", "train_single_gpu.sh", "test_single_gpu.sh", "tipc.sh",
               "install_test_tools.sh", "launcher.sh"]
-TIPC_SCRIPTS = ["test_train_inference_python.sh", "test_paddle2onnx.sh", "prepare.sh", "common_func.sh"]
+TIPC_SCRIPTS = ["test_train_inference_python.sh", "test_paddle2onnx.sh", "test_ptq_inference_python.sh", "prepare.sh",
+                "common_func.sh"]
 SEEDS = {16: 0, 32: 2000, 48: 200, 64: 2000}
 TINY = ["--batch-size", "8", "-o", "model.fc_dim=64", "-o", "dataset.resize_size=72", "-o", "dataset.crop_size=64",
         "-o", "dataset.num_workers=0", "-o", "train.eval_untrained=false"]

@@ -104,7 +104,9 @@ def test_amp_is_refused_on_cpu_and_checked_as_a_config_key(tiny_lite, tmp_path, 
             "--device", "cpu", "--output-dir", str(tmp_path / "out"), "-o", "model.fc_dim=64",
             "-o", "dataset.num_workers=0", "-o", "train.eval_untrained=false"]
     for extra, fragment in ((["-o", "train.amp=fp16"], "train.amp fp16 trains on a GPU (this run's device is cpu)"),
-                            (["-o", "train.amp=bf16"], "train.amp: must be null (fp32) or fp16")):
+                            (["-o", "train.amp=bf16", "-o", "train.onednn_conv=false"],
+                             "train.amp bf16 on CPU computes the convolutions in bf16 through the oneDNN convolution"),
+                            (["-o", "train.amp=int8"], "train.amp: must be null (fp32), fp16 or bf16")):
         with pytest.raises(SystemExit) as exc:
             main_single_gpu.main(base + extra)
         assert exc.value.code == 2

@@ -4,7 +4,9 @@
 Without --model-dir it runs the main job's export, ./output/inference.
 --img-path may be a folder (every .jpg/.jpeg/.png/.bmp in it, in name order). With
 --benchmark True a timing report follows: preprocess / inference / postprocess ms per image,
-batch size, threads, oneDNN, peak memory.
+batch size, threads, oneDNN, precision, peak memory.
+--precision bf16 runs the fp32 export with oneDNN's bf16 kernels (CPUs with avx512_bf16 or amx_bf16
+only); --precision int8 runs a quantised model written by quantize.py (give its folder).
 """
 import argparse
 import os
@@ -14,6 +16,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 from utils.cli import exit_on_user_error  # noqa: E402
 from utils.cli.flags import add_image_run_flags, check_image_run_flags, str2bool  # noqa: E402
+from utils.inference.precision import PRECISIONS  # noqa: E402
 from utils.runtime import configure  # noqa: E402
 
 
@@ -25,6 +28,9 @@ def parse_args(argv=None):
     add_image_run_flags(p, batch_help="images per predictor run")
     p.add_argument("--use-gpu", "--use_gpu", type=str2bool, default=False, help="run on GPU (paddlepaddle-gpu)")
     p.add_argument("--use-mkldnn", "--use_mkldnn", type=str2bool, default=True, help="oneDNN kernels on CPU")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32; bf16 (oneDNN bf16 kernels: needs avx512_bf16 or amx_bf16); int8 (a model "
+                        "folder written by quantize.py)")
     return check_image_run_flags(p.parse_args(argv))
 
 
@@ -43,13 +49,13 @@ def main(argv=None):
         print(f"model: {args.model_dir}/inference_{args.bit}.json (no --model-dir given)", file=sys.stderr)
     quiet_library_logging()
     encoder = InferenceEncoder(args.model_dir, args.bit, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
-                               cpu_threads=args.cpu_threads)
+                               cpu_threads=args.cpu_threads, precision=args.precision)
     times = {}
     for lines in code_batches(encoder, files, args.batch_size, args.warmup if args.benchmark else 0, times):
         print(lines)
     if args.benchmark:
         print(benchmark_report(args.bit, len(files), args.batch_size, "gpu" if args.use_gpu else "cpu",
-                               args.cpu_threads, f"mkldnn: {args.use_mkldnn and not args.use_gpu}", times))
+                               args.cpu_threads, f"mkldnn: {args.use_mkldnn and not args.use_gpu}  precision: {args.precision}", times))
 
 
 if __name__ == "__main__":

@@ -102,3 +102,45 @@ def test_help_explains_the_flags():
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "--check-baseline" in out.stdout and "more than 5%" in out.stdout.replace("\n", " ").replace("  ", " ")
+
+
+@pytest.mark.parametrize("status", ["allowed", "refused: train.amp bf16 on CPU needs bf16 instructions (...)"])
+def test_amp_bf16_times_both_bf16_steps_or_says_why_not(monkeypatch, capsys, status):
+    from benchmarks import train_speed
+
+    calls = []
+
+    def fake_run(name, cmd, env):
+        calls.append((name, cmd))
+        wall = {"paddle": 0.2, "torch": 0.4, "paddle bf16": 0.05}.get(name, 0.1)
+        return {"wall": [wall] * 2, "cpu": [0.1] * 2, "loss": [1.0] * 2}
+
+    monkeypatch.setattr(train_speed, "run_json", fake_run)
+    monkeypatch.setattr(train_speed, "bf16_training_status", lambda: status)
+    assert train_speed.main([*LITE, *TINY, "--rounds", "1", "--amp", "bf16"]) == 0
+    out = capsys.readouterr().out
+    commands = dict(calls)
+    assert commands["torch bf16 autocast"] == commands["torch"] + ["--amp", "bf16"]
+    assert "train.amp=bf16" not in commands["paddle"]
+    if status == "allowed":
+        assert commands["paddle bf16"] == commands["paddle"] + ["-o", "train.amp=bf16"]
+        assert "paddle bf16 / torch bf16 autocast: 2.00" in out
+    else:
+        assert "paddle bf16" not in commands and f"paddle bf16 training: {status}" in out
+
+
+def test_bf16_training_status_is_asked_of_the_project():
+    from benchmarks import train_speed
+    from utils.runtime.cpuinfo import bf16_flags
+
+    status = train_speed.bf16_training_status()
+    assert status == "allowed" if bf16_flags() else status.startswith("refused: train.amp bf16 on CPU needs")
+
+
+def test_torch_reference_times_bf16_autocast_and_inference_with_torch_only():
+    pytest.importorskip("torch")
+    for extra in (["--amp", "bf16"], ["--infer", "--amp", "bf16"]):
+        printed, result = imports_of("benchmarks/torch_reference.py", "--json", "--crop", "64", "--fc-dim", "64",
+                                     *TINY, *extra)
+        assert result == {"code": 0, "modules": ["torch"]}
+        assert len(json.loads(printed.strip().splitlines()[-2])["wall"]) == 2

@@ -67,7 +67,7 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
         "loss_rise_epochs": 3,     # warn when the epoch loss rises this many epochs in a row (0: never)
         "cpu_malloc_reuse": True,  # CPU: keep freed large buffers for the next step (utils/runtime/cpu.py)
         "onednn_conv": "auto",     # auto | true | false: convolutions through oneDNN on CPU (utils/runtime/onednn_conv.py)
-        "amp": None,               # null (fp32) | fp16: mixed precision on GPU (utils/training/amp.py)
+        "amp": None,               # null (fp32) | fp16 | bf16: mixed precision on GPU (utils/training/amp.py)
     },
     "device": "auto",              # auto | cpu | gpu
     "threads": 0,                  # CPU threads per process; 0: cores / processes

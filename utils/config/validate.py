@@ -123,8 +123,8 @@ def validate(cfg):
            f"must be true or false, got {t['cpu_malloc_reuse']!r}")
     _check(t["onednn_conv"] in ("auto", True, False), "train.onednn_conv",
            f"must be auto, true or false, got {t['onednn_conv']!r}")
-    _check(t["amp"] in (None, "fp16"), "train.amp",
-           f"must be null (fp32) or fp16 (mixed precision on GPU), got {t['amp']!r}")
+    _check(t["amp"] in (None, "fp16", "bf16"), "train.amp",
+           f"must be null (fp32), fp16 or bf16 (mixed precision on GPU), got {t['amp']!r}")
     _check(_is_int(d["max_image_pixels"]) and d["max_image_pixels"] >= 1, "dataset.max_image_pixels",
            f"must be an integer >= 1, got {d['max_image_pixels']!r}")
     _check(isinstance(d["name"], str) and d["name"].replace("_", "").replace("-", "").isalnum(), "--dataset",

@@ -9,7 +9,9 @@ from typing import Protocol
 
 import numpy as np
 
-from utils.inference.model_files import exported_fingerprint, load_infer_cfg, model_files, preprocess_settings
+from utils.inference.model_files import (exported_fingerprint, load_infer_cfg, model_files, model_precision,
+                                         preprocess_settings)
+from utils.inference.precision import apply_precision, check_precision
 from utils.storage.weights import weights_digest
 
 
@@ -25,15 +27,19 @@ class Encoder(Protocol):
 
 
 class InferenceEncoder:
-    """Paddle Inference predictor over `inference_<K>.json/.pdiparams` (oneDNN on CPU by default)."""
+    """Paddle Inference predictor over `inference_<K>.json/.pdiparams` (oneDNN on CPU by default), in
+    fp32 or bf16; or over a quantised `inference_<K>.pdmodel/.pdiparams` in int8 (utils.inference.precision)."""
 
-    def __init__(self, model_dir, bit=None, use_gpu=False, use_mkldnn=True, cpu_threads=None, gpu_id=0):
+    def __init__(self, model_dir, bit=None, use_gpu=False, use_mkldnn=True, cpu_threads=None, gpu_id=0,
+                 precision="fp32"):
         from paddle import inference
 
         self.info = load_infer_cfg(model_dir, bit)
         self.bit = int(self.info["bit"])
         self.preprocess = preprocess_settings(self.info)
-        model_file, params_file = model_files(model_dir, self.bit)
+        check_precision(precision, model_precision(self.info), use_gpu, use_mkldnn)
+        self.precision = precision
+        model_file, params_file = model_files(model_dir, self.bit, precision)
         config = inference.Config(model_file, params_file)
         if use_gpu:
             config.enable_use_gpu(256, gpu_id)
@@ -50,6 +56,7 @@ class InferenceEncoder:
                 config.disable_mkldnn()
             if cpu_threads:
                 config.set_cpu_math_library_num_threads(int(cpu_threads))
+            apply_precision(config, precision)
         # Note: enable_memory_optim() breaks predictor creation for .json (PIR) models in Paddle 3.3.
         config.switch_ir_optim(True)
         config.disable_glog_info()

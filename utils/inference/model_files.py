@@ -75,9 +75,16 @@ def default_model_dir(folder, bit):
                     "(or give --model-dir DIR)")
 
 
-def model_files(model_dir, bit):
+def model_precision(info):
+    """What an export folder holds: 'int8' for a quantised model (quantize.py), else 'fp32'."""
+    return str(info.get("precision", "fp32"))
+
+
+def model_files(model_dir, bit, precision="fp32"):
+    """(graph, params) of an export: inference_<K>.json (PIR) for fp32, inference_<K>.pdmodel (the
+    classic program, which Paddle Inference's oneDNN int8 passes need) for an int8 model."""
     prefix = os.path.join(model_dir, f"inference_{bit}")
-    files = (prefix + ".json", prefix + ".pdiparams")
+    files = (prefix + (".pdmodel" if precision == "int8" else ".json"), prefix + ".pdiparams")
     for path in files:
         if not os.path.isfile(path):
             raise WeightsError(f"model file not found: {path} (export it with export_model.py --bit {bit})")

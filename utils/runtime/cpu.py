@@ -64,7 +64,8 @@ def apply_training_options(cfg, device, model=None):
     if model is not None:
         from utils.runtime.onednn_conv import apply_setting
 
-        layers = apply_setting(model, cfg["train"]["onednn_conv"])
+        bf16 = cfg["train"].get("amp") == "bf16"  # train.amp bf16 on CPU: the convolutions in bf16
+        layers = apply_setting(model, cfg["train"]["onednn_conv"], bf16)
         if layers:
-            applied.append(f"oneDNN convolution ({layers} layers)")
+            applied.append(f"oneDNN convolution{' in bf16' if bf16 else ''} ({layers} layers)")
     return applied

@@ -28,3 +28,19 @@ def machine_key():
     fields = cpuinfo()
     name = fields.get("model name") or platform.processor() or platform.machine()
     return f"{name} / family {fields.get('cpu family', '?')} model {fields.get('model', '?')} / {os.cpu_count()} cpus"
+
+
+def cpu_flags(fields=None):
+    """The set of flags in /proc/cpuinfo ('avx512_bf16', 'amx_bf16', ...); `fields` is a cpuinfo()
+    dict to read instead (another machine's, or a test's)."""
+    fields = cpuinfo() if fields is None else fields
+    return set(fields.get("flags", "").split())
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # oneDNN runs native bf16 kernels with either
+
+
+def bf16_flags(fields=None):
+    """The bf16 flags this CPU has (of BF16_FLAGS); `fields` is a cpuinfo() dict to read instead."""
+    flags = cpu_flags(fields)
+    return [f for f in BF16_FLAGS if f in flags]

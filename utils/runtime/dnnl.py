@@ -21,7 +21,7 @@ WRITTEN_FOR = (3, 6)
 SUCCESS = 0
 ENGINE_CPU = 1
 STREAM_IN_ORDER = 0x1
-F32 = 3
+BF16, F32 = 2, 3  # dnnl_data_type_t
 TAG_ANY, TAG_A, TAG_ABCD = 1, 2, 5
 FORWARD_TRAINING = 64  # backward-data/-weights descriptors take no prop kind in v3
 CONVOLUTION_DIRECT = 0x1
@@ -122,8 +122,8 @@ class _Lib:
             owner.append((_DESTROY[name], handle))
         return handle
 
-    def md(self, dims, tag, owner):
-        return self.out("dnnl_memory_desc_create_with_tag", len(dims), to_dims(dims), F32, tag,
+    def md(self, dims, tag, owner, dtype=F32):
+        return self.out("dnnl_memory_desc_create_with_tag", len(dims), to_dims(dims), dtype, tag,
                         owner=owner)
 
     def memory(self, md, owner, handle=None):

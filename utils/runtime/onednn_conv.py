@@ -9,6 +9,14 @@ model's nn.Conv2D layers keep their parameters (names, state_dict) and only thei
 Use: `enable_onednn_conv(model)` after building the model. The oneDNN path runs only in dygraph,
 on CPU, for float32 NCHW, groups 1, dilation 1; everything else (to_static export, GPU, other
 dtypes) goes through paddle's F.conv2d as before.
+
+`enable_onednn_conv(model, bf16=True)` (train.amp: bf16 on CPU) computes the convolutions in bf16:
+oneDNN's reorders turn the float32 input, weights and output gradient into bf16 on the way in, the
+primitives accumulate in fp32 and write float32 outputs, input gradients and bias gradients; the
+weight gradient is computed in bf16 (as PyTorch's autocast does; with a float32 weight gradient
+oneDNN 3.6's bf16 backward-weights kernel took ~0.5 s for the lite model's 3x3 maps, 50x fp32) and
+reordered to float32, so paddle sees float32 tensors and keeps fp32 master weights. In training mode only (evaluation and encoding stay fp32).
+Only for CPUs with avx512_bf16 or amx_bf16 (the caller checks).
 """
 import collections
 import ctypes
@@ -28,7 +36,7 @@ class _Plan:
     The oneDNN objects are freed with the plan (the cache and any pending backward hold it).
     """
 
-    def __init__(self, lib, x_shape, w_shape, has_bias, stride, padding, need_x_grad, plain):
+    def __init__(self, lib, x_shape, w_shape, has_bias, stride, padding, need_x_grad, plain, bf16=False):
         self.lib, self.has_bias = lib, has_bias
         self.handles = own = []
         n, _, h, w = x_shape
@@ -43,13 +51,15 @@ class _Plan:
         user = {k: lib.md(shape, dnnl.TAG_ABCD, own) for k, shape in shapes.items()}
         user["b"] = lib.md([co], dnnl.TAG_A, own)
         tag = dnnl.TAG_ABCD if plain else dnnl.TAG_ANY
-        req = {k: lib.md(shape, tag, own) for k, shape in shapes.items()}
+        req = {k: lib.md(shape, tag, own) for k, shape in shapes.items()}  # float32: outputs, gradients
+        # bf16=True: what the primitives read (src, weights, diff_dst) and the weight gradient in bf16
+        low = {k: lib.md(shape, tag, own, dnnl.BF16) for k, shape in shapes.items()} if bf16 else req
         bias = user["b"] if has_bias else None
         fwd = lib.out("dnnl_convolution_forward_primitive_desc_create", lib.engine,
-                      dnnl.FORWARD_TRAINING, dnnl.CONVOLUTION_DIRECT, req["x"], req["w"], bias, req["y"],
+                      dnnl.FORWARD_TRAINING, dnnl.CONVOLUTION_DIRECT, low["x"], low["w"], bias, req["y"],
                       strides, dil, pad, pad, None, owner=own)
         bwd_w = lib.out("dnnl_convolution_backward_weights_primitive_desc_create", lib.engine,
-                        dnnl.CONVOLUTION_DIRECT, req["x"], req["w"], bias, req["y"],
+                        dnnl.CONVOLUTION_DIRECT, low["x"], low["w"], bias, low["y"],
                         strides, dil, pad, pad, fwd, None, owner=own)
         self.fwd = _Step(lib, fwd, {dnnl.ARG_SRC: ("x", dnnl.QUERY_SRC_MD),
                                     dnnl.ARG_WEIGHTS: ("w", dnnl.QUERY_WEIGHTS_MD),
@@ -60,7 +70,7 @@ class _Plan:
         self.bwd_d = None
         if need_x_grad:
             bwd_d = lib.out("dnnl_convolution_backward_data_primitive_desc_create", lib.engine,
-                            dnnl.CONVOLUTION_DIRECT, req["x"], req["w"], req["y"],
+                            dnnl.CONVOLUTION_DIRECT, req["x"], low["w"], low["y"],
                             strides, dil, pad, pad, fwd, None, owner=own)
             self.bwd_d = _Step(lib, bwd_d, {dnnl.ARG_DIFF_DST: ("y", dnnl.QUERY_DIFF_DST_MD),
                                             dnnl.ARG_WEIGHTS: ("w", dnnl.QUERY_WEIGHTS_MD),
@@ -145,17 +155,17 @@ _MAX_PLANS = 32  # conv layers x batch shapes seen (train, eval, last partial ba
 PLAIN_LAYOUT = False
 
 
-def _plan(x, w, has_bias, stride, padding, need_x_grad):
+def _plan(x, w, has_bias, stride, padding, need_x_grad, bf16=False):
     """Cached per configuration and thread count: oneDNN splits the work among the OpenMP
     threads it sees when a primitive is created."""
     lib = dnnl.library()
     lib.match_threads()
     key = (tuple(x.shape), tuple(w.shape), has_bias, stride, padding, need_x_grad, PLAIN_LAYOUT,
-           lib.threads())
+           lib.threads(), bf16)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _PLANS[key] = _Plan(lib, x.shape, w.shape, has_bias, stride, padding,
-                                   need_x_grad, PLAIN_LAYOUT)
+                                   need_x_grad, PLAIN_LAYOUT, bf16)
         while len(_PLANS) > _MAX_PLANS:
             _PLANS.popitem(last=False)
     _PLANS.move_to_end(key)
@@ -163,12 +173,13 @@ def _plan(x, w, has_bias, stride, padding, need_x_grad):
 
 
 class OneDNNConv2D(paddle.autograd.PyLayer):
-    """conv2d whose forward and backward are oneDNN primitives (NCHW float32, groups 1)."""
+    """conv2d whose forward and backward are oneDNN primitives (NCHW float32, groups 1; computed in
+    bf16 with bf16=True)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding):
+    def forward(ctx, x, weight, bias, stride, padding, bf16=False):
         x, weight = x.contiguous(), weight.contiguous()
-        plan = _plan(x, weight, bias is not None, stride, padding, not x.stop_gradient)
+        plan = _plan(x, weight, bias is not None, stride, padding, not x.stop_gradient, bf16)
         ctx.plan = plan
         # paddle wants None as the gradient of every input that has stop_gradient set
         ctx.wants = [not t.stop_gradient for t in (x, weight, bias) if t is not None]
@@ -220,38 +231,42 @@ CONV2D_ATTRIBUTES = ("_padding_mode", "_padding_algorithm", "_groups", "_dilatio
 
 class Conv2D(paddle.nn.Conv2D):
     """nn.Conv2D whose dygraph forward runs oneDNN where usable(); same parameters and names.
-    enable_onednn_conv() switches existing layers to this class."""
+    enable_onednn_conv() switches existing layers to this class (and sets onednn_bf16)."""
+
+    onednn_bf16 = False  # compute in bf16 in training mode (train.amp: bf16 on CPU); evaluation stays fp32
 
     def forward(self, x):
         if (self._padding_mode == "zeros" and self._padding_algorithm != "SAME"
                 and usable(x, self.weight, self._groups, self._dilation, self._updated_padding,
                            self._data_format)):
             return OneDNNConv2D.apply(x, self.weight, self.bias, _pair(self._stride),
-                                      _pair(self._updated_padding))
+                                      _pair(self._updated_padding), self.onednn_bf16 and self.training)
         return super().forward(x)
 
 
-def enable_onednn_conv(model):
-    """Route every nn.Conv2D of `model` (exactly that class) through oneDNN in dygraph; the
-    parameters, their names and state_dict are untouched. Returns how many layers were switched
-    (0 when the oneDNN binding is not available, utils.runtime.dnnl)."""
+def enable_onednn_conv(model, bf16=False):
+    """Route every nn.Conv2D of `model` (exactly that class) through oneDNN in dygraph, in bf16 with
+    bf16=True; the parameters, their names and state_dict are untouched. Returns how many layers
+    were switched (0 when the oneDNN binding is not available, utils.runtime.dnnl)."""
     if dnnl.library() is None:
         return 0
     count = 0
     for layer in model.sublayers(include_self=True):
         if type(layer) is paddle.nn.Conv2D and all(hasattr(layer, name) for name in CONV2D_ATTRIBUTES):
             layer.__class__ = Conv2D
+            layer.onednn_bf16 = bool(bf16)
             count += 1
     return count
 
 
-def apply_setting(model, setting):
-    """Config train.onednn_conv -> conv layers switched. "auto": when paddle's device is the CPU
-    (on GPU the layers would fall back anyway); True: always; False: never."""
+def apply_setting(model, setting, bf16=False):
+    """Config train.onednn_conv -> conv layers switched (computing in bf16 with bf16=True: train.amp
+    bf16 on CPU). "auto": when paddle's device is the CPU (on GPU the layers would fall back
+    anyway); True: always; False: never."""
     if setting not in ("auto", True, False):
         from utils.errors import ConfigError
 
         raise ConfigError(f"train.onednn_conv: expected auto, true or false, got {setting!r}")
     if setting is False or (setting == "auto" and not paddle.get_device().startswith("cpu")):
         return 0
-    return enable_onednn_conv(model)
+    return enable_onednn_conv(model, bf16)

@@ -20,7 +20,7 @@ from utils.data.dataset import bad_image_summary
 from utils.errors import TrainingError, WeightsError
 from utils.runtime.distributed import Comm
 from utils.runtime.log import ScalarWriter, open_log_files, setup_logger
-from utils.training.amp import check_amp_device, Fp16Step
+from utils.training.amp import amp_step, check_amp_device, keep_code_layer_fp32
 from utils.training.builders import build_data, build_network, build_training, seed_everything
 from utils.training.checkpoint import load_checkpoint, optimizer_state, save_checkpoint, set_optimizer_state
 from utils.training.evaluate import eval_line, evaluate, topk_label
@@ -64,14 +64,19 @@ class Engine:
         self.logger = setup_logger(self.out, filename=f"{mode}_{self.bit}.log", rank=rank, deferred=True)
         self.health = RunHealth(self.logger, cfg["train"]["loss_rise_epochs"])
         self.state = RunState()
+        amp, device = cfg["train"]["amp"] and not cfg["eval_only"], paddle.device.get_device().split(":")[0]
+        if amp:  # before the data: a run that cannot train says so at once
+            check_amp_device(cfg["train"]["amp"], device, cfg["train"]["onednn_conv"])
         seed_everything(cfg["train"]["seed"])
         self.data = build_data(cfg, rank, world_size)
         self.model = build_network(cfg, self.data.num_classes, self.logger)
         self.parts = None if cfg["eval_only"] else build_training(cfg, self.data, self.model, self.comm, world_size)
         self.step = train_step
-        if cfg["train"]["amp"] and not cfg["eval_only"]:
-            check_amp_device(cfg["train"]["amp"], paddle.device.get_device().split(":")[0])
-            self.step = Fp16Step()
+        if amp:
+            step = amp_step(cfg["train"]["amp"], device)
+            if step is not None:  # paddle.amp (GPU); bf16 on CPU: the plain step, bf16 convolutions
+                self.step = step
+                keep_code_layer_fp32(self.model)
 
     # what benchmarks and tests read of a run
     query_set = property(lambda self: self.data.query_set)

@@ -254,3 +254,43 @@ def test_apply_setting():
     assert all(type(layer) is not onednn_conv.Conv2D for layer in model.sublayers())
     with pytest.raises(ConfigError, match="train.onednn_conv"):
         onednn_conv.apply_setting(fresh(), "yes")
+
+
+def _bf16(a):
+    """float32 values rounded to bfloat16 (what oneDNN's reorders feed its bf16 primitives)."""
+    return paddle.to_tensor(a).astype("bfloat16").astype("float32").numpy()
+
+
+@pytest.mark.parametrize("shape", SHAPES[:5])
+def test_bf16_matches_paddle_conv_of_bf16_rounded_inputs(shape):
+    """train.amp bf16 on CPU: the products of bf16-rounded operands, accumulated in fp32; the output,
+    input and bias gradients come out float32, the weight gradient rounded to bf16 (one bf16 step of
+    relative error). Unreachable on CPUs without avx512_bf16/amx_bf16: train.amp refuses there."""
+    from utils.errors import DeviceError
+    from utils.runtime.cpuinfo import bf16_flags
+    from utils.training.amp import check_amp_device
+
+    if not bf16_flags():
+        with pytest.raises(DeviceError):
+            check_amp_device("bf16", "cpu")
+        return
+    ci, co, k, s, p, size = shape
+    rng = np.random.RandomState(2)
+    xn = rng.standard_normal((2, ci, size, size)).astype("float32")
+    wn = rng.standard_normal((co, ci, k, k)).astype("float32")
+    bn = rng.standard_normal(co).astype("float32")
+    x, w, b = (paddle.to_tensor(a, stop_gradient=False) for a in (xn, wn, bn))
+    y = onednn_conv.OneDNNConv2D.apply(x, w, b, (s, s), (p, p), True)
+    seed = np.random.RandomState(1).standard_normal(y.shape).astype("float32")
+    (y * paddle.to_tensor(seed)).sum().backward()
+    # the reference: paddle's fp32 conv2d of the rounded operands (linear, so exact up to summation order)
+    xr, wr, dy = _bf16(xn), _bf16(wn), _bf16(seed)
+    want = _run(F.conv2d, xr, wr, bn, s, p)  # y and db of the rounded operands (db with the fp32 seed)
+    X, W = paddle.to_tensor(xn, stop_gradient=False), paddle.to_tensor(wn, stop_gradient=False)
+    (F.conv2d(X, paddle.to_tensor(wr), stride=s, padding=p) * paddle.to_tensor(dy)).sum().backward()
+    (F.conv2d(paddle.to_tensor(xr), W, stride=s, padding=p) * paddle.to_tensor(dy)).sum().backward()
+    scale = lambda a: 1e-4 * np.abs(a).max()  # noqa: E731
+    np.testing.assert_allclose(y.numpy(), want["y"], rtol=1e-4, atol=scale(want["y"]))
+    np.testing.assert_allclose(x.grad.numpy(), X.grad.numpy(), rtol=1e-4, atol=scale(X.grad.numpy()))
+    np.testing.assert_allclose(w.grad.numpy(), W.grad.numpy(), rtol=2 ** -7, atol=scale(W.grad.numpy()))
+    np.testing.assert_allclose(b.grad.numpy(), dy.sum(axis=(0, 2, 3)), rtol=1e-4, atol=scale(dy.sum(axis=(0, 2, 3))))
