@@ -75,7 +75,9 @@ def test_tipc_lite_train_lite_infer(tmp_path, repo_copy):
             assert "inference_time(ms/img)" in text
             compared = open(os.path.join(out, f"python_infer_cpu_gpus_{form}_usemkldnn_{mkldnn}_threads_{threads}"
                                               f"_batchsize_{batch}_compare.log"), encoding="utf-8").read()
-            assert f"compare_results: ok: {out}/" in compared and "100 images, 0 differ" in compared, compared
+            assert f"compare_results: ok: {out}/" in compared, compared
+            # exact for the model the codes were made from; a model trained on another CPU: its budget
+            assert "100 images, 0 differ" in compared or "other-model budget" in compared, compared
         assert len(codes) == 1, f"form {form}: the inference combinations disagree on the codes"
 
     # one process: evaluating the saved best weights reproduces the mAP the training reported
