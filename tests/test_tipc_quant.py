@@ -2,7 +2,7 @@
 --precision fp32 / bf16 / int8 -> compare_results with the stored fp32 codes of test_tipc/results/hashnet_16/
 (fp32 exact; bf16 at most 2 of 16 bits for any image, 0.5 on average; int8 at most 4, 1 on average).
 bf16 runs where the CPU has avx512_bf16 or amx_bf16, else the chain says `Skipped`. About 20 s on 2
-cores. The PACT (QAT) chain runs the same script with train_pact_infer_python.txt (its QAT step is
+cores. The PACT (QAT) chain runs the same script with train_pact_infer_python.txt (below; its QAT step is
 tested in tests/test_quantize.py)."""
 import os
 import subprocess
@@ -73,3 +73,27 @@ def test_bf16_training_chain_lite(tmp_path, repo_copy):
             assert "100 images, 0 differ" in compared
     assert all(gt in line for line in lines if "compare_results.py" in line)
     assert "CPU speed options: malloc_reuse, oneDNN convolution in bf16 (5 layers)" in open(os.path.join(out, "train.log")).read()
+
+
+def test_pact_chain_lite(tmp_path, repo_copy):
+    """train_pact_infer_python.txt (PaddleClas's pact_train slot): train, export, quantize.py --method qat
+    (QAT fine-tuning, then the int8 conversion), infer.py --precision int8, compare_results with the fp32
+    codes: the fine-tuned weights move, so the budget is on the mean (K/4 bits) only. About 15 s."""
+    out = str(tmp_path)
+    env = dict(os.environ, TIPC_OUTPUT_DIR=out)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(["bash", "test_tipc/test_ptq_inference_python.sh",
+                           "test_tipc/configs/hashnet_16/train_pact_infer_python.txt", "lite_train_lite_infer"],
+                          cwd=repo_copy, env=env, capture_output=True, text=True, timeout=600)
+    output = proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = open(os.path.join(out, "results_python.log"), encoding="utf-8").read().splitlines()
+    assert proc.returncode == 0 and len(lines) == 5, output
+    assert all(line.startswith("Run successfully with command - hashnet_16 - ") for line in lines), lines
+    steps = [line.split(" - ")[2] for line in lines]
+    assert steps[2].startswith("python quantize.py --bit 16 --method qat")
+    assert "--precision=int8" in steps[3] and "inference_int8" in steps[3]
+    assert steps[4].endswith("--max-hamming=16 --max-mean-hamming=4")
+    compared = open(os.path.join(out, "python_infer_cpu_precision_int8_threads_2_batchsize_16_compare.log")).read()
+    assert "compare_results: ok:" in compared and "100 images" in compared, compared
+    quant = open(os.path.join(out, "quant.log")).read()
+    assert "mAP@all: fp32 " in quant and " int8 " in quant and "mean Hamming distance fp32 vs int8" in quant
