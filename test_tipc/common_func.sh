@@ -11,7 +11,9 @@
 TIPC_MODES="lite_train_lite_infer lite_train_whole_infer whole_infer whole_train_whole_infer"
 
 # The two arguments of every TIPC script, CONFIG MODE: sets FILENAME (the config, made absolute)
-# and MODE. A missing argument or config, or an unknown MODE: one message and exit 2.
+# and MODE. A missing argument or config, or an unknown MODE: one message and exit 2. Then makes
+# TIPC_OUTPUT_DIR (when set) absolute, relative to where the script was started, and changes to
+# the repository root, where every script runs its steps.
 #   func_tipc_args SCRIPT "$@"
 function func_tipc_args() {
     local script=$1
@@ -31,6 +33,10 @@ function func_tipc_args() {
         *" ${MODE} "*) ;;
         *) echo "error: unknown MODE ${MODE} (one of: ${TIPC_MODES})" >&2; exit 2 ;;
     esac
+    if [[ -n ${TIPC_OUTPUT_DIR:-} && ${TIPC_OUTPUT_DIR} != /* ]]; then
+        TIPC_OUTPUT_DIR="${PWD}/${TIPC_OUTPUT_DIR}"
+    fi
+    cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 }
 
 # key of a `key:value` line (text before the first ':')

@@ -12,8 +12,7 @@
 # something is missing.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
-func_tipc_args "$0" "$@"  # FILENAME (absolute), MODE
-cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+func_tipc_args "$0" "$@"  # FILENAME (absolute), MODE; TIPC_OUTPUT_DIR absolute; cd to the repository root
 
 python=$(func_config_value "${FILENAME}" train_params python "${MODE}")
 model_name=$(func_config_value "${FILENAME}" train_params model_name "${MODE}")

@@ -24,11 +24,7 @@
 set -u
 
 source "$(dirname "${BASH_SOURCE[0]}")/common_func.sh"
-func_tipc_args "$0" "$@"  # FILENAME (absolute), MODE
-if [[ -n ${TIPC_OUTPUT_DIR:-} && ${TIPC_OUTPUT_DIR} != /* ]]; then
-    TIPC_OUTPUT_DIR="${PWD}/${TIPC_OUTPUT_DIR}"
-fi
-cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+func_tipc_args "$0" "$@"  # FILENAME (absolute), MODE; TIPC_OUTPUT_DIR absolute; cd to the repository root
 START_SECONDS=${SECONDS}
 
 function cfg() { func_config_value "${FILENAME}" "$1" "$2" "${MODE}"; }
