@@ -39,7 +39,7 @@ def main(argv=None):
     configure()
     args = parse_args(argv)
     from utils.inference.encoders import InferenceEncoder
-    from utils.inference.image_runner import benchmark_report, code_batches, image_files
+    from utils.inference.image_runner import image_files, print_codes
     from utils.inference.model_files import default_model_dir
     from utils.runtime.log import quiet_library_logging
 
@@ -50,12 +50,8 @@ def main(argv=None):
     quiet_library_logging()
     encoder = InferenceEncoder(args.model_dir, args.bit, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
                                cpu_threads=args.cpu_threads, precision=args.precision)
-    times = {}
-    for lines in code_batches(encoder, files, args.batch_size, args.warmup if args.benchmark else 0, times):
-        print(lines)
-    if args.benchmark:
-        print(benchmark_report(args.bit, len(files), args.batch_size, "gpu" if args.use_gpu else "cpu",
-                               args.cpu_threads, f"mkldnn: {args.use_mkldnn and not args.use_gpu}  precision: {args.precision}", times))
+    print_codes(encoder, files, args, "gpu" if args.use_gpu else "cpu",
+                f"mkldnn: {args.use_mkldnn and not args.use_gpu}  precision: {args.precision}")
 
 
 if __name__ == "__main__":

@@ -31,19 +31,14 @@ def parse_args(argv=None):
 def main(argv=None):
     configure()
     args = parse_args(argv)
-    from utils.inference.image_runner import benchmark_report, code_batches, image_files
+    from utils.inference.image_runner import image_files, print_codes
     from utils.inference.onnx import OnnxEncoder
 
     files = image_files(args.img_path)
     encoder = OnnxEncoder(args.model_dir, args.bit, cpu_threads=args.cpu_threads)
-    times = {}
-    for lines in code_batches(encoder, files, args.batch_size, args.warmup if args.benchmark else 0, times):
-        print(lines)
-    if args.benchmark:
-        import onnxruntime
+    import onnxruntime  # present: OnnxEncoder has checked it, with a one-line error naming requirements-onnx.txt
 
-        print(benchmark_report(args.bit, len(files), args.batch_size, "cpu", args.cpu_threads,
-                               f"onnxruntime: {onnxruntime.__version__}", times))
+    print_codes(encoder, files, args, "cpu", f"onnxruntime: {onnxruntime.__version__}")
 
 
 if __name__ == "__main__":

@@ -70,3 +70,13 @@ def benchmark_report(bit, n, batch_size, device, cpu_threads, backend, times):
         f"postprocess_time(ms/img): {1000 * times['postprocess'] / n:.2f}",
         f"peak_memory(MB): {peak_rss_mb():.0f}",
     ])
+
+
+def print_codes(encoder, files, args, device, backend):
+    """What both infer CLIs do with their flags: print every image's line (one batch at a time) and,
+    with --benchmark, time them after --warmup untimed batches and print the report."""
+    times = {}
+    for lines in code_batches(encoder, files, args.batch_size, args.warmup if args.benchmark else 0, times):
+        print(lines)
+    if args.benchmark:
+        print(benchmark_report(args.bit, len(files), args.batch_size, device, args.cpu_threads, backend, times))
