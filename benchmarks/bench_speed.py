@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
+from benchmarks.harness import run_json  # noqa: E402  (standard library and numpy only)
 from benchmarks.machine import cpu_flags, load_average, machine_line  # noqa: E402  (standard library only)
 
 BATCHES = (1, 16)
@@ -145,12 +145,8 @@ def time_worker(args):
 
 # -- the parent: one worker at a time, imports neither framework ---------------------------------
 def run_worker(cmd, env):
-    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-    lines = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not lines:
-        sys.stderr.write(out.stderr[-3000:])
-        raise SystemExit(f"bench_speed: a worker failed (exit {out.returncode}): {' '.join(cmd)}")
-    return json.loads(lines[-1])
+    """Run one worker to its end; its last stdout line (benchmarks.harness.run_json)."""
+    return run_json(cmd, env, ROOT, "bench_speed: a worker")
 
 
 def torch_ms(args, amp, env):

@@ -35,6 +35,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
 from benchmarks.harness import fixed_inputs, time_steps  # noqa: E402  (numpy only)
+from benchmarks.harness import run_json as harness_run_json  # noqa: E402
 from benchmarks.machine import load_average, machine_line  # noqa: E402  (standard library only)
 
 TORCH_REFERENCE = os.path.join(ROOT, "benchmarks", "torch_reference.py")
@@ -179,13 +180,8 @@ def paddle_command(args, overrides=()):
 
 
 def run_json(name, cmd, env):
-    """Run one worker to its end (nothing else of ours is alive meanwhile); its last stdout line."""
-    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-    lines = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not lines:
-        sys.stderr.write(out.stderr[-3000:])
-        raise SystemExit(f"train_speed: the {name} run failed (exit {out.returncode}): {' '.join(cmd)}")
-    return json.loads(lines[-1])
+    """Run the `name` worker to its end; its last stdout line (benchmarks.harness.run_json)."""
+    return harness_run_json(cmd, env, ROOT, f"train_speed: the {name} run")
 
 
 def bf16_training_status():
