@@ -13,14 +13,20 @@ from utils.inference.precision import bf16_flags
 CONFIG = "test_tipc/configs/hashnet_16/train_ptq_infer_python.txt"
 
 
-def test_ptq_chain_lite(tmp_path, repo_copy):
-    out = str(tmp_path)
+def _run_chain(config, out, repo_copy):
+    """Run test_ptq_inference_python.sh on `config` in lite mode with its logs in `out`: (the process, the
+    tail of its output, the lines of results_python.log)."""
     env = dict(os.environ, TIPC_OUTPUT_DIR=out)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    proc = subprocess.run(["bash", "test_tipc/test_ptq_inference_python.sh", CONFIG, "lite_train_lite_infer"],
+    proc = subprocess.run(["bash", "test_tipc/test_ptq_inference_python.sh", config, "lite_train_lite_infer"],
                           cwd=repo_copy, env=env, capture_output=True, text=True, timeout=600)
     output = proc.stdout[-4000:] + proc.stderr[-4000:]
-    lines = open(os.path.join(out, "results_python.log"), encoding="utf-8").read().splitlines()
+    return proc, output, open(os.path.join(out, "results_python.log"), encoding="utf-8").read().splitlines()
+
+
+def test_ptq_chain_lite(tmp_path, repo_copy):
+    out = str(tmp_path)
+    proc, output, lines = _run_chain(CONFIG, out, repo_copy)
     precisions = ["fp32", "bf16", "int8"] if bf16_flags() else ["fp32", "int8"]
     assert proc.returncode == 0, output
     if not bf16_flags():
@@ -51,13 +57,7 @@ def test_bf16_training_chain_lite(tmp_path, repo_copy):
     inference compared with the bf16-trained model's stored codes; on a CPU without bf16, one Skipped
     line and exit 1 (nothing can run)."""
     out = str(tmp_path)
-    env = dict(os.environ, TIPC_OUTPUT_DIR=out)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    proc = subprocess.run(["bash", "test_tipc/test_ptq_inference_python.sh",
-                           "test_tipc/configs/hashnet_16/train_amp_infer_python.txt", "lite_train_lite_infer"],
-                          cwd=repo_copy, env=env, capture_output=True, text=True, timeout=600)
-    output = proc.stdout[-4000:] + proc.stderr[-4000:]
-    lines = open(os.path.join(out, "results_python.log"), encoding="utf-8").read().splitlines()
+    proc, output, lines = _run_chain("test_tipc/configs/hashnet_16/train_amp_infer_python.txt", out, repo_copy)
     if not bf16_flags():
         assert proc.returncode == 1 and lines == [
             "Skipped - hashnet_16 - training with auto_cast bf16: this CPU has neither avx512_bf16 nor amx_bf16"]
@@ -80,13 +80,7 @@ def test_pact_chain_lite(tmp_path, repo_copy):
     (QAT fine-tuning, then the int8 conversion), infer.py --precision int8, compare_results with the fp32
     codes: the fine-tuned weights move, so the budget is on the mean (K/4 bits) only. About 15 s."""
     out = str(tmp_path)
-    env = dict(os.environ, TIPC_OUTPUT_DIR=out)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    proc = subprocess.run(["bash", "test_tipc/test_ptq_inference_python.sh",
-                           "test_tipc/configs/hashnet_16/train_pact_infer_python.txt", "lite_train_lite_infer"],
-                          cwd=repo_copy, env=env, capture_output=True, text=True, timeout=600)
-    output = proc.stdout[-4000:] + proc.stderr[-4000:]
-    lines = open(os.path.join(out, "results_python.log"), encoding="utf-8").read().splitlines()
+    proc, output, lines = _run_chain("test_tipc/configs/hashnet_16/train_pact_infer_python.txt", out, repo_copy)
     assert proc.returncode == 0 and len(lines) == 5, output
     assert all(line.startswith("Run successfully with command - hashnet_16 - ") for line in lines), lines
     steps = [line.split(" - ")[2] for line in lines]
