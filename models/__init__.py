@@ -8,6 +8,7 @@ from models.vgg import VGG16Backbone
 from models.hash_model import CodeHead, HashModel, codes_from_logits
 from models.dshsd import DSHSDNet
 from models.greedyhash import GreedyHashNet
+from models.orthohash import OrthoHashNet
 from models.ppshitu import PPShiTuNet
 from models.ssdh import SSDHNet
 
@@ -32,6 +33,7 @@ MODELS = {
     "dshsd": DSHSDNet,
     "greedyhash": GreedyHashNet,
     "ppshitu": PPShiTuNet,  # tanh embedding + FC, PaddleClas's binary general-recognition model
+    "orthohash": OrthoHashNet,  # fc(K) + BatchNorm (no classifier): OrthoHash's code balance
 }
 
 

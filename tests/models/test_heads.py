@@ -4,11 +4,12 @@ import paddle
 import pytest
 
 from models import MODELS, CodeHead, build_model
+from models.classifier_head import HashClassifierNet
 from utils.storage.weights import load_weights
 from utils.config import build_config
 from utils.errors import UserError
 
-CLASSIFIER_HEADS = [name for name in MODELS if name != "linear"]
+CLASSIFIER_HEADS = [name for name in MODELS if issubclass(MODELS[name], HashClassifierNet)]
 
 
 def lite_cfg(name, bit=16, loss=None):

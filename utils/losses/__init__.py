@@ -10,12 +10,14 @@ from utils.errors import ConfigError
 from utils.losses.base import HashLoss
 from utils.losses.csq import CSQLoss
 from utils.losses.dch import DCHLoss
+from utils.losses.dpn import DPNLoss
 from utils.losses.dpsh import DPSHLoss
 from utils.losses.dsh import DSHLoss
 from utils.losses.dshsd import DSHSDLoss
 from utils.losses.greedyhash import GreedyHashLoss
 from utils.losses.hashnet import HashNetLoss, caffe_beta, epoch_beta
 from utils.losses.lcdsh import LCDSHLoss
+from utils.losses.orthohash import OrthoHashLoss
 from utils.losses.ppshitu import PPShiTuLoss
 from utils.losses.ssdh import SSDHLoss
 
@@ -30,6 +32,8 @@ LOSSES = {
     "csq": CSQLoss,
     "greedyhash": GreedyHashLoss,
     "ppshitu": PPShiTuLoss,
+    "orthohash": OrthoHashLoss,
+    "dpn": DPNLoss,
 }
 
 
