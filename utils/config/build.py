@@ -34,10 +34,10 @@ def build_config(config_path=None, flags=None, overrides=()):
     return cfg
 
 
-def config_for_weights(pretrained, bit, config=None, dataset=None, data_path=None, overrides=()):
+def config_for_weights(pretrained, bit, config=None, dataset=None, data_path=None, overrides=(), list_dir=None):
     """The config that trained these weights: -c if given, else the config_<K>.yaml the training
     run saved beside them, else configs/hashnet_<dataset>.yaml. Keeps preprocessing consistent."""
     if config is None and pretrained:
         config = saved_config(pretrained, bit)
-    flags = {"bit": bit, "dataset": dataset, "data_path": data_path}
+    flags = {"bit": bit, "dataset": dataset, "data_path": data_path, "list_dir": list_dir or None}
     return build_config(config, flags, overrides)

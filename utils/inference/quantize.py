@@ -24,8 +24,10 @@ import numpy as np
 import yaml
 
 from utils.errors import ConfigError, DataError, WriteError
+from utils.inference.export import OUTPUT
 from utils.inference.model_files import preprocess_settings
 from utils.storage.fileio import Staged, file_sha256, stage_bytes, staged_generation
+from utils.storage.run_folder import ExportFolder
 from utils.storage.weights import load_weights, weights_digest
 
 # PostTrainingQuantization's activation algorithms (weights: channel-wise abs max for all of them)
@@ -71,8 +73,8 @@ def calibration_images(cfg, num_images, seed=0):
 def write_int8_model(out_dir, bit, cfg, save, info):
     """Write an int8 model folder: save(work_dir, name) writes name.pdmodel/.pdiparams into work_dir;
     infer_cfg.yml gets the preprocessing, `precision: int8` and `info`. Returns DIR/inference_<K>."""
-    name = f"inference_{bit}"
-    prefix = os.path.join(out_dir, name)
+    folder = ExportFolder(out_dir)
+    name, prefix = folder.graph_name(bit), folder.graph_prefix(bit)
     try:
         os.makedirs(out_dir, exist_ok=True)
         work = tempfile.mkdtemp(prefix=".quant-", dir=out_dir)
@@ -89,10 +91,10 @@ def write_int8_model(out_dir, bit, cfg, save, info):
             # no weights_digest: int8 codes differ from the fp32 weights', so a code cache of those
             # must not be taken for this model's (the fingerprint is the files' digest)
             meta = {"bit": bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
-                    "precision": "int8", "output": "code, float32 +1/-1 per bit", **info,
+                    "precision": "int8", "output": OUTPUT, **info,
                     "model_files_sha256": file_sha256(*graph)}
             text = yaml.safe_dump(meta, sort_keys=False).encode("utf-8")
-            staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))
+            staged.append(stage_bytes(folder.infer_cfg, text))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return prefix
@@ -107,7 +109,7 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
     from paddle.pir_utils import OldIrGuard
     from paddle.static.quantization import PostTrainingQuantization
 
-    from models import CodeHead, build_model
+    from models import build_model
 
     if algo not in PTQ_ALGOS:
         raise ConfigError(f"--algo: {algo!r} is not one of {', '.join(PTQ_ALGOS)}")
@@ -129,7 +131,7 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
 
     def save(work, name):
         fp32 = os.path.join(work, "fp32")
-        save_program(CodeHead(model), crop, os.path.join(fp32, name))
+        save_program(model, crop, os.path.join(fp32, name))
         with OldIrGuard(), paddle.static.scope_guard(paddle.static.Scope()):  # leaves the global scope alone
             paddle.enable_static()
             try:
