@@ -2,7 +2,7 @@
 
     python quantize.py --bit 64 --pretrained output/model_best_64 --method ptq --algo KL
     python quantize.py --bit 64 --pretrained output/model_best_64 --method qat --epoch 2
-    python deploy/inference_python/infer.py --bit 64 --model-dir output/inference_int8 --precision int8 --img-path x.jpg
+    python -m deploy.inference_python.infer --bit 64 --model-dir output/inference_int8 --precision int8 --img-path x.jpg
 
 ptq: post-training quantisation, activation ranges calibrated on --calib-images training images
 (KL, hist, abs_max, avg or mse), weights per channel. qat: quantisation-aware fine-tuning of the

@@ -1,10 +1,15 @@
 """Side-by-side timings for the reliability README section (noisy shared machine: ratios)."""
-import os, sys, time, tempfile, struct, zlib
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from utils.runtime import configure  # noqa
+import os
+import time
+import tempfile
+import struct
+import zlib
+from utils.runtime import configure
 configure()  # this script is its own entry point: before paddle is imported
 from benchmarks.machine import machine_line
-import numpy as np, cv2, paddle
+import numpy as np
+import cv2
+import paddle
 
 from utils.data.images import image_size, read_image
 
@@ -54,6 +59,7 @@ del out
 # checkpoint write: full AlexNet-64 (fc 4096) weights, plain paddle.save vs our save_checkpoint (fsync + sha + links)
 from models import build_model
 from utils.config import build_config
+from utils.storage.run_folder import RunFolder, released_path, weights_path
 from utils.storage.weights import load_weights
 from utils.training.checkpoint import save_checkpoint
 cfg = build_config(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "hashnet_coco.yaml"), {"bit": 64})
@@ -61,10 +67,11 @@ model = build_model(cfg)
 size = sum(int(np.prod(p.shape)) for p in model.state_dict().values()) * 4
 state = {"epoch": 0, "bit": 64}
 t_plain = best(lambda: paddle.save(model.state_dict(), os.path.join(tmp, "plain.pdparams")), 3)
-t_ckpt = best(lambda: save_checkpoint(os.path.join(tmp, "model_last_64"), model, state), 3)
-t_release = best(lambda: save_checkpoint(os.path.join(tmp, "model_best_64"), model, state, release=True), 3)
+run = RunFolder(tmp)
+t_ckpt = best(lambda: save_checkpoint(run.last(64), model, state), 3)
+t_release = best(lambda: save_checkpoint(run.best(64), model, state, release=True), 3)
 print(f"AlexNet-64 weights {size/1e6:.0f} MB: paddle.save {t_plain:.2f} s; save_checkpoint (atomic, fsync, sha256, "
       f"previous generation kept) {t_ckpt:.2f} s; with .safetensors too {t_release:.2f} s")
-t_pd = best(lambda: load_weights(model, os.path.join(tmp, "model_best_64.pdparams")), 3)
-t_st = best(lambda: load_weights(model, os.path.join(tmp, "model_best_64.safetensors")), 3)
+t_pd = best(lambda: load_weights(model, weights_path(run.best(64))), 3)
+t_st = best(lambda: load_weights(model, released_path(run.best(64))), 3)
 print(f"load_weights: .pdparams {t_pd:.2f} s, .safetensors {t_st:.2f} s")

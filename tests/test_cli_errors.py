@@ -39,7 +39,7 @@ def test_bad_query_image(bad_data, tiny_lite, name, tmp_path):
 
 
 def test_bad_images_through_infer(bad_data, tmp_path):
-    code, _, err = run("deploy/inference_python/infer.py", "--bit", "16", "--model-dir", str(tmp_path / "none"),
+    code, _, err = run("-m", "deploy.inference_python.infer", "--bit", "16", "--model-dir", str(tmp_path / "none"),
                        "--img-path", str(bad_data / "empty.jpg"))
     assert_one_line_error(code, err, "--model-dir", "none")
 

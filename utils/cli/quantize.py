@@ -3,6 +3,7 @@ vs int8 comparison it prints."""
 import os
 
 from utils.errors import ConfigError
+from utils.storage.run_folder import INFER_CFG, RunFolder
 
 
 def quantize_config(args):
@@ -40,7 +41,7 @@ def run_quantize(args):
     else:
         from utils.training.qat import qat_finetune
 
-        logger = setup_logger(out, filename=f"qat_{args.bit}.log")
+        logger = setup_logger(out, filename=RunFolder.log_name("qat", args.bit))
         qat, network, losses = qat_finetune(cfg, args.epoch, logger)
         info = {"method": "qat", "epochs": args.epoch, "lr": cfg["train"]["lr"],
                 "losses": [round(v, 6) for v in losses], "start_weights": os.path.abspath(args.pretrained),
@@ -48,7 +49,7 @@ def run_quantize(args):
         prefix = ptq_int8(cfg, qat_weights(cfg, network), out, args.calib_images, args.algo,
                           args.calib_batch_size, seed=cfg["train"]["seed"], info=info)
         what = f"QAT ({args.epoch} epochs, lr {cfg['train']['lr']:g}), converted by PTQ {args.algo}"
-    print(f"int8 model ({what}): {prefix}.pdmodel / .pdiparams (+ infer_cfg.yml)")
+    print(f"int8 model ({what}): {prefix}.pdmodel / .pdiparams (+ {INFER_CFG})")
     if args.evaluate:
         encoders = {"fp32": DygraphEncoder(cfg, args.pretrained),
                     "int8": InferenceEncoder(out, args.bit, cpu_threads=args.threads, precision="int8")}

@@ -1,7 +1,8 @@
 """Export trained weights to a static inference graph for Paddle Inference.
 
 Writes DIR/inference_<K>.json + DIR/inference_<K>.pdiparams (Paddle 3 PIR format) and
-DIR/infer_cfg.yml (preprocessing, bit count, the weights' digest). The graph outputs the network's
+its description DIR/infer_cfg.yml (preprocessing, bit count, the weights' digest;
+utils.storage.run_folder.ExportFolder names the files). The graph outputs the network's
 pre-sign features z (float32, K per image); the code is their sign (utils.encoding.sign_codes, the
 rule every encoder applies, so the export and the dygraph network give the same codes). The weights also go to DIR/model_<K>.safetensors: the form to hand to others (loading it
 runs no code). Everything is written in full before any file of a previous export in DIR is
@@ -20,7 +21,7 @@ from utils.storage.fileio import Staged, file_sha256, stage_bytes, staged_genera
 from utils.storage.run_folder import ExportFolder
 from utils.storage.weights import load_weights, safetensors_bytes, weights_digest
 
-# what the graph's output is (infer_cfg.yml `output`); exports of earlier versions say
+# what the graph's output is (the description's `output`); exports of earlier versions say
 # "code, float32 +1/-1 per bit" and give the same codes through utils.encoding.sign_codes
 OUTPUT = "pre-sign features, float32 per bit (code: +1 where >= 0, else -1)"
 
@@ -29,7 +30,7 @@ def export_model(cfg, pretrained, out_dir, onnx=False):
     """Export the weights PREFIX `pretrained` of the network `cfg` describes (the config that trained
     them: utils.config.config_for_weights) into out_dir; returns the prefix DIR/inference_<K>. With
     onnx, the graph is also converted to DIR/inference_<K>.onnx (paddle2onnx, utils.inference.onnx)
-    in the same all-or-nothing generation, and infer_cfg.yml records its sha256."""
+    in the same all-or-nothing generation, and the description records its sha256."""
     import paddle
 
     if onnx:  # before any work: a missing package is one line naming requirements-onnx.txt

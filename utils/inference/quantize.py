@@ -13,7 +13,7 @@ int8 passes (only the classic-IR quant_dequant_onednn / cpu_quantize passes exis
 PostTrainingQuantization reads only classic programs, and a PIR export of quantised layers fails
 for a dynamic batch size (quantize_linear creates a persistable buffer of the input's shape [-1, ...]).
 So both chains save under paddle.pir_utils' old-IR guards. The folder is a normal export folder
-(infer_cfg.yml with `precision: int8`), written as export_model.py writes its own: in full before
+(its description file says `precision: int8`), written as export_model.py writes its own: in full before
 anything of a previous model there is replaced.
 """
 import os
@@ -72,7 +72,7 @@ def calibration_images(cfg, num_images, seed=0):
 
 def write_int8_model(out_dir, bit, cfg, save, info):
     """Write an int8 model folder: save(work_dir, name) writes name.pdmodel/.pdiparams into work_dir;
-    infer_cfg.yml gets the preprocessing, `precision: int8` and `info`. Returns DIR/inference_<K>."""
+    its description gets the preprocessing, `precision: int8` and `info`. Returns DIR/inference_<K>."""
     folder = ExportFolder(out_dir)
     name, prefix = folder.graph_name(bit), folder.graph_prefix(bit)
     try:
