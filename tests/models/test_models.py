@@ -8,7 +8,7 @@ from models import BACKBONES, build_model
 from utils.encoding import sign_codes
 from utils.storage.weights import load_weights
 from utils.training.checkpoint import load_backbone_weights
-from utils.config import build_config
+from utils.config import build_config, thaw
 from utils.errors import UserError
 
 # The plain AlexNet of the paper (the lite config adds BatchNorm and narrows fc6/fc7).
@@ -42,6 +42,7 @@ def test_hash_layer_init_and_lr_multiplier():
 
 def test_unknown_backbone_is_a_user_error():
     cfg = build_config(COCO, {})
+    cfg = thaw(cfg)
     cfg["model"]["backbone"] = "nope"
     with pytest.raises(UserError, match="model.backbone"):
         build_model(cfg)

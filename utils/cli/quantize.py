@@ -7,20 +7,23 @@ from utils.storage.run_folder import INFER_CFG, RunFolder
 
 
 def quantize_config(args):
-    from utils.config import config_for_weights
+    """The config of the weights, as quantize.py runs them: starting from --pretrained, training (QAT)
+    at --lr (default: the config's train.lr / 10); a new validated config, so --lr is checked as
+    train.lr is."""
+    from utils.config import config_for_weights, replace_config
 
     overrides = list(args.override) + ["train.eval_untrained=False"]
     if args.method == "qat":
         if args.batch_size is not None:
             overrides.append(f"train.batch_size={args.batch_size}")
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, args.data_path, overrides)
-    cfg["pretrained"] = args.pretrained
-    cfg["eval_only"] = False
+    changes = {"pretrained": args.pretrained, "eval_only": False}
     if args.method == "qat":
-        cfg["train"]["lr"] = args.lr if args.lr is not None else cfg["train"]["lr"] / 10
-        if cfg["train"]["lr"] <= 0:
-            raise ConfigError(f"--lr: must be positive, got {cfg['train']['lr']}")
-    return cfg
+        lr = args.lr if args.lr is not None else cfg["train"]["lr"] / 10
+        if lr <= 0:
+            raise ConfigError(f"--lr: must be positive, got {lr}")
+        changes["train.lr"] = lr
+    return replace_config(cfg, changes, "quantize.py")
 
 
 def run_quantize(args):

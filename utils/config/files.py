@@ -4,6 +4,7 @@ import os
 
 import yaml
 
+from utils.config.frozen import thaw
 from utils.errors import DataError
 from utils.storage.fileio import atomic_open
 from utils.storage.run_folder import RunFolder, weights_path
@@ -46,7 +47,7 @@ def dataset_lists(cfg):
 
 def config_yaml(cfg):
     """The resolved config as the YAML text saved beside a run's weights (config_<K>.yaml)."""
-    return yaml.safe_dump({k: v for k, v in cfg.items() if k != "config_file"}, sort_keys=False)
+    return yaml.safe_dump({k: thaw(v) for k, v in cfg.items() if k != "config_file"}, sort_keys=False)
 
 
 def save_config(cfg, path):

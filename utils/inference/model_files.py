@@ -19,7 +19,10 @@ def exported_fingerprint(info, model_file, params_file):
 
 
 def preprocess_settings(dataset_cfg):
-    return {k: dataset_cfg[k] for k in ("resize_size", "crop_size", "mean", "std")}
+    """The test-time preprocessing of a config's dataset section (or an export's description), plain
+    values (lists, as YAML and JSON write them)."""
+    return {k: list(dataset_cfg[k]) if isinstance(dataset_cfg[k], tuple) else dataset_cfg[k]
+            for k in ("resize_size", "crop_size", "mean", "std")}
 
 
 def load_infer_cfg(model_dir, bit):
