@@ -102,12 +102,8 @@ def quiet():
 def train_once(cfg, keep_weights):
     from utils.training.engine import Engine
 
-    engine = Engine(cfg)
+    engine = Engine(cfg, save_checkpoints=keep_weights)
     result = engine.train()
-    if not keep_weights:
-        for path in glob.glob(os.path.join(cfg["output_dir"], "model_*")):
-            if os.path.isfile(path):
-                os.remove(path)
     seconds = result["epoch_seconds"]
     sizes = {"train": len(engine.train_set), "query": len(engine.query_set), "database": len(engine.db_set)}
     return {"map": result["map"], "precision_r2": result["precision_r2"],

@@ -105,11 +105,8 @@ def distinct_share(codes):
 def train_run(cfg):
     from utils.training.engine import Engine
 
-    engine = Engine(cfg)
+    engine = Engine(cfg, save_checkpoints=False)
     result = engine.train()
-    for name in os.listdir(cfg["output_dir"]):
-        if name.startswith("model_"):
-            os.remove(os.path.join(cfg["output_dir"], name))
     q_codes = engine.best_codes[0] if getattr(engine, "best_codes", None) is not None else None
     return {"map": result["map"], "precision_r2": result["precision_r2"],
             "distinct": None if q_codes is None else distinct_share(q_codes),

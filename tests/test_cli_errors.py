@@ -5,6 +5,8 @@ import pytest
 
 from tests.reliability.common import assert_one_line_error, run
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bad_data(tiny_lite, tmp_path_factory):

@@ -11,6 +11,8 @@ import pytest
 
 from tests.commands import python_argv, root_on_path
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUERY = "datasets/lite/images/test/00000.jpg"
 SHORT = ["--epoch", "1", "-o", "train.eval_untrained=false"]  # the main job, one epoch

@@ -15,6 +15,8 @@ from utils.training.health import RunHealth
 from utils.storage.fileio import display_path
 from utils.evaluation.code_health import code_statistics, codes_collapsed
 
+pytestmark = pytest.mark.slow
+
 BIT = 16
 SMALL = ["model.fc_dim=64", "dataset.resize_size=72", "dataset.crop_size=64", "dataset.num_workers=0",
          "train.eval_every=1", "train.log_every=100"]

@@ -2,7 +2,11 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from tests.commands import python_argv, root_on_path
+
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,6 +11,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.tipc
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "test_tipc/configs/hashnet_16/train_infer_python.txt"
 SCRIPT = "test_tipc/test_train_inference_python.sh"

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.tipc
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = {16: 0, 32: 2000, 48: 200, 64: 2000}
 NAME = "train_linux_gpu_fleet_amp_infer_python_linux_gpu_cpu.txt"

@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from utils.inference.precision import bf16_flags
+
+pytestmark = pytest.mark.tipc
 
 CONFIG = "test_tipc/configs/hashnet_16/train_ptq_infer_python.txt"
 

@@ -7,6 +7,8 @@ import pytest
 
 from benchmarks import bench_speed
 
+pytestmark = pytest.mark.benchmark
+
 
 def _fake(calls):
     def run_worker(cmd, env):

@@ -4,6 +4,10 @@ import json
 import math
 import os
 
+import pytest
+
+pytestmark = pytest.mark.benchmark
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

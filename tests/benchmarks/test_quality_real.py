@@ -3,6 +3,10 @@ one epoch; the table is the logged runs', and --reuse takes finished runs instea
 import json
 import os
 
+import pytest
+
+pytestmark = pytest.mark.benchmark
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.benchmark
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--batch-size", "4", "--steps", "2", "--warmup", "1", "--num-train", "16", "--num-classes", "12",
         "--threads", "1"]

@@ -19,6 +19,8 @@ from utils.inference.encoders import InferenceEncoder
 from utils.inference.searcher import ListSource, SearchSettings
 from utils.storage.weights import weights_digest
 
+pytestmark = pytest.mark.slow
+
 
 def make_service(model, data, tmp, log=lambda *a: None, predictors=1, **kw):
     """A service over the export `model` and the data set `data`, its cache and store in tmp."""

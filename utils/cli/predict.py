@@ -111,8 +111,9 @@ def run_predict(args: argparse.Namespace) -> np.ndarray:
     print(f"query {args.img}  code {hexcode}  ({args.bit} bits: {bits})")
     if args.radius is not None:
         result = searcher.search(code, args.radius_cap, radius=args.radius)
-        shown = f", the nearest {len(result.matches)}" if len(result.matches) < result.within_radius else ""
-        print(f"{result.within_radius} database images within Hamming radius {args.radius}{shown}:")
+        within = result.within_radius or 0
+        shown = f", the nearest {len(result.matches)}" if len(result.matches) < within else ""
+        print(f"{within} database images within Hamming radius {args.radius}{shown}:")
     else:
         result = searcher.search(code, args.topk)
         print(f"top {len(result.matches)} of {result.database_size} database images:")
@@ -123,9 +124,10 @@ def run_predict(args: argparse.Namespace) -> np.ndarray:
 def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args: argparse.Namespace,
                   data_root: str) -> None:
     """The table of matches (judged when the query has labels), and with --show the picture."""
-    names, judge = searcher.class_names, q_labels is not None
-    if judge:
+    names = searcher.class_names
+    if q_labels is not None:
         print(f"query labels: {label_text(q_labels, names)} (relevant = shares a label)")
+    judge = q_labels is not None
     print(f"{'rank':>4} {'distance':>8}  {'image':<40} labels" + ("  relevant" if judge else ""))
     shown = []
     for m in result.matches:
@@ -136,7 +138,7 @@ def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args:
     if args.show:
         from utils.evaluation.pictures import draw_matches, try_display
 
-        caption = [label_text(q_labels, names) if judge else f"{args.bit} bits"]
+        caption = [label_text(q_labels, names) if q_labels is not None else f"{args.bit} bits"]
         out = draw_matches(args.img, caption, shown[:20], RunFolder(args.save_path).picture(args.img, args.bit))
         print(f"picture: {out}")
         try_display(out)

@@ -19,7 +19,7 @@ class FrozenConfig(dict):
                         "utils.config.replace_config(cfg, {'section.key': value})")
 
     __setitem__ = __delitem__ = _read_only
-    clear = pop = popitem = setdefault = update = __ior__ = _read_only  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = __ior__ = _read_only
 
     def __reduce__(self) -> tuple:  # pickle (paddle.distributed.spawn) and copy: rebuilt from plain data
         return FrozenConfig, (thaw(self),)

@@ -191,7 +191,7 @@ def nested_defaults(keys: Iterable[Key] = SPEC) -> dict:
 
 def flag_keys(keys: Iterable[Key] = SPEC) -> dict[str, str]:
     """{flag dest: config key} of the training flags."""
-    return {key.dest: key.path for key in keys if key.flags}
+    return {key.flags[0][2:].replace("-", "_"): key.path for key in keys if key.flags}
 
 
 def add_flags(parser: argparse.ArgumentParser, keys: Iterable[Key] = SPEC) -> None:

@@ -33,8 +33,15 @@ Log = Callable[[str], Any]
 class DatabaseSource(Protocol):
     """Where database images come from: their paths (relative to `root`), labels and codes."""
 
-    name: str   # what a match's `source` says ("data", "added")
-    root: str   # absolute folder the paths are relative to
+    @property
+    def name(self) -> str:
+        """What a match's `source` says ("data", "added")."""
+        ...
+
+    @property
+    def root(self) -> str:
+        """The absolute folder the paths are relative to."""
+        ...
 
     def entries(self, num_classes: int | None) -> tuple[list[str], np.ndarray]:
         """(paths, labels [n, C] 0/1) in database order; num_classes: the database's C (None for the
@@ -230,5 +237,7 @@ def build_encoder(settings: SearchSettings) -> Encoder:
                                    cpu_threads=settings.threads or os.cpu_count())
         setup_device("cpu", settings.threads)
         return encoder
+    if settings.pretrained is None:
+        raise ValueError("SearchSettings: give pretrained (trained weights) or model_dir (an export)")
     setup_device(settings.config["device"], settings.threads)
     return DygraphEncoder(settings.config, settings.pretrained)

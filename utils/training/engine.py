@@ -7,9 +7,12 @@ data order, the augmentations and the dropout masks of an epoch derive from (see
 so a run resumed from the checkpoint of epoch e ends with the same weights as one that was never
 interrupted.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import time
+from typing import Any
 
 import numpy as np
 import paddle
@@ -45,9 +48,9 @@ class RunState:
     history: dict = dataclasses.field(default_factory=dict)
     losses: list = dataclasses.field(default_factory=list)  # epoch losses of this process's epochs
     epoch_seconds: list = dataclasses.field(default_factory=list)  # training time of each epoch (no evaluation)
-    last_codes: tuple = None  # (query codes, db codes, query labels, db labels) of the latest test evaluation
-    best_codes: tuple = None  # the same, of the best model
-    untrained_weights: dict = None  # a model-selection candidate, kept in memory until an epoch beats it
+    last_codes: tuple | None = None  # (query codes, db codes, query labels, db labels) of the latest test evaluation
+    best_codes: tuple | None = None  # the same, of the best model
+    untrained_weights: dict | None = None  # a model-selection candidate, kept in memory until an epoch beats it
 
 
 class Engine:
@@ -57,7 +60,7 @@ class Engine:
     that only need the numbers; the log and the curves are still written). show_progress=False: no
     progress bars (the log says the same)."""
 
-    def __init__(self, cfg, rank: int = 0, world_size: int = 1, *, save_checkpoints: bool = True,
+    def __init__(self, cfg: Any, rank: int = 0, world_size: int = 1, *, save_checkpoints: bool = True,
                  show_progress: bool = True) -> None:
         self.cfg = cfg
         self.rank, self.world_size = rank, world_size
@@ -81,7 +84,7 @@ class Engine:
         seed_everything(cfg["train"]["seed"])
         self.data = build_data(cfg, rank, world_size)
         self.model = build_network(cfg, self.data.num_classes, self.logger)
-        self.parts = None if cfg["eval_only"] else build_training(cfg, self.data, self.model, self.comm, world_size)
+        self.parts: Any = None if cfg["eval_only"] else build_training(cfg, self.data, self.model, self.comm, world_size)
         self.step = train_step
         if amp:
             step = amp_step(cfg["train"]["amp"], device)
@@ -98,7 +101,7 @@ class Engine:
     best_codes = property(lambda self: self.state.best_codes)
 
     # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self):
+    def evaluate(self) -> dict[str, Any]:
         """Query-set metrics, plus the validation mAP when a validation split picks the best epoch."""
         result = evaluate(self.model, self.data, self.topk, self.bit, self.comm, show_progress=self.show_progress)
         self.state.last_codes = result["test_codes"]
@@ -231,7 +234,7 @@ class Engine:
             if self.rank == 0:
                 self._save("best", epoch, writer)
 
-    def train(self):
+    def train(self) -> dict[str, Any]:
         cfg, t = self.cfg, self.cfg["train"]
         self._log_start()
         self.health, self.state = RunHealth(self.logger, t["loss_rise_epochs"]), RunState()
@@ -301,11 +304,12 @@ class Engine:
     def _plots(self, codes, what):
         from utils.evaluation.plots import save_retrieval_plots
 
-        paths, _, at_n = save_retrieval_plots(*codes, self.out, self.bit)
+        q_codes, db_codes, q_labels, db_labels = codes
+        paths, _, at_n = save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, self.out, self.bit)
         self.logger.info(f"plots of the {what} model: {', '.join(paths)}; precision@N "
                          + " ".join(f"{n}:{p:.3f}" for n, p in at_n.items()))
 
-    def run(self):
+    def run(self) -> float:
         """Train (or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line."""
         if self.cfg["eval_only"]:  # with --pretrained: config validation checked the pair
             result = self.evaluate()

@@ -11,6 +11,8 @@ import numpy as np
 import paddle
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 LITE = os.path.join(ROOT, "configs", "hashnet_lite.yaml")
 
