@@ -17,10 +17,11 @@ import sys
 from utils.cli import exit_on_user_error
 from utils.errors import UserError
 from utils.runtime import configure
+from utils.storage.run_folder import RunFolder
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
-DEFAULT_OUTPUT = "./output/seeds"
+DEFAULT_OUTPUT = os.path.join(RunFolder().path, "seeds")
 
 
 def training_settings(train_args):

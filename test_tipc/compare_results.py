@@ -55,7 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--other-model-max-mean-hamming", "--other_model_max_mean_hamming", type=float, default=0.25,
                    help="as --other-model-max-hamming, for the mean over the images")
     p.add_argument("--model-dir", "--model_dir", default=None,
-                   help="the exported model the logs came from: its infer_cfg.yml weights_digest must be the "
+                   help="the exported model the logs came from: the weights_digest its description records must be the "
                         "expected file's (with --write: recorded in the file)")
     p.add_argument("--write", action="store_true",
                    help="write --gt-file from the one --log-file instead of comparing (atomic)")

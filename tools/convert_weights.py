@@ -1,6 +1,6 @@
 """Convert trained weights PREFIX.pdparams (a pickle) to PREFIX.safetensors (no code runs on load).
 
-    python -m tools.convert_weights output/model_best_64 [--out released/hashnet_64.safetensors]
+    python -m tools.convert_weights PREFIX [--out released/hashnet_64.safetensors]   # PREFIX: trained weights
 
 A .pdparams is a pickle. By default only plain pickles (numpy arrays and containers, what
 paddle.save writes) are read; --trust reads any pickle with paddle.load, which runs whatever

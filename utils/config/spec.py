@@ -12,6 +12,8 @@ import argparse
 import dataclasses
 from typing import Any, Iterable
 
+from utils.storage.run_folder import DEFAULT_OUTPUT
+
 SUPPORTED_BITS = (8, 12, 16, 24, 32, 48, 64, 128)
 
 
@@ -159,7 +161,7 @@ SPEC: tuple[Key, ...] = (
        help="default: gpu when available, else cpu"),
     _k("threads", 0, "int", low=0, flags=("--threads",), where_="--threads",
        help="CPU threads per process (0: cores / processes)"),
-    _k("output_dir", "./output", "path", flags=("--output-dir",),
+    _k("output_dir", DEFAULT_OUTPUT, "path", flags=("--output-dir",),
        help="where weights, logs, VisualDL curves and the resolved config go"),
     _k("pretrained", None, "path", nullable=True, flags=("--pretrained",), where_="--pretrained", metavar="PREFIX",
        help="start from (or, with --eval, evaluate) these weights: PREFIX.pdparams"),

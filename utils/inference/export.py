@@ -1,7 +1,7 @@
 """Export trained weights to a static inference graph for Paddle Inference.
 
 Writes DIR/inference_<K>.json + DIR/inference_<K>.pdiparams (Paddle 3 PIR format) and
-its description DIR/infer_cfg.yml (preprocessing, bit count, the weights' digest;
+its description (preprocessing, bit count, the weights' digest;
 utils.storage.run_folder.ExportFolder names the files). The graph outputs the network's
 pre-sign features z (float32, K per image); the code is their sign (utils.encoding.sign_codes, the
 rule every encoder applies, so the export and the dygraph network give the same codes). The weights also go to DIR/model_<K>.safetensors: the form to hand to others (loading it
