@@ -120,6 +120,7 @@ def test_bad_settings_are_one_line_errors(tmp_path):
     assert code != 0 and err.strip() == "error: BITS: no reference seed for 20 bits (use 16, 32, 48 or 64)"
 
 
+@pytest.mark.multiprocess
 def test_train_then_test_scripts_run_under_dash(repo_copy, tiny_lite, tmp_path):
     """sh scripts/train_multi_gpu.sh (2 CPU processes) and the others, for real, on tiny lite data."""
     for kind, nproc in (("multi_gpu", ["2"]), ("single_gpu", [])):
@@ -138,6 +139,7 @@ def test_train_then_test_scripts_run_under_dash(repo_copy, tiny_lite, tmp_path):
         assert last_map(evaluated) == last_map(trained)  # the saved best weights give the reported mAP
 
 
+@pytest.mark.tipc
 def test_tipc_script_runs_under_dash(repo_copy, tmp_path):
     env = {"TIPC_GPU_LIST": "-1", "TIPC_OUTPUT_DIR": str(tmp_path / "tipc"),
            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
