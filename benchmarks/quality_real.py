@@ -147,7 +147,7 @@ def main(argv=None):
 
     from tqdm import tqdm
 
-    from compare_methods import BaselineFeatures, baseline_once, mean_std, quiet, save_plot
+    from benchmarks.compare_methods import BaselineFeatures, baseline_once, mean_std, quiet, save_plot
     from tools.make_digits_split import make_split
     from utils.runtime.device import setup_device
     from utils.storage.fileio import atomic_open
