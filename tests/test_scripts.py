@@ -76,6 +76,7 @@ def test_tipc_scripts_rerun_themselves_under_bash(name, tmp_path):
         assert code == 2 and err.startswith(f"usage: bash {path} CONFIG MODE"), err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["train_multi_gpu.sh", "test_multi_gpu.sh", "train_single_gpu.sh",
                                   "test_single_gpu.sh"])
 def test_dry_run_prints_every_bit_length_with_the_reference_seeds(name, tmp_path):
@@ -112,6 +113,7 @@ def test_dry_run_prints_every_bit_length_with_the_reference_seeds(name, tmp_path
             assert cmd[3:7] == ["--ips", "10.0.0.1,10.0.0.2", "--nproc_per_node", "2"]
 
 
+@pytest.mark.slow
 def test_bad_settings_are_one_line_errors(tmp_path):
     script = os.path.join(ROOT, "scripts", "train_multi_gpu.sh")
     code, out, err = run(dash(), script, "lite", "./x", "two", env={"DRY_RUN": "1"}, cwd=tmp_path)

@@ -16,6 +16,8 @@ from utils.training.checkpoint import load_backbone_weights
 from utils.config import build_config, save_config
 from utils.errors import UserError
 
+pytestmark = pytest.mark.slow  # builds full-size networks (AlexNet 4096, VGG16, ResNet50) or trains
+
 LITE = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "hashnet_lite.yaml")
 
 # name -> (paddle.vision constructor with random weights, its model_urls key, its last (fc8) layer)

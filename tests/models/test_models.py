@@ -11,6 +11,8 @@ from utils.training.checkpoint import load_backbone_weights
 from utils.config import build_config, thaw
 from utils.errors import UserError
 
+pytestmark = pytest.mark.slow  # builds full-size networks (AlexNet 4096, VGG16, ResNet50) or trains
+
 # The plain AlexNet of the paper (the lite config adds BatchNorm and narrows fc6/fc7).
 COCO = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "hashnet_coco.yaml")
 
