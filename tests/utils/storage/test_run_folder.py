@@ -9,7 +9,7 @@ from utils.storage.run_folder import (ExportFolder, RunFolder, previous_prefix, 
 
 
 def test_the_names_a_run_and_its_readers_rely_on(tmp_path):
-    """The contract of DESIGN.md section 6 and README, spelled out by hand."""
+    """The interface contract (docs/architecture.md, README), spelled out by hand."""
     run = RunFolder(str(tmp_path))
     assert run.best(64) == os.path.join(str(tmp_path), "model_best_64")
     assert run.last(16) == os.path.join(str(tmp_path), "model_last_16")
