@@ -68,6 +68,8 @@ class Key:
             bound = f">= {self.low}" if self.high is None else f"in [{self.low}, {self.high}]"
             return f"{null}an integer {bound}"
         if self.kind == "number":
+            if self.low is None and self.high is None:
+                return f"{null}a number"
             return f"{null}a number {self._bound()}" if self.nullable else self._bound()
         if self.kind == "bool":
             return "true or false"
@@ -81,9 +83,7 @@ class Key:
     def _bound(self) -> str:
         if self.low is not None and self.high is not None:
             return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-        if self.low is not None:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
-        return "a number"
+        return f"{'>' if self.low_open else '>='} {self.low:g}"
 
 
 def _k(path: str, default: Any, kind: str = "any", **kw: Any) -> Key:
@@ -105,7 +105,7 @@ SPEC: tuple[Key, ...] = (
     _k("dataset.mean", [0.485, 0.456, 0.406], "list3", what_="a list of 3 numbers"),
     _k("dataset.std", [0.229, 0.224, 0.225], "list3", what_="a list of 3 numbers"),
     _k("dataset.num_workers", 2, "int", low=0, flags=("--num-workers",), help="DataLoader worker processes"),
-    _k("dataset.lite_seed", 0),
+    _k("dataset.lite_seed", 0, "int", low=0),
     _k("dataset.val_fraction", 0.0, "number", low=0, high=1, high_open=True),  # > 0: a held-out split picks the best epoch
     _k("dataset.skip_bad_images", False, "bool", flags=("--skip-bad-images",),
        help="skip missing/unreadable images (counted and reported at the end) instead of stopping at the first"),
@@ -120,7 +120,7 @@ SPEC: tuple[Key, ...] = (
     _k("model.fc_dim", 4096, "int", low=8),  # width of fc6/fc7; ImageNet weights need 4096
     _k("model.batch_norm", False, "bool"),  # BatchNorm after each conv: for training from scratch
     _k("model.hash_lr_mult", 10.0, "number"),
-    _k("model.hash_bias_lr_mult", None),  # None: same as hash_lr_mult (Caffe used 20)
+    _k("model.hash_bias_lr_mult", None, "number", nullable=True),  # None: same as hash_lr_mult (Caffe used 20)
     _k("model.hash_init_std", 0.01, "number", low=0, low_open=True),  # hash (latent) layer weights ~ N(0, std)
     _k("model.hash_bias_init", 0.0, "number"),  # hash (latent) layer bias, a constant
     _k("model.classifier_init_std", None, "number", low=0, low_open=True, nullable=True),  # null: paddle's default
@@ -171,8 +171,8 @@ SPEC: tuple[Key, ...] = (
        help="start a K-bit model from a trained shorter-code model PREFIX (K1 <= K bits, same backbone): its "
             "backbone and first K1 hash units are copied, the rest initialised as usual (DSH's short-to-long "
             "code training; ignored with --resume and --eval)"),
-    _k("eval_only", False, flags=("--eval",), help="only evaluate --pretrained weights"),
-    _k("plots", False, flags=("--plots",),
+    _k("eval_only", False, "bool", flags=("--eval",), where_="--eval/eval_only", help="only evaluate --pretrained weights"),
+    _k("plots", False, "bool", flags=("--plots",),
        help="after evaluation, write the precision-recall and precision@N plots (matplotlib) to the output dir"),
 )
 STORE_TRUE = ("eval_only", "plots", "dataset.skip_bad_images", "dataset.allow_outside_root")  # flags without a value
