@@ -29,7 +29,7 @@ from utils.storage.fileio import Staged, file_sha256, stage_bytes, staged_genera
 from utils.storage.run_folder import ExportFolder
 from utils.storage.weights import load_weights, weights_digest
 
-# what an int8 graph outputs (infer_cfg.yml `output`): the code, not the pre-sign features (_code_output)
+# what an int8 graph outputs (its description's `output`): the code, not the pre-sign features (_code_output)
 OUTPUT = "code, float32 +1/-1 per bit"
 # PostTrainingQuantization's activation algorithms (weights: channel-wise abs max for all of them)
 PTQ_ALGOS = ("KL", "hist", "abs_max", "avg", "mse")
