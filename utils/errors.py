@@ -92,7 +92,7 @@ class WriteError(UserError):
     wrap its own error a second time."""
 
     def __init__(self, path, cause):
-        reason = (cause.strerror or type(cause).__name__) if isinstance(cause, OSError) else str(cause)
+        reason = (cause.strerror or str(cause) or type(cause).__name__) if isinstance(cause, OSError) else str(cause)
         super().__init__(f"cannot write {path}: {reason}")
         self.path, self.cause = path, cause
 

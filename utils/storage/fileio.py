@@ -140,6 +140,17 @@ def remove_stale_temp_dirs(folder, prefix):
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _growth_error(path):
+    """The OSError of appending one byte to path (a full disk, a size limit), or None."""
+    try:
+        with open(path, "ab") as f:
+            f.write(b"\0")
+            f.flush()
+    except OSError as exc:
+        return exc
+    return None
+
+
 def _check_on_disk(f, path):
     """WriteError unless every byte written through f is in the file: the size read back must reach
     the position written to (a short file means a write failed where no error was reported)."""
@@ -184,6 +195,8 @@ def staged_open(path, mode="wb", encoding=None):
             _check_on_disk(f, path)
             os.fsync(f.fileno())
     except BaseException as exc:
+        if isinstance(exc, OSError) and exc.errno is None and tmp is not None:
+            exc = _growth_error(tmp) or exc  # numpy's "N requested and M written": find the system's reason
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
