@@ -17,7 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deploy.serving.app import BodyLimit, create_app
-from deploy.serving.guard import Access
 from deploy.serving.uploads import Limits
 from tests.deploy.test_serving_api import make_service, png_bytes
 from tests.reliability.common import ROOT, file_size_limit, folder_bytes
@@ -57,6 +56,8 @@ def test_defect2_writes_from_another_origin_are_refused_and_change_nothing(servi
 
 
 def test_defect2_a_foreign_host_is_answered_400(service):
+    from deploy.serving.guard import Access
+
     for base, access, status in [("http://evil.example", Access(), 400),  # DNS rebinding: another site's name
                                  ("http://evil.example:8000", Access(bound_host="0.0.0.0"), 400),
                                  ("http://localhost:8000", Access(), 200), ("http://[::1]:8000", Access(), 200),
@@ -73,6 +74,8 @@ def test_defect2_a_foreign_host_is_answered_400(service):
 
 
 def test_a_token_guards_the_writes_only(service):
+    from deploy.serving.guard import Access
+
     client = TestClient(create_app(service, Access(token="s3cret")), base_url="http://localhost")
     before = size(client)
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret"}):

@@ -14,7 +14,6 @@ import numpy as np
 
 from tests.reliability.common import (ROOT, assert_one_line_error, assert_same_folder, file_size_limit, folder_bytes,
                                       run)
-from utils.storage import library_writes
 
 
 def query_image(tiny_lite):
@@ -99,6 +98,8 @@ def test_paddle_files_cut_short_anywhere_are_caught(tmp_path):
     """library_writes walks a .pdiparams tensor by tensor: every cut inside a tensor is found; a cut
     between two tensors leaves a file that stops at the limit and cannot grow: refused too."""
     import paddle
+
+    from utils.storage import library_writes
 
     layer = paddle.nn.Linear(8, 3)
     static = paddle.jit.to_static(layer, input_spec=[paddle.static.InputSpec([None, 8], "float32", "x")],
