@@ -101,3 +101,10 @@ def test_defect12_a_config_that_is_not_utf8_is_one_line(capsys, tmp_path, tiny_l
     one_line_exit(capsys, main_single_gpu.main, ["-c", str(config), "--data-path", tiny_lite,
                                                  "--output-dir", str(tmp_path / "o")],
                   f"{config}:2: not UTF-8 text")
+
+
+def test_an_integer_of_5000_digits_is_one_line(capsys, tmp_path, tiny_lite):
+    """Found by benchmarks/bench_reliability.py: Python refuses int() of more than 4300 digits with a
+    ValueError, which PyYAML let through."""
+    one_line_exit(capsys, main_single_gpu.main, ["--data-path", tiny_lite, "--output-dir", str(tmp_path), *TINY,
+                                                 "-o", "train.lr=" + "9" * 5000], "integer too long")

@@ -39,6 +39,17 @@ class StrictLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python refuses to convert more than 4300 digits: a ValueError, not a YAMLError
+            raise yaml.constructor.ConstructorError(None, None, "an integer too long to read (over 4300 digits)",
+                                                    node.start_mark) from None
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+
+
 def load_yaml(text_or_stream, loader=StrictLoader):
     """One YAML document, read with `loader` (StrictLoader or a subclass)."""
     return yaml.load(text_or_stream, Loader=loader)
