@@ -132,19 +132,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def limited_service(serving_model, serving_data, tmp_path):
-    """The service in a child whose files may not grow past 3,700 bytes (ulimit -f, SIGXFSZ ignored):
-    its start-up cache fits, 60 added images' codes (3,968 bytes) do not, and numpy's last block,
-    where the limit falls, is written at a close whose error numpy does not check."""
+def service_process(serving_model, serving_data, tmp_path, *flags, limit=None):
+    """`python -m deploy.serving` on a free port in a child; yields (URL, store folder, its output lines)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen([sys.executable, "-m", "deploy.serving", "--model-dir", serving_model, "--data-path",
                              serving_data, "--list-dir", serving_data, "--cache-dir", str(tmp_path / "cache"),
                              "--store-dir", str(tmp_path / "store"), "--port", str(port), "--num-workers", "0",
-                             "--threads", "1", "--upload-timeout", "2", "--log-level", "warning"],
+                             "--threads", "1", "--log-level", "warning", *flags],
                             cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=file_size_limit(3700))
+                            preexec_fn=file_size_limit(limit) if limit else None)
     lines = []
     threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True).start()
     deadline = time.monotonic() + 120
@@ -156,6 +153,19 @@ def limited_service(serving_model, serving_data, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+@pytest.fixture
+def limited_service(serving_model, serving_data, tmp_path):
+    """The service in a child whose files may not grow past 3,700 bytes (ulimit -f, SIGXFSZ ignored):
+    its start-up cache fits, 60 added images' codes (3,968 bytes) do not, and numpy's last block,
+    where the limit falls, is written at a close whose error numpy does not check."""
+    yield from service_process(serving_model, serving_data, tmp_path, limit=3700)
+
+
+@pytest.fixture
+def impatient_service(serving_model, serving_data, tmp_path):
+    yield from service_process(serving_model, serving_data, tmp_path, "--upload-timeout", "2")
 
 
 def test_defect6_a_full_disk_during_an_add_is_507_and_keeps_disk_and_memory_in_step(limited_service):
@@ -172,8 +182,8 @@ def test_defect6_a_full_disk_during_an_add_is_507_and_keeps_disk_and_memory_in_s
     assert "Traceback" not in "".join(log)
 
 
-def test_a_stalled_upload_is_answered_408(limited_service):
-    url, _, _ = limited_service
+def test_a_stalled_upload_is_answered_408(impatient_service):
+    url, _, _ = impatient_service
     host = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
     conn.putrequest("POST", "/search")
