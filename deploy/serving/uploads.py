@@ -17,7 +17,7 @@ import numpy as np
 from utils.errors import UserError
 
 # Pillow format name -> the suffix an added image is stored under (and the formats accepted).
-FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
+FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif", "GIF": ".gif"}  # as predict.py
 # Same decoding as utils.data.read_image (which reads paths only, not bytes).
 DECODE_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 

@@ -243,3 +243,17 @@ def test_pixels_per_request_and_decodes_at_once_are_bounded(serving_model, servi
     worker.join()
     assert second.status_code == 503 and "--max-decodes" in second.json()["detail"]
     assert first[0].status_code == 200
+
+
+def test_a_gif_is_accepted_as_predict_py_accepts_it(service):
+    """Issue 24 (seen, not counted): predict.py read GIFs, the service refused them (415)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(buffer, format="GIF")
+    client = TestClient(create_app(service), base_url="http://localhost")
+    response = client.post("/search", files={"file": ("a.gif", buffer.getvalue(), "image/gif")})
+    assert response.status_code == 200, response.text
