@@ -154,3 +154,10 @@ def test_stale_temp_files_of_dead_writers_go_at_the_next_write(tmp_path):
         path.write_bytes(b"half")
     atomic_write_bytes(str(target), b"{}")
     assert sorted(os.listdir(tmp_path)) == sorted(["a.json", alive.name, other.name])
+    # an export's work folder left by a killed export goes at the next export
+    from utils.storage.fileio import remove_stale_temp_dirs
+
+    (tmp_path / f".export-{dead.pid}-abc").mkdir()
+    (tmp_path / f".export-{os.getppid()}-def").mkdir()
+    remove_stale_temp_dirs(str(tmp_path), ".export-")
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith(".export-")) == [f".export-{os.getppid()}-def"]
