@@ -80,12 +80,17 @@ def _check_values(key, value, param, path):
     if not hasattr(value, "shape") or not hasattr(value, "dtype"):
         raise WeightsError(f"{path}: tensor {key} is a {type(value).__name__}, not an array; the file is not "
                            "weights of this project")
-    array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
-    want = _numpy_dtype(param)
-    if want is not None and array.dtype != want:
-        raise WeightsError(f"{path}: tensor {key} is {array.dtype}, the model expects {want} (weights cast to "
-                           "another precision? use the float32 weights training wrote)")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    got, want = _numpy_dtype(value), _numpy_dtype(param)
+    if want is not None and got != want:
+        raise WeightsError(f"{path}: tensor {key} is {got or str(value.dtype).replace('paddle.', '')}, the model "
+                           f"expects {want} (weights cast to another precision? use the float32 weights training wrote)")
+    if isinstance(value, np.ndarray):
+        finite = got is None or got.kind != "f" or bool(np.isfinite(value).all())
+    else:  # a paddle tensor (paddle.load): checked where it is, without a copy to numpy
+        import paddle
+
+        finite = got is None or got.kind != "f" or bool(paddle.isfinite(value).all())
+    if not finite:
         raise WeightsError(f"{path}: tensor {key} holds NaN or infinite values (the run that wrote it diverged?); "
                            "refusing weights that would give every image the same code")
 
