@@ -5,15 +5,18 @@ database list, whose codes come from the predict.py cache in --cache-dir).
     <store>/images/<nnnnnn>_<sha256 prefix><suffix>   the uploaded bytes, unchanged
     <store>/items.txt                                 list format, paths relative to <store>
     <store>/codes/                                    their codes, through utils.inference.code_cache
-Each write is atomic (utils.storage.fileio) and in that order: image files, list, codes. The codes'
-fingerprint holds the list's sha256, so a crash between steps leaves codes that no longer match
-the list; they are then re-encoded from the stored images at the next start.
+Each write is atomic (utils.storage.fileio) and in that order: image files, then the list and the
+codes as one staged generation (both complete before either is renamed). The codes' fingerprint
+holds the list's sha256, so a crash between the two renames leaves codes that no longer match
+the list; they are then re-encoded from the stored images at the next start. A write that fails
+(a full disk) removes the new image files and changes neither the list, the codes nor memory.
 
 One service per store folder: adds are serialized within a process (`_write_lock`, which does its
 disk writes before the Searcher's lock is taken), not across processes.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -22,8 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from utils.data.lists import parse_list
-from utils.inference.code_cache import fingerprint, list_codes, save_codes
-from utils.storage.fileio import atomic_open
+from utils.inference.code_cache import fingerprint, list_codes, stage_codes
+from utils.storage.fileio import atomic_open, stage_bytes, staged_generation
 
 
 class ItemStore:
@@ -61,37 +64,48 @@ class ItemStore:
     # ------------------------------------------------------------------ adding
 
     def add(self, searcher: Any, images: Sequence[Any], label_row: np.ndarray, codes: np.ndarray) -> range:
-        """Store the uploaded files, then their codes, then give them to the searcher; returns their
-        database indices."""
+        """Store the uploaded files, then the list and the codes (one staged generation: both are
+        complete on disk before either replaces the old), then give them to the searcher; returns their
+        database indices. A failed write (WriteError) removes the new image files and leaves the list,
+        the codes and memory as they were."""
         with self._write_lock:
             start = len(self._item_lines)
-            names, lines = [], []
-            for n, image in enumerate(images):
-                digest = hashlib.sha256(image.data).hexdigest()[:16]
-                name = f"images/{start + n:06d}_{digest}{image.suffix}"
-                with atomic_open(os.path.join(self.root, name), "wb") as f:
-                    f.write(image.data)
-                names.append(name)
-                lines.append(name + " " + " ".join(str(int(v)) for v in label_row))
-            previous = self._list_text()
-            all_lines = self._item_lines + lines
-            self._write_list("\n".join(all_lines) + "\n")
+            names, lines, created, text = [], [], [], None
             try:
+                for n, image in enumerate(images):
+                    digest = hashlib.sha256(image.data).hexdigest()[:16]
+                    name = f"images/{start + n:06d}_{digest}{image.suffix}"
+                    path = os.path.join(self.root, name)
+                    if not os.path.exists(path):
+                        created.append(path)
+                    with atomic_open(path, "wb") as f:
+                        f.write(image.data)
+                    names.append(name)
+                    lines.append(name + " " + " ".join(str(int(v)) for v in label_row))
+                all_lines = self._item_lines + lines
+                text = ("\n".join(all_lines) + "\n").encode("utf-8")
                 all_codes = np.concatenate([self._item_codes, np.asarray(codes, np.int8)])
-                save_codes(self.codes_dir, fingerprint(self._encoder, self.items_list, self.root), all_codes)
+                expected = fingerprint(self._encoder, self.items_list, self.root, list_bytes=text)
+                with staged_generation(self.root) as staged:  # the list first, its codes after it
+                    staged.append(stage_bytes(self.items_list, text))
+                    stage_codes(self.codes_dir, expected, all_codes, staged)
             except BaseException:
-                self._write_list(previous)  # best effort: keep list and codes in step
+                if not _holds(self.items_list, text):
+                    for path in created:  # no list names them: leave no orphans
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
                 raise
             self._item_lines = all_lines
             self._item_codes = all_codes
             return searcher.append(self.name, names, [np.asarray(label_row, np.int8)] * len(names), codes)
 
-    def _list_text(self) -> str | None:
-        return "\n".join(self._item_lines) + "\n" if self._item_lines else None
 
-    def _write_list(self, text: str | None) -> None:
-        if text is None:
-            os.unlink(self.items_list)
-            return
-        with atomic_open(self.items_list, "w", encoding="utf-8") as f:
-            f.write(text)
+def _holds(path: str, data: bytes | None) -> bool:
+    """True when the file at path holds exactly data (a list a failed generation still committed)."""
+    if data is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read() == data
+    except OSError:
+        return False

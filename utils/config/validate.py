@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from utils.config.spec import SPEC, SUPPORTED_BITS, Key
-from utils.errors import ConfigError
+from utils.errors import ConfigError, quote
 
 
 def _check(cond: bool, where: str, message: str) -> None:
@@ -19,6 +19,11 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_path(v: Any) -> bool:
+    """A path the OS can take: a non-empty string without a NUL byte."""
+    return isinstance(v, str) and v != "" and "\0" not in v
 
 
 def _type_name(value: Any) -> str:
@@ -36,7 +41,7 @@ def check_key(key: Key, value: Any) -> None:
     """ConfigError naming the key (or its flag) when `value` does not fit its declaration."""
     if value is None and key.nullable:
         return
-    got = f"got {value!r}"
+    got = f"got {quote(value)}"  # bounded: at most 200 characters of a hostile value
     if key.kind == "number":
         _check(_is_number(value), key.where, f"must be a number, {got} ({_type_name(value)})")
         _check(_in_bounds(key, value), key.where, f"must be {key.what}, {got}")
@@ -48,10 +53,10 @@ def check_key(key: Key, value: Any) -> None:
         _check(any(value is c or (type(value) is type(c) and value == c) for c in key.choices), key.where,
                f"must be {key.what}, {got}")
     elif key.kind == "path":
-        _check(isinstance(value, str) and value != "", key.where, f"must be a path, {got}")
+        _check(_is_path(value), key.where, f"must be a path, {got}")
     elif key.kind == "bit":
         _check(_is_int(value) and value in SUPPORTED_BITS, key.where,
-               f"{value!r} is not a supported bit length {SUPPORTED_BITS}")
+               f"{quote(value)} is not a supported bit length {SUPPORTED_BITS}")
     elif key.kind == "list3":
         _check(isinstance(value, list) and len(value) == 3 and all(_is_number(v) for v in value), key.where,
                f"must be {key.what}, {got}")
@@ -62,7 +67,7 @@ def check_key(key: Key, value: Any) -> None:
         check_param_group_rules(value)
     elif key.kind == "name":
         _check(isinstance(value, str) and value.replace("_", "").replace("-", "").isalnum(), key.where,
-               f"invalid data set name {value!r}")
+               f"invalid data set name {quote(value)}")
 
 
 def _value(cfg: dict, path: str) -> Any:
@@ -109,9 +114,9 @@ def validate(cfg: dict) -> None:
         check_key(key, _value(cfg, key.path))
     d, t = cfg["dataset"], cfg["train"]
     _check(t["warmup_epochs"] < t["epochs"] or t["warmup_epochs"] == 0, "train.warmup_epochs",
-           f"must be an integer >= 0 and below train.epochs, got {t['warmup_epochs']!r}")
+           f"must be an integer >= 0 and below train.epochs, got {quote(t['warmup_epochs'])}")
     _check(_is_int(d["crop_size"]) and _is_int(d["resize_size"]) and 64 <= d["crop_size"] <= d["resize_size"],
-           "dataset.crop_size", f"need 64 <= crop_size <= resize_size, got {d['crop_size']!r} / {d['resize_size']!r}")
+           "dataset.crop_size", f"need 64 <= crop_size <= resize_size, got {quote(d['crop_size'])} / {quote(d['resize_size'])}")
     from utils.losses import check_loss_config  # each method checks its own keys (utils/losses/<name>.py)
 
     check_loss_config(cfg)
