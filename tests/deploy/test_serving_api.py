@@ -9,19 +9,28 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deploy.serving.app import create_app
-from deploy.serving.service import SearchService
+from deploy.serving.service import SearchService, ServiceSettings
 from deploy.serving.uploads import Limits
 from tests.deploy.conftest import BIT, db_list
 from utils.data.lists import parse_list
 from utils.data.transforms import preprocess_image
 from utils.storage.weights import read_weights
 from utils.inference.encoders import InferenceEncoder
+from utils.inference.searcher import ListSource, SearchSettings
 from utils.storage.weights import weights_digest
 
+pytestmark = pytest.mark.slow
 
-def make_service(model, data, tmp, log=lambda *a: None, **kw):
-    return SearchService(model, db_list(data), data, str(tmp / "cache"), str(tmp / "store"), threads=1,
-                         num_workers=0, log=log, **kw)
+def local_client(service):
+    """The app as the browser on this machine reaches it (the Host allow-list has localhost)."""
+    return TestClient(create_app(service), base_url="http://localhost")
+
+
+def make_service(model, data, tmp, log=lambda *a: None, predictors=1, **kw):
+    """A service over the export `model` and the data set `data`, its cache and store in tmp."""
+    search = SearchSettings(bit=None, model_dir=model, database=ListSource(db_list(data), data, str(tmp / "cache")),
+                            cache_dir=str(tmp / "cache"), threads=1, predictors=predictors, num_workers=0)
+    return SearchService(ServiceSettings(search, str(tmp / "store"), **kw), log)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +40,7 @@ def service(serving_model, serving_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(service):
-    return TestClient(create_app(service))
+    return local_client(service)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +134,7 @@ def test_encode_agrees_with_utils_inference(client, reference, serving_data):
 def test_bad_uploads_get_4xx_with_a_message(serving_model, serving_data, tmp_path, reference):
     small = make_service(serving_model, serving_data, tmp_path, limits=Limits(max_bytes=20_000, max_pixels=100 * 100,
                                                                              max_k=5), read_only=True)
-    client = TestClient(create_app(small))
+    client = local_client(small)
     jpeg = upload(os.path.join(serving_data, reference["paths"][0]))
     cases = [  # (route, files, form, status, words in the message)
         ("/search", {"file": ("a.jpg", b"", "image/jpeg")}, {}, 400, "empty"),
@@ -161,7 +170,7 @@ def test_bad_uploads_get_4xx_with_a_message(serving_model, serving_data, tmp_pat
 
 def test_items_are_added_persisted_and_survive_a_restart(serving_model, serving_data, tmp_path, reference):
     service = make_service(serving_model, serving_data, tmp_path)
-    client = TestClient(create_app(service))
+    client = local_client(service)
     test_paths, _ = parse_list(os.path.join(serving_data, "test.txt"))
     new = [os.path.join(serving_data, p) for p in test_paths[:2]]
     blobs = [open(p, "rb").read() for p in new]
@@ -185,7 +194,7 @@ def test_items_are_added_persisted_and_survive_a_restart(serving_model, serving_
     assert added[1]["hex"] == before
 
     said = []
-    restarted = TestClient(create_app(make_service(serving_model, serving_data, tmp_path, log=said.append)))
+    restarted = local_client(make_service(serving_model, serving_data, tmp_path, log=said.append))
     assert restarted.get("/stats").json()["added_images"] == 2
     assert len(said) == 2 and all("up to date" in line for line in said), said  # nothing re-encoded
     assert found(restarted)[49] == match
@@ -193,7 +202,7 @@ def test_items_are_added_persisted_and_survive_a_restart(serving_model, serving_
     for name in os.listdir(tmp_path / "store" / "codes"):
         os.unlink(tmp_path / "store" / "codes" / name)
     again = make_service(serving_model, serving_data, tmp_path)
-    np.testing.assert_array_equal(again.db.index.packed_codes(), service.db.index.packed_codes())
+    np.testing.assert_array_equal(again.searcher.index.packed_codes(), service.searcher.index.packed_codes())
     response = client.post("/items", files={"files": ("x.jpg", blobs[0], "image/jpeg")}, data={"labels": "nope"})
     assert response.status_code == 400 and "unknown class 'nope'" in response.json()["detail"]
 
@@ -235,7 +244,7 @@ def test_concurrent_requests_answer_like_sequential_ones(client, reference, serv
     assert concurrent == sequential * 2
     # concurrent adds: every one lands once, in the index, the list and the codes
     store = make_service(serving_model, serving_data, tmp_path)
-    writer = TestClient(create_app(store))
+    writer = local_client(store)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda p: writer.post("/items", files={"files": ("q.jpg", open(p, "rb").read())}).json(),
                                 queries[:8]))
@@ -244,12 +253,12 @@ def test_concurrent_requests_answer_like_sequential_ones(client, reference, serv
     lines = open(tmp_path / "store" / "items.txt").read().splitlines()
     assert len(lines) == 8 and len({line.split()[0] for line in lines}) == 8
     restarted = make_service(serving_model, serving_data, tmp_path)
-    np.testing.assert_array_equal(restarted.db.index.packed_codes(), store.db.index.packed_codes())
+    np.testing.assert_array_equal(restarted.searcher.index.packed_codes(), store.searcher.index.packed_codes())
 
 
 def test_the_model_is_loaded_once(client, serving_data, reference, monkeypatch):
-    import deploy.serving.encoders as encoders
     import utils.inference
+    import utils.inference.encoder_pool as encoders
 
     def no_new_predictor(*args, **kwargs):
         raise AssertionError("a request created a predictor")

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
 import paddle
 from paddle import nn
 
-from utils.errors import ConfigError, DataError
+from utils.errors import ConfigError, DataError, quote
 
 # what a head gives its loss in train mode: z, or (z, class_logits) for heads with a classifier
 HeadOutputs = Union[paddle.Tensor, Tuple[paddle.Tensor, ...]]
@@ -75,24 +75,24 @@ def check_positive(options: Mapping[str, Any], *keys: str, allow_none: bool = Fa
         value = options[key]
         if not ((allow_none and value is None) or (_is_number(value) and value > 0)):
             extra = " or null" if allow_none else ""
-            raise ConfigError(f"loss.{key}: must be > 0{extra}, got {value!r}")
+            raise ConfigError(f"loss.{key}: must be > 0{extra}, got {quote(value)}")
 
 
 def check_non_negative(options: Mapping[str, Any], *keys: str) -> None:
     for key in keys:
         if not (_is_number(options[key]) and options[key] >= 0):
-            raise ConfigError(f"loss.{key}: must be >= 0, got {options[key]!r}")
+            raise ConfigError(f"loss.{key}: must be >= 0, got {quote(options[key])}")
 
 
 def check_int(options: Mapping[str, Any], key: str, minimum: int) -> None:
     value = options[key]
     if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
-        raise ConfigError(f"loss.{key}: must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"loss.{key}: must be an integer >= {minimum}, got {quote(value)}")
 
 
 def check_choice(options: Mapping[str, Any], key: str, choices: Tuple[Any, ...]) -> None:
     if options[key] not in choices:
-        raise ConfigError(f"loss.{key}: must be one of {', '.join(map(str, choices))}, got {options[key]!r}")
+        raise ConfigError(f"loss.{key}: must be one of {', '.join(map(str, choices))}, got {quote(options[key])}")
 
 
 # -- shared numerics --------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def check_memory_options(options: Mapping[str, Any]) -> None:
     value = options["memory_max_age"]
     if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         raise ConfigError(f"loss.memory_max_age: must be null (the whole memory) or an integer >= 0 (steps), "
-                        f"got {value!r}")
+                        f"got {quote(value)}")
     check_int(options, "memory_warmup_epochs", 0)
 
 
