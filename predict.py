@@ -158,7 +158,7 @@ def main(argv=None):
     options = {}
     if args.index_backend == "milvus":  # a fresh collection of the current codes, in a local milvus-lite file
         options = {"uri": os.path.join(os.path.abspath(args.save_path), f"milvus_{args.bit}.db"), "drop": True}
-    index = HammingIndex(args.bit, args.index_backend, threads=args.threads or None, **options)
+    index = HammingIndex.for_settings(args.index_settings, args.bit, args.index_backend, threads=args.threads or None, **options)
     index.add(db_codes)
     if args.radius is not None:
         distances, indices = index.range_search(code, args.radius)[0]

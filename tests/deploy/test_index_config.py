@@ -82,7 +82,7 @@ def one_line_error(capsys, main, argv, fragment):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    ('  index_method: "HNSW32"\n', "IndexProcess.index_method: 'HNSW32' is not supported"),
+    ('  index_method: "PQ8"\n', "IndexProcess.index_method: 'PQ8' is not supported"),
     ('  dist_type: "IP"\n', "IndexProcess.dist_type: 'IP' is not supported"),
     ("  hamming_radius: two\n", "IndexProcess.hamming_radius: must be an integer >= 0, got 'two'"),
 ])

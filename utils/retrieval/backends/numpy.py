@@ -18,6 +18,7 @@ class NumpyBackend:
     """Pure numpy (np.bitwise_count on uint64 words); always available."""
 
     name = "numpy"
+    exact = True
 
     def __init__(self, bit, threads=None):
         self.bit = bit
@@ -32,6 +33,10 @@ class NumpyBackend:
 
     def add(self, packed):
         self._parts.append(packed)
+        self._words = self._tables = None
+
+    def remove(self, positions):
+        self._packed = np.delete(self.packed(), positions, axis=0)
         self._words = self._tables = None
 
     def packed(self):
@@ -58,16 +63,22 @@ class NumpyBackend:
             k * (1 << self.bit) * tuning.TABLE_PROBE_FACTOR <= n * n
 
     def search(self, qpacked, k):
+        return self.table_search(qpacked, k) if self.use_table(min(k, len(self))) else self.scan_search(qpacked, k)
+
+    def scan_search(self, qpacked, k):
+        """Top-k by a flat scan."""
         k = min(k, len(self))
         if k == 0 or len(qpacked) == 0:
             return out_arrays(np.zeros((len(qpacked), k)), np.zeros((len(qpacked), k)))
-        if self.use_table(k):
-            return self._table_search(qpacked, k)
         dist, idx = topk_words(packed_to_words(qpacked), self.words(), self.bit, k,
                                 workers=self.threads)
         return out_arrays(dist, idx)
 
-    def _table_search(self, qpacked, k):
+    def table_search(self, qpacked, k):
+        """Top-k by the bucket table (codes of at most tuning.CHUNK_BITS bits)."""
+        k = min(k, len(self))
+        if k == 0 or len(qpacked) == 0:
+            return out_arrays(np.zeros((len(qpacked), k)), np.zeros((len(qpacked), k)))
         tables = self.tables()
         _, width, order, offsets, sizes = tables.chunks[0]
         masks, weights, starts = masks_by_weight(width)
