@@ -102,3 +102,18 @@ def test_unsupported_values_refused_in_one_line_by_both(serving_model, serving_d
     one_line_error(capsys, predict.main, ["--bit", str(BIT), "--img", query_image(serving_data), "--model-dir",
                                           serving_model, "--index-config", str(embedding)],
                    "IndexProcess.embedding_size: 512, but the model's codes are 64 bits")
+
+
+def test_predict_with_hnsw32_runs_and_says_the_answer_is_approximate(serving_model, serving_data, tmp_path, capsys):
+    """PP-ShiTu's default index_method, HNSW32: predict.py searches faiss IndexBinaryHNSW (M=32) and says on
+    standard error that the answer is approximate; on 48 images it finds what the exact index finds."""
+    common = ["--bit", str(BIT), "--img", query_image(serving_data), "--model-dir", serving_model,
+              "--data-path", serving_data, "--num-workers", "0", "--threads", "1", "--save-path", str(tmp_path)]
+    path = tmp_path / "hnsw.yaml"
+    path.write_text('IndexProcess:\n  index_method: "HNSW32"\n  dist_type: "hamming"\n  return_k: 5\n')
+    rows, _, err = answer([*common, "--index-config", str(path)], capsys)
+    assert f"{path}: IndexProcess.index_method HNSW32: the answer is approximate (an HNSW graph" in err
+    exact_rows = answer([*common, "--topk", "5"], capsys)[0]
+    assert len(rows) == 5 and [d for _, d, _ in rows] == [d for _, d, _ in exact_rows] and rows[0][1] == "0"
+    within = answer([*common, "--index-config", str(path), "--radius", "20"], capsys)  # return_k caps the radius
+    assert within[:2] == answer([*common, "--radius", "20", "--topk", "5"], capsys)[:2]
