@@ -151,6 +151,11 @@ class HammingIndex:
         return self._impl.plan_topk(check_k(k)) if k is not None else \
             self._impl.plan_range(int(math.floor(check_radius(radius))))
 
+    def memory_bytes(self) -> int | None:
+        """Bytes of the arrays the backend holds now (codes, words, tables, graph); None for milvus."""
+        size = getattr(self._impl, "memory_bytes", None)
+        return None if size is None else int(size()) + (self._ids.nbytes if self._ids is not None else 0)
+
     def packed_codes(self) -> np.ndarray | None:
         """The database as packed uint8 rows, in id order (None for a server-side backend such as milvus)."""
         packed = self._impl.packed()

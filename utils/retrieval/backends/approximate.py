@@ -92,6 +92,11 @@ class HnswBackend:
     def state(self) -> bytes:
         return self.faiss.serialize_index_binary(self.index).tobytes()
 
+    def memory_bytes(self) -> int:
+        """The codes and the graph's links (int32), levels and offsets."""
+        hnsw = self.index.hnsw
+        return len(self) * self.nbytes + 4 * (hnsw.neighbors.size() + hnsw.levels.size()) + 8 * hnsw.offsets.size()
+
     def restore(self, state: bytes, packed: np.ndarray) -> None:
         index = self.faiss.deserialize_index_binary(np.frombuffer(state, np.uint8))
         if not isinstance(index, self.faiss.IndexBinaryHNSW) or index.ntotal != len(packed):
@@ -193,6 +198,13 @@ class IvfBackend:
 
     def state(self) -> bytes | None:
         return None if self.index is None else self.faiss.serialize_index_binary(self.index).tobytes()
+
+    def memory_bytes(self) -> int:
+        """The packed codes kept here, and once trained the lists' codes and ids and the centroids."""
+        total = self.packed().nbytes + (self._keys.nbytes if self._keys is not None else 0)
+        if self.index is not None:
+            total += self.index.ntotal * (self.nbytes + 8) + self.index.nlist * self.nbytes
+        return total
 
     def restore(self, state: bytes, packed: np.ndarray) -> None:
         index = self.faiss.deserialize_index_binary(np.frombuffer(state, np.uint8))

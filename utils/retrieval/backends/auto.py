@@ -80,6 +80,10 @@ class AutoBackend:
     def packed(self):
         return self.numpy.packed()
 
+    def memory_bytes(self):
+        return self.numpy.memory_bytes() + (self.faiss.memory_bytes() if self.faiss is not None else 0) + \
+            (self._mih.memory_bytes() if self._mih is not None else 0)
+
     def mih(self) -> MihBackend:
         if self._mih is None:
             self._mih = MihBackend(self.bit, self.threads)

@@ -67,6 +67,12 @@ class FaissBackend:
         self.flat.remove_ids(np.ascontiguousarray(positions, np.int64))  # keeps the others' order
         self._hash = None
 
+    def memory_bytes(self):
+        """The flat index's codes, plus, once built, IndexBinaryMultiHash's ids (8 bytes an item a
+        table; its hash maps' own overhead is not counted)."""
+        n = len(self)
+        return n * self.nbytes + (self._hash.nhash * n * 8 if self._hash is not None else 0)
+
     def packed(self):
         return self.faiss.vector_to_array(self.flat.xb).reshape(-1, self.nbytes)
 

@@ -85,16 +85,21 @@ class Stages:
         """(query, position, distance) of the items first reached at stage (r, i)."""
         if active.size == 0 or starts.shape[1] == 0:
             return EMPTY, EMPTY, EMPTY
-        entry, which = ragged_arange(starts.ravel(), lens.ravel())
-        q = active[which // starts.shape[1]]
-        pos = self.tables.items[i][entry].astype(np.int64)
-        d, x = distances(self.words[pos], self.qwords[q])
+        entry, _ = ragged_arange(starts.ravel(), lens.ravel())
+        q = np.repeat(active, lens.sum(axis=1))  # the entries come query by query
+        items = self.tables.items[i][entry]
+        x = self.words[items] ^ self.qwords[q]
         keep = np.ones(len(q), bool)
         for j, (word, shift, width) in enumerate(self.tables.layout):
             if j != i:
                 part = np.bitwise_count((x[:, word] >> np.uint64(shift)) & np.uint64((1 << width) - 1))
                 keep &= part > r if j < i else part >= r
-        return q[keep], pos[keep], d[keep]
+        keep = np.flatnonzero(keep)
+        x = x[keep]
+        d = np.bitwise_count(x[:, 0]).astype(np.int64)
+        for w in range(1, x.shape[1]):
+            d += np.bitwise_count(x[:, w])
+        return q[keep], items[keep].astype(np.int64), d
 
     def stages(self):
         for r in range(max(width for _, _, width in self.tables.layout) + 1):

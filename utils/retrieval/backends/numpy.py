@@ -45,6 +45,14 @@ class NumpyBackend:
             self._parts = []
         return self._packed
 
+    def memory_bytes(self):
+        """The arrays held: the packed codes, and the uint64 words and chunk tables once built."""
+        total = self.packed().nbytes + (self._words.nbytes if self._words is not None else 0)
+        if self._tables is not None:
+            total += sum(order.nbytes + offsets.nbytes + sizes.nbytes for _, _, order, offsets, sizes in
+                         self._tables.chunks)
+        return total
+
     def words(self):
         if self._words is None:
             self._words = packed_to_words(self.packed())
