@@ -25,6 +25,7 @@ import numpy as np
 from utils.retrieval import tuning
 from utils.retrieval.backends.buckets import ragged_arange
 from utils.retrieval.backends.mih_tables import SubstringTables, substring_keys
+from utils.retrieval.scan import distance_block
 
 EMPTY = np.zeros(0, np.int64)
 
@@ -40,15 +41,6 @@ def masks_of_weight(width: int, weight: int) -> np.ndarray:
     return np.sort(np.array(values, np.int64))
 
 
-def distances(words: np.ndarray, qwords: np.ndarray) -> np.ndarray:
-    """Hamming distance of each row pair (the rows of two [c, nwords] arrays), int64; and their XOR."""
-    x = words ^ qwords
-    d = np.bitwise_count(x[:, 0]).astype(np.int64)
-    for w in range(1, x.shape[1]):
-        d += np.bitwise_count(x[:, w])
-    return d, x
-
-
 class Stages:
     """The staged probing of one block of queries against the tables (and the pending items)."""
 
@@ -62,19 +54,28 @@ class Stages:
         """Every item with distance <= this has been seen after stage (r, i)."""
         return self.m * r + i
 
-    def pending(self):
-        """(query, position, distance) of every query against the items not in the tables."""
+    def pending(self, k: int | None = None, radius: int | None = None):
+        """(query, position, distance) of the items not in the tables (added since they were built),
+        scanned: each query's k nearest of them (the only ones that can enter its top-k), or those
+        within radius."""
         start, stop = self.tables.n, len(self.words)
         if stop == start:
             return EMPTY, EMPTY, EMPTY
-        q = np.repeat(np.arange(self.nq), stop - start)
-        pos = np.tile(np.arange(start, stop), self.nq)
-        d, _ = distances(self.words[pos], self.qwords[q])
-        return q, pos, d
+        out = []
+        rows = max(1, tuning.GATHER_ITEMS // (stop - start))
+        for s in range(0, self.nq, rows):
+            dist = distance_block(self.qwords[s:s + rows], self.words[start:], self.bit)
+            if k is not None:
+                pos = np.argsort(dist, axis=1, kind="stable")[:, :k]
+                q = np.repeat(np.arange(s, s + len(dist)), pos.shape[1])
+                out.append((q, start + pos.ravel(), np.take_along_axis(dist, pos, axis=1).ravel().astype(np.int64)))
+            else:
+                q, pos = np.nonzero(dist <= radius)
+                out.append((s + q, start + pos, dist[q, pos].astype(np.int64)))
+        return tuple(np.concatenate(a) for a in zip(*out))
 
-    def stage_sizes(self, active: np.ndarray, r: int, i: int):
-        """Probe keys [len(active), masks] and the candidates each active query would gather."""
-        masks = masks_of_weight(self.tables.layout[i][2], r)
+    def stage_sizes(self, active: np.ndarray, masks: np.ndarray, i: int):
+        """The first entry and the size of every bucket each active query probes at substring i."""
         probes = self.qkeys[i][active, None] ^ masks[None, :]
         offsets = self.tables.offsets[i]
         starts = offsets[probes]
@@ -112,22 +113,28 @@ class Stages:
         found(q, pos, d) takes each stage's candidates. Returns the queries sent to the flat scan
         (their next stage would cost more than scanning the database).
         """
-        to_scan = []
+        to_scan = [EMPTY]
         n = len(self.words)
         spent = np.zeros(self.nq, np.float64)  # per query, in items of a flat scan
         for r, i in self.stages():
             if active.size == 0:
                 break
-            starts, lens = self.stage_sizes(active, r, i)
-            spent[active] += lens.sum(axis=1) * tuning.MIH_CANDIDATE_COST + lens.shape[1] * tuning.MIH_PROBE_COST
-            costly = spent[active] > n
-            if costly.any():
-                to_scan.append(active[costly])
-                active, starts, lens = active[~costly], starts[~costly], lens[~costly]
-            for a, s, ln in self.chunks(active, starts, lens):
-                found(*self.gather(a, s, ln, r, i))
-            active = done(r, i, active)
-        return np.concatenate(to_scan) if to_scan else EMPTY
+            masks = masks_of_weight(self.tables.layout[i][2], r)
+            step = max(1, tuning.GATHER_ITEMS // max(1, len(masks)))  # bounds the probe arrays
+            going = [EMPTY]
+            for s in range(0, active.size, step):
+                part = active[s:s + step]
+                starts, lens = self.stage_sizes(part, masks, i)
+                spent[part] += lens.sum(axis=1) * tuning.MIH_CANDIDATE_COST + len(masks) * tuning.MIH_PROBE_COST
+                costly = spent[part] > n
+                if costly.any():
+                    to_scan.append(part[costly])
+                    part, starts, lens = part[~costly], starts[~costly], lens[~costly]
+                for a, st, ln in self.chunks(part, starts, lens):
+                    found(*self.gather(a, st, ln, r, i))
+                going.append(part)
+            active = done(r, i, np.concatenate(going))
+        return np.concatenate(to_scan)
 
     @staticmethod
     def chunks(active, starts, lens):
@@ -161,7 +168,7 @@ def topk_block(tables: SubstringTables, words: np.ndarray, qwords: np.ndarray, b
         near = d <= kth[q]
         kept.append((q[near], pos[near], d[near]))
 
-    found(*st.pending())
+    found(*st.pending(k=k))
     first = np.arange(nq)
 
     def done(r, i, active):
@@ -193,7 +200,7 @@ def radius_block(tables: SubstringTables, words: np.ndarray, qwords: np.ndarray,
         near = d <= radius
         kept.append((q[near], pos[near], d[near]))
 
-    found(*st.pending())
+    found(*st.pending(radius=radius))
 
     def done(r, i, active):
         return active if st.bound(r, i) < radius else active[:0]
