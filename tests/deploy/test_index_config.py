@@ -112,7 +112,8 @@ def test_predict_with_hnsw32_runs_and_says_the_answer_is_approximate(serving_mod
     path = tmp_path / "hnsw.yaml"
     path.write_text('IndexProcess:\n  index_method: "HNSW32"\n  dist_type: "hamming"\n  return_k: 5\n')
     rows, _, err = answer([*common, "--index-config", str(path)], capsys)
-    assert f"{path}: IndexProcess.index_method HNSW32: the answer is approximate (an HNSW graph" in err
+    assert f"{path}: IndexProcess.index_method HNSW32: approximate search (an HNSW graph, as in PP-ShiTu): the " \
+        f"answer may miss nearer database images" in err
     exact_rows = answer([*common, "--topk", "5"], capsys)[0]
     assert len(rows) == 5 and [d for _, d, _ in rows] == [d for _, d, _ in exact_rows] and rows[0][1] == "0"
     within = answer([*common, "--index-config", str(path), "--radius", "20"], capsys)  # return_k caps the radius

@@ -94,8 +94,8 @@ class IndexSettings:
                          f"gallery building and float scores; the database is the data set's database.txt)")
         if self.approximate:
             engine = {"hnsw": "an HNSW graph", "ivf": "inverted lists"}[self.backend]
-            lines.append(f"{self.source}: IndexProcess.index_method {self.method}: the answer is approximate "
-                         f"({engine}, as in PP-ShiTu): it may miss nearer database images; FLAT is exact")
+            lines.append(f"{self.source}: IndexProcess.index_method {self.method}: approximate search ({engine}, "
+                         f"as in PP-ShiTu): the answer may miss nearer database images; FLAT is exact")
         return "\n".join(lines) or None
 
 

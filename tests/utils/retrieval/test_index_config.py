@@ -131,9 +131,9 @@ def test_approximate_methods_map_to_the_approximate_backends_and_say_so(tmp_path
     assert s.index_choice("auto", {"threads_unused": 1}) == (backend, options)  # the file's method wins over auto
     lines = s.note().splitlines()
     assert lines[0].startswith(f"{path}: IndexProcess keys not used here")
-    assert lines[1] == (f"{path}: IndexProcess.index_method {method}: the answer is approximate "
-                        f"({'an HNSW graph' if backend == 'hnsw' else 'inverted lists'}, as in PP-ShiTu): it may miss "
-                        f"nearer database images; FLAT is exact")
+    assert lines[1] == (f"{path}: IndexProcess.index_method {method}: approximate search "
+                        f"({'an HNSW graph' if backend == 'hnsw' else 'inverted lists'}, as in PP-ShiTu): the answer "
+                        f"may miss nearer database images; FLAT is exact")
 
 
 def test_flat_keeps_the_command_line_backend_and_milvus_takes_ivf_as_bin_ivf_flat():
