@@ -173,7 +173,7 @@ class HammingIndex:
         header: dict[str, Any] = {"bit": self.bit, "count": len(self), "code_bytes": code_bytes(self.bit),
                                   "bit_order": "numpy packbits, big-endian", "backend": self.backend,
                                   "next_id": self._next_id}
-        options = getattr(self._impl, "options", lambda: {})()
+        options: dict[str, Any] = getattr(self._impl, "options", dict)()
         if options:
             header["backend_options"] = options
         parts = []

@@ -74,7 +74,7 @@ class IndexSettings:
                 raise ConfigError(f"{self.source}: IndexProcess.index_method: {self.method!r} has no Milvus form (its "
                                   f"binary indexes are BIN_FLAT and BIN_IVF_FLAT): use IVF<n>,Flat or FLAT")
             return "milvus", {**options, "index_type": "BIN_IVF_FLAT", **extra}
-        return self.backend, extra
+        return str(self.backend), extra
 
     def check_bit(self, bit):
         """ConfigError naming the key when the settings do not fit a `bit`-bit model."""

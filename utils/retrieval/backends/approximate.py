@@ -8,6 +8,8 @@ they found nothing for holds distance -1 and position -1, at the end of its row.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from utils.errors import RetrievalError
@@ -45,12 +47,14 @@ def range_by_growing_k(search, qpacked: np.ndarray, radius: int, n: int, first_k
     return out
 
 
-def check_positive(name: str, value, what: str) -> int | None:
-    if value is None:
-        return None
+def check_positive(name: str, value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise RetrievalError(f"{what}: {name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_optional(name: str, value, what: str) -> int | None:
+    return None if value is None else check_positive(name, value, what)
 
 
 class HnswBackend:
@@ -135,15 +139,15 @@ class IvfBackend:
         self.faiss = import_faiss()
         what = "index backend 'ivf'"
         self.bit, self.threads = bit, threads
-        self.nlist = check_positive("nlist", nlist, what)
-        self.nprobe = check_positive("nprobe", nprobe, what)
-        self.train_size = check_positive("train_size", train_size, what)
+        self.nlist = check_optional("nlist", nlist, what)
+        self.nprobe = check_optional("nprobe", nprobe, what)
+        self.train_size = check_optional("train_size", train_size, what)
         self.nbytes = code_bytes(bit)
         self._packed = np.zeros((0, self.nbytes), np.uint8)
         self._parts: list[np.ndarray] = []
         self._keys: np.ndarray | None = None  # faiss ids of the positions, ascending; None: 0 .. n-1
         self._next_key = 0
-        self.index = None
+        self.index: Any = None  # faiss IndexBinaryIVF once trained
 
     def __len__(self) -> int:
         return len(self._packed) + sum(len(p) for p in self._parts)

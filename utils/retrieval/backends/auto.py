@@ -101,10 +101,11 @@ class AutoBackend:
     def candidates(self, k: int) -> dict[str, Callable]:
         """The exact top-k paths: name -> search(qpacked, k)."""
         out = {}
-        if self.faiss is not None:
-            out["faiss heap"] = lambda q, kk: self.faiss.search(q, kk, use_heap=True)
-            if self.faiss.counting_fits(k):
-                out["faiss counting"] = lambda q, kk: self.faiss.search(q, kk, use_heap=False)
+        faiss = self.faiss
+        if faiss is not None:
+            out["faiss heap"] = lambda q, kk: faiss.search(q, kk, use_heap=True)
+            if faiss.counting_fits(k):
+                out["faiss counting"] = lambda q, kk: faiss.search(q, kk, use_heap=False)
         out["numpy flat scan"] = self.numpy.scan_search
         if self.bit <= tuning.CHUNK_BITS:
             out["numpy bucket table"] = self.numpy.table_search
@@ -122,7 +123,7 @@ class AutoBackend:
         return out
 
     def _topk_scan(self):
-        return (lambda q, kk: self.faiss.search(q, kk)) if self.faiss is not None else None
+        return self.faiss.search if self.faiss is not None else None
 
     def _range_scan(self):
         return self.faiss.scan_range_search if self.faiss is not None else None
@@ -149,7 +150,7 @@ class AutoBackend:
                 search(sample, arg)
                 best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
         ms = {name: seconds * 1000 / len(sample) for name, seconds in best.items()}
-        return min(ms, key=ms.get), ms
+        return min(ms, key=lambda name: ms[name]), ms
 
     def topk_path(self, k: int, qpacked=None) -> str:
         """The candidate a search(k) uses now (timing them first when this call qualifies)."""
