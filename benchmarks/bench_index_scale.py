@@ -44,8 +44,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.machine import load_average, machine_line  # noqa: E402
 
-HNSW_EF = (16, 32, 64, 128)
-IVF_PROBES = (1, 4, 16, 64)
 
 
 def parse_args(argv=None):
@@ -62,20 +60,25 @@ def parse_args(argv=None):
     p.add_argument("--approx-max-n", type=int, default=1_000_000, help="hnsw/ivf on databases up to this size")
     p.add_argument("--approx-also", nargs="*", default=["10000000:64:clustered"], metavar="N:BITS:KIND",
                    help="and on these configurations (an HNSW graph of 10M codes takes ~20-60 min to build)")
+    p.add_argument("--hnsw-ef", type=int, nargs="+", default=[16, 32, 64, 128], help="hnsw: efSearch values run")
+    p.add_argument("--ivf-nprobe", type=int, nargs="+", default=[1, 4, 16, 64], help="ivf: nprobe values run")
     p.add_argument("--classes", type=int, default=1000, help="clustered: number of centres")
     p.add_argument("--noise", type=float, default=1 / 16, help="clustered: per-bit flip probability")
     p.add_argument("--real-codes", default=None, metavar="FILE.npy",
                    help="clustered: centres from these codes (+-1, 0/1 or packed rows of a trained model)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="search threads (faiss OpenMP, numpy workers)")
+    p.add_argument("--build-threads", type=int, default=None,
+                   help="threads building hnsw and ivf (default --threads; on a busy machine 1 can be faster: "
+                        "faiss' OpenMP threads wait on each other)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", default=None, metavar="PNG", help="ms/query (k=10) against database size per backend")
     p.add_argument("--json", default=None, metavar="FILE", help="write every row as JSON")
-    p.add_argument("--quick", action="store_true", help="5,000 64-bit codes, 40 queries, 1 repeat: seconds (the test)")
+    p.add_argument("--quick", action="store_true", help="5,000 64-bit codes, 40 queries, 1 repeat, 1 thread: seconds (the test)")
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes, args.bits, args.queries, args.flat_queries, args.repeats = [5000], [64], 40, 40, 1
-        args.approx_max_n, args.approx_also, args.classes = 5000, [], 50
+        args.sizes, args.bits, args.queries, args.flat_queries, args.repeats, args.threads = [5000], [64], 40, 40, 1, 1
+        args.approx_max_n, args.approx_also, args.classes, args.hnsw_ef, args.ivf_nprobe = 5000, [], 50, [32], [4]
     return args
 
 
@@ -144,7 +147,7 @@ def recall(dist, exact):
                           for a, b in zip(dist, exact)]))
 
 
-def build(faiss, name, db, bits, threads):
+def build(faiss, name, db, bits, args):
     """(contender, build seconds, bytes held) of one contender; flat is faiss IndexBinaryFlat itself."""
     from utils.retrieval import HammingIndex
 
@@ -152,21 +155,23 @@ def build(faiss, name, db, bits, threads):
         index = faiss.IndexBinaryFlat(db.shape[1] * 8)
         _, seconds = timed(lambda: index.add(db))
         return index, seconds, index.ntotal * index.code_size
-    index = HammingIndex(bits, name, threads=threads)
+    approximate = name in ("hnsw", "ivf")  # the slow builds: --build-threads
+    index = HammingIndex(bits, name, threads=(args.build_threads or args.threads) if approximate else args.threads)
     _, seconds = timed(lambda: index.add(db))
     if name == "mih":
         seconds += timed(index._impl.tables)[1]  # built by the first search otherwise
     if name == "ivf":
         seconds += timed(index._impl.train)[1]  # trained by the first search otherwise
+    index._impl.threads = args.threads  # their searches run with --threads
     return index, seconds, index.memory_bytes()
 
 
-def settings(name, index):
+def settings(name, index, args):
     """(label, apply) for each search setting of an approximate contender; one plain entry otherwise."""
     if name == "hnsw":
-        return [(f"efSearch>={ef}", lambda ef=ef: setattr(index._impl, "ef_search", ef)) for ef in HNSW_EF]
+        return [(f"efSearch>={ef}", lambda ef=ef: setattr(index._impl, "ef_search", ef)) for ef in args.hnsw_ef]
     if name == "ivf":
-        return [(f"nprobe={p}", lambda p=p: setattr(index._impl, "nprobe", p)) for p in IVF_PROBES]
+        return [(f"nprobe={p}", lambda p=p: setattr(index._impl, "nprobe", p)) for p in args.ivf_nprobe]
     return [("", lambda: None)]
 
 
@@ -194,15 +199,15 @@ def approximate_here(args, n, bits, kind):
     return n <= args.approx_max_n or f"{n}:{bits}:{kind}" in args.approx_also
 
 
-def contenders_for(name, index, op, arg, queries, flat_queries):
+def contenders_for(args, name, index, op, arg, queries):
     """{label: search()} of one built contender for one top-k (op "k") or radius (op "r") search."""
     if name == "flat":
-        q = queries[:flat_queries]
+        q = queries[:args.flat_queries]
         if op == "k":
             return {"flat": lambda: index.search(q, arg)}
         return {"flat": lambda: index.range_search(q, arg + 1)}
     out = {}
-    for label, apply in settings(name, index):
+    for label, apply in settings(name, index, args):
         def run(apply=apply):
             apply()
             return index.search(queries, arg) if op == "k" else index.range_search(queries, arg)
@@ -239,7 +244,7 @@ def run_config(faiss, args, rng, n, bits, kind, rows):
           f"{args.threads} threads; codes made in {time.perf_counter() - t0:.1f} s")
     built = {}
     for name in ["flat"] + [b for b in names if b != "flat"]:
-        built[name] = build(faiss, name, db, bits, args.threads)
+        built[name] = build(faiss, name, db, bits, args)
         print(f"  built {name:<6} {built[name][1]:9.2f} s  {built[name][2] / n:8.1f} bytes/code", flush=True)
     flat = built["flat"][0]
     kmax = min(max(args.k), n)
@@ -260,7 +265,7 @@ def run_config(faiss, args, rng, n, bits, kind, rows):
                 first["auto"] = timed(lambda: search(qs, arg))[1]
             contenders = {}
             for name in names:
-                contenders.update(contenders_for(name, built[name][0], op, arg, qs, args.flat_queries))
+                contenders.update(contenders_for(args, name, built[name][0], op, arg, qs))
             results = race(contenders, args.repeats)
             base = results["flat"][1] / min(args.flat_queries, len(qs))
             print(f"  {'top-' + str(arg) if op == 'k' else 'radius ' + str(arg)}")
@@ -311,14 +316,12 @@ def plot(rows, path):
 
     groups = sorted({(r["bits"], r["kind"]) for r in rows})
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
-    defaults = {"hnsw": "efSearch>=128", "ivf": "nprobe=16"}
     for ax, (bits, kind) in zip(axes[0], groups):
         mine = [r for r in rows if (r["bits"], r["kind"], r["op"], r["arg"]) == (bits, kind, "topk", 10)]
-        for name in dict.fromkeys(r["backend"] for r in mine):
-            pts = sorted((r["n"], r["ms_per_query"]) for r in mine
-                         if r["backend"] == name and r["setting"] in ("", defaults.get(name)))
-            label = name + (f" ({defaults[name]})" if name in defaults else "") + (" [approx.]" if name in defaults else "")
-            ax.plot(*zip(*pts), marker="o", label=label)
+        for name, setting in dict.fromkeys((r["backend"], r["setting"]) for r in mine):
+            pts = sorted((r["n"], r["ms_per_query"]) for r in mine if (r["backend"], r["setting"]) == (name, setting))
+            label = f"{name} {setting} [approximate]" if setting else name
+            ax.plot(*zip(*pts), marker="o", label=label, linestyle="--" if setting else "-")
         ax.set(xscale="log", yscale="log", xlabel="database size (codes)", ylabel="ms / query (top-10)",
                title=f"{bits}-bit {kind} codes")
         ax.legend(fontsize=8)
