@@ -72,6 +72,9 @@ def parse_args(argv=None):
                         "faiss' OpenMP threads wait on each other)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="keep the built hnsw / ivf indexes here and reuse them (an HNSW graph of 10M codes takes "
+                        "long to build); the build time shown is then the one measured when it was built")
     p.add_argument("--plot", default=None, metavar="PNG", help="ms/query (k=10) against database size per backend")
     p.add_argument("--json", default=None, metavar="FILE", help="write every row as JSON")
     p.add_argument("--quick", action="store_true", help="5,000 64-bit codes, 40 queries, 1 repeat, 1 thread: seconds (the test)")
@@ -166,6 +169,38 @@ def build(faiss, name, db, bits, args):
     return index, seconds, index.memory_bytes()
 
 
+def cache_path(args, name, db, bits, kind):
+    return os.path.join(args.cache_dir, f"{name}_{len(db)}_{bits}_{kind}_{args.seed}.hidx")
+
+
+def cached(args, name, db, bits, kind):
+    """A built hnsw / ivf index from --cache-dir (its graph or lists in the index file) when its codes
+    are these; with the build time and memory it was measured with."""
+    from utils.retrieval import HammingIndex
+
+    if args.cache_dir is None or name not in ("hnsw", "ivf") or not os.path.isfile(cache_path(args, name, db, bits, kind)):
+        return None
+    path = cache_path(args, name, db, bits, kind)
+    index = HammingIndex.load(path, threads=args.threads)
+    if not np.array_equal(index.packed_codes(), db):
+        return None
+    with open(path + ".json", encoding="utf-8") as f:
+        record = json.load(f)
+    print(f"  {name}: reusing {path} (built in {record['build_s']:.1f} s before)")
+    return index, record["build_s"], index.memory_bytes()
+
+
+def keep(args, name, db, bits, kind, entry):
+    if args.cache_dir is None or name not in ("hnsw", "ivf"):
+        return
+    path = cache_path(args, name, db, bits, kind)
+    if not os.path.isfile(path):
+        os.makedirs(args.cache_dir, exist_ok=True)
+        entry[0].save(path)
+        with open(path + ".json", "w", encoding="utf-8") as f:
+            json.dump({"build_s": entry[1]}, f)
+
+
 def settings(name, index, args):
     """(label, apply) for each search setting of an approximate contender; one plain entry otherwise."""
     if name == "hnsw":
@@ -236,15 +271,17 @@ def judge(name, got, op, arg, truth):
     return "identical" if same else "DIFFERENT", None
 
 
-def run_config(faiss, args, rng, n, bits, kind, rows):
+def run_config(faiss, args, n, bits, kind, rows):
     t0 = time.perf_counter()
+    rng = np.random.default_rng([args.seed, n, bits, kind == "clustered"])  # the same codes whatever else runs
     db, queries, near = make_codes(args, rng, n, bits, kind)
     names = [b for b in args.backends if b not in ("hnsw", "ivf") or approximate_here(args, n, bits, kind)]
     print(f"\n== {n:,} {kind} {bits}-bit codes, {len(queries)} queries (flat scan timed on {args.flat_queries}), "
           f"{args.threads} threads; codes made in {time.perf_counter() - t0:.1f} s")
     built = {}
     for name in ["flat"] + [b for b in names if b != "flat"]:
-        built[name] = build(faiss, name, db, bits, args)
+        built[name] = cached(args, name, db, bits, kind) or build(faiss, name, db, bits, args)
+        keep(args, name, db, bits, kind, built[name])
         print(f"  built {name:<6} {built[name][1]:9.2f} s  {built[name][2] / n:8.1f} bytes/code", flush=True)
     flat = built["flat"][0]
     kmax = min(max(args.k), n)
@@ -342,12 +379,11 @@ def main(argv=None):
     print(f"numpy {np.__version__}, faiss {faiss.__version__}; command: python -m benchmarks.bench_index_scale "
           + " ".join(argv if argv is not None else sys.argv[1:]))
     start_load = load_average()
-    rng = np.random.default_rng(args.seed)
     rows = []
     for n in args.sizes:
         for bits in args.bits:
             for kind in args.kinds:
-                run_config(faiss, args, rng, n, bits, kind, rows)
+                run_config(faiss, args, n, bits, kind, rows)
     ok = summary(rows)
     print(f"  load average {start_load:.2f} at the start, {load_average():.2f} at the end (other work skews times)")
     if args.plot:
