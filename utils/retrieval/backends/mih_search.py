@@ -192,7 +192,7 @@ def topk_block(tables: SubstringTables, words: np.ndarray, qwords: np.ndarray, b
 
 
 def radius_block(tables: SubstringTables, words: np.ndarray, qwords: np.ndarray, bit: int, radius: int):
-    """Items within radius of a block of queries: (query, distance, position) sorted, queries to scan."""
+    """Items within radius of a block of queries: (query, distance, position), unsorted, and the queries to scan."""
     st = Stages(tables, words, qwords, bit)
     kept = []
 
