@@ -9,7 +9,9 @@ from tqdm import tqdm
 from models import codes_from_logits
 from utils.evaluation.code_health import code_statistics, codes_collapsed
 from utils.evaluation.metrics import mean_average_precision, precision_within_radius
+from utils.errors import Interrupted
 from utils.runtime.distributed import in_dataset_order
+from utils.training.interrupt import stop_requested
 
 
 def topk_label(topk):
@@ -24,6 +26,8 @@ def encode(model, loader, desc="encode", show_progress=True, comm=None):
     codes, labels, indices = [], [], []
     for images, batch_labels, batch_indices in tqdm(loader, desc=desc, leave=False,
                                                     disable=None if show_progress else True):
+        if (comm is None or not comm.active) and stop_requested() is not None:  # ranks stop at training steps
+            raise Interrupted("interrupted during evaluation", stop_requested())
         codes.append(codes_from_logits(model(images)).numpy().astype(np.int8))
         labels.append(batch_labels.numpy())
         indices.append(batch_indices.numpy())
