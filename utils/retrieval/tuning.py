@@ -34,6 +34,8 @@ FAISS_BATCH_BYTES = 64 << 20  # per search call into faiss
 TIMING_QUERIES = 32
 TIMING_ITEMS = 32 << 20
 TIMING_MIN_ITEMS = 50_000
+# and runs each path for at least this long a round (the fastest call counts)
+TIMING_MIN_SECONDS = 0.02
 
 # Multi-index hashing (backends/mih.py): the widest substring (a dense table of 2**width offsets),
 # the cost of one candidate and of one probe in items of a flat scan (a query whose stages would

@@ -17,6 +17,7 @@ WORDS = {"faiss heap": "faiss IndexBinaryFlat (heap search)", "faiss counting": 
          "search)", "numpy flat scan": "numpy flat scan", "numpy bucket table": "numpy bucket table",
          "mih": "multi-index hashing", "numpy hashing": "numpy multi-index hashing",
          "faiss range scan": "faiss IndexBinaryFlat range scan"}
+SCANS = ("faiss heap", "faiss counting", "numpy flat scan", "faiss range scan")  # cost grows with the database
 TOPK_PATHS = ("faiss heap", "faiss counting", "numpy flat scan", "numpy bucket table", "mih")
 RANGE_PATHS = ("numpy hashing", "faiss range scan", "numpy flat scan", "mih")
 
@@ -28,9 +29,9 @@ class AutoBackend:
             scan, numpy's bucket table (<= 16 bits) and multi-index hashing (mih.py). Which wins
             depends on the CPU (heap or counting), the bits and the database: mih is 10-100x faster
             than a flat scan on codes that cluster and slower on uniform random ones. So the first
-            search of >= tuning.TIMING_QUERIES queries over >= tuning.TIMING_MIN_ITEMS codes times
-            each candidate twice on a sample of those queries and keeps the fastest per k (a
-            power-of-two bucket); save() records the choice with the machine it was timed on and
+            search of >= timing_sample() queries (tuning.TIMING_QUERIES, fewer past 1M codes) over
+            >= tuning.TIMING_MIN_ITEMS codes times each candidate on those queries (_time) and keeps
+            the fastest per k (a power-of-two bucket); save() records the choice with the machine it was timed on and
             load() reuses it on the same machine. Until then: numpy's bucket table where its
             expected probes are few, else faiss' default, the heap;
     radius  the same, per radius, among numpy's chunk hashing, mih, and faiss' (else numpy's) flat
@@ -140,16 +141,26 @@ class AutoBackend:
     def _qualifies(self, qpacked) -> bool:
         return qpacked is not None and len(self) >= tuning.TIMING_MIN_ITEMS and len(qpacked) >= self.timing_sample()
 
-    def _time(self, paths: dict[str, Callable], sample, arg) -> tuple[str, dict]:
+    def _time(self, paths: dict[str, Callable], qpacked, arg) -> tuple[str, dict]:
+        """ms per query of each path, the fastest call of two interleaved rounds. A scan runs on
+        timing_sample() queries (its cost grows with the database); a hashing path on up to
+        tuning.TIMING_QUERIES of them (its fixed cost per call would swamp a few queries), again
+        and again for at least tuning.TIMING_MIN_SECONDS a round (one preempted call on a busy
+        machine would swamp a fast path's time)."""
         if "mih" in paths:
             self.mih().tables()  # built once, outside the timing (a one-off cost like faiss' add)
+        samples = {name: qpacked[:self.timing_sample() if name in SCANS else tuning.TIMING_QUERIES] for name in paths}
         best: dict[str, float] = {}
-        for _ in range(2):  # interleaved, the faster of two runs each
+        for _ in range(2):
             for name, search in paths.items():
-                start = time.perf_counter()
-                search(sample, arg)
-                best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
-        ms = {name: seconds * 1000 / len(sample) for name, seconds in best.items()}
+                spent = 0.0
+                while spent < tuning.TIMING_MIN_SECONDS:
+                    start = time.perf_counter()
+                    search(samples[name], arg)
+                    took = time.perf_counter() - start
+                    spent += took
+                    best[name] = min(best.get(name, float("inf")), took / len(samples[name]))
+        ms = {name: seconds * 1000 for name, seconds in best.items()}
         return min(ms, key=lambda name: ms[name]), ms
 
     def topk_path(self, k: int, qpacked=None) -> str:
@@ -159,7 +170,7 @@ class AutoBackend:
         if entry is not None:
             return entry[0]
         if self._qualifies(qpacked):
-            self.timed[self.k_bucket(k)] = self._time(self.candidates(k), qpacked[:self.timing_sample()], k)
+            self.timed[self.k_bucket(k)] = self._time(self.candidates(k), qpacked, k)
             self._drop_unused_mih()
             return self.timed[self.k_bucket(k)][0]
         if self.bit <= tuning.CHUNK_BITS and self.numpy.use_table(k):
@@ -171,7 +182,7 @@ class AutoBackend:
         if entry is not None:
             return entry[0]
         if self._qualifies(qpacked):
-            self.timed_range[radius] = self._time(self.range_candidates(), qpacked[:self.timing_sample()], radius)
+            self.timed_range[radius] = self._time(self.range_candidates(), qpacked, radius)
             self._drop_unused_mih()
             return self.timed_range[radius][0]
         if self.numpy.use_hash(radius) or self.faiss is None:
