@@ -60,7 +60,7 @@ def parse_args(argv=None):
     p.add_argument("--approx-max-n", type=int, default=1_000_000, help="hnsw/ivf on databases up to this size")
     p.add_argument("--approx-also", nargs="*", default=["10000000:64:clustered"], metavar="N:BITS:KIND",
                    help="and on these configurations (an HNSW graph of 10M codes takes ~20-60 min to build)")
-    p.add_argument("--hnsw-ef", type=int, nargs="+", default=[16, 32, 64, 128], help="hnsw: efSearch values run")
+    p.add_argument("--hnsw-ef", type=int, nargs="+", default=[16, 32, 64, 128, 256], help="hnsw: efSearch values run")
     p.add_argument("--ivf-nprobe", type=int, nargs="+", default=[1, 4, 16, 64], help="ivf: nprobe values run")
     p.add_argument("--classes", type=int, default=1000, help="clustered: number of centres")
     p.add_argument("--noise", type=float, default=1 / 16, help="clustered: per-bit flip probability")
