@@ -40,9 +40,7 @@ from collections import Counter
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.machine import load_average, machine_line  # noqa: E402
+from benchmarks.machine import load_average, machine_line
 
 
 

@@ -15,6 +15,7 @@ def test_help_parses_without_running(capsys):
     assert exc.value.code == 0 and "--quick" in capsys.readouterr().out
 
 
+@pytest.mark.benchmark
 def test_quick_runs_every_contender_and_checks_them(tmp_path, capsys):
     rows_path, png = tmp_path / "rows.json", tmp_path / "scale.png"
     assert bench_index_scale.main(["--quick", "--json", str(rows_path), "--plot", str(png)]) == 0
