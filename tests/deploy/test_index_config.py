@@ -120,3 +120,21 @@ def test_predict_with_hnsw32_runs_and_says_the_answer_is_approximate(serving_mod
     assert len(rows) == 5 and [d for _, d, _ in rows] == [d for _, d, _ in exact_rows] and rows[0][1] == "0"
     within = answer([*common, "--index-config", str(path), "--radius", "20"], capsys)  # return_k caps the radius
     assert within[:2] == answer([*common, "--radius", "20", "--topk", "5"], capsys)[:2]
+
+
+def test_hnsw32_and_ivf_pick_the_approximate_backend_in_predict_and_the_service(serving_model, serving_data,
+                                                                                  tmp_path):
+    """The settings both commands build their Searcher from carry the backend the index_method asks for."""
+    from utils.cli.predict import search_settings
+
+    for method, backend in (("HNSW32", "hnsw"), ("IVF4,Flat", "ivf"), ("FLAT", "numpy")):
+        path = tmp_path / f"{backend}.yaml"
+        path.write_text(f'IndexProcess:\n  index_method: "{method}"\n  dist_type: "hamming"\n')
+        args = predict.parse_args(["--bit", str(BIT), "--img", query_image(serving_data), "--model-dir", serving_model,
+                                   "--data-path", serving_data, "--save-path", str(tmp_path), "--index-backend",
+                                   "numpy", "--index-config", str(path)])
+        assert search_settings(args).backend == backend
+        service = cli.service_settings(cli.parse_args(["--model-dir", serving_model, "--data-path", serving_data,
+                                                       "--cache-dir", str(tmp_path), "--index-backend", "numpy",
+                                                       "--index-config", str(path)]))
+        assert service.search.backend == backend
