@@ -37,6 +37,9 @@ def parse_args(argv=None):
                         "--radius: at most this many, the nearest")
     p.add_argument("--radius", type=int, default=None,
                    help="return every database image within this Hamming distance (inclusive) instead of top-k")
+    p.add_argument("--rescore", type=int, default=0, metavar="N",
+                   help="re-rank the top-k among the N nearest codes by the cosine similarity of the images' "
+                        "real-valued features (kept as int8 beside the code cache); 0: off (docs/retrieval.md)")
     p.add_argument("--index-config", "--index_config", default=None, metavar="FILE.yaml",
                    help="PP-ShiTu index settings: a yaml with an IndexProcess section (index_method FLAT, dist_type "
                         "hamming; hamming_radius N as --radius N, return_k as --topk, image_root as --data-path, "

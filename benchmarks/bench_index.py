@@ -155,7 +155,7 @@ def bench_radius(faiss, bits, args, rng):
     contenders["scan"] = lambda: scan.radius_words(qw, dbw, bits, r)
     res = race(contenders, args.repeats)
     want, t_flat, _ = res.pop("flat")
-    scan, t_scan, _ = res.pop("scan")
+    scanned, t_scan, _ = res.pop("scan")  # not `scan`: that name is the module the lambda above calls
     results = {name: (indexes[name], *res[name]) for name in indexes}
 
     base = t_flat / nq
@@ -168,7 +168,7 @@ def bench_radius(faiss, bits, args, rng):
     row("faiss IndexBinaryFlat.range_search (flat scan)", t_flat, nq, base)
     row(f"numpy flat scan [{nsub} q]", t_scan, nsub, base)
     exact = {name: same_ranges(got, want) for name, (_, got, _, _) in results.items()}
-    scan_ok = same_ranges([(d.astype(np.int64), i) for d, i in scan], want[:nsub])
+    scan_ok = same_ranges([(d.astype(np.int64), i) for d, i in scanned], want[:nsub])
     print(f"  {hits} hits in all; identical to faiss' flat scan (sorted by distance, index): "
           + ", ".join(f"{k} {v}" for k, v in exact.items()) + f", numpy flat scan {scan_ok}")
     t_proj = results["project"][2] / nq

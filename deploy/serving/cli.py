@@ -173,14 +173,18 @@ def service_settings(args):
     from utils.runtime.device import cpu_threads
 
     cfg = build_config(None, {"dataset": args.dataset, "data_path": args.data_path, "list_dir": args.list_dir})
+    backend, options = args.index_backend, {}
+    index_settings = getattr(args, "index_settings", None)
+    if index_settings is not None:  # PP-ShiTu's index_method HNSW<M> / IVF<n> pick an approximate backend
+        backend, options = index_settings.index_choice(backend, options)
     search = SearchSettings(bit=args.bit, model_dir=args.model_dir, database=config_database(cfg, args.cache_dir),
-                            cache_dir=args.cache_dir, backend=args.index_backend,
+                            cache_dir=args.cache_dir, backend=backend, index_options=options,
                             threads=cpu_threads(args.threads, args.predictors), predictors=args.predictors,
                             use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers)
     limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k,
                     max_request_pixels=args.max_request_pixels, max_decodes=args.max_decodes)
     return ServiceSettings(search, args.store_dir or RUN.serving_store(args.dataset), limits, args.read_only,
-                           getattr(args, "index_settings", None))
+                           index_settings)
 
 
 def listen(host, port):

@@ -77,3 +77,33 @@ def test_the_database_codes_are_cached_and_entries_can_be_added(searcher, tiny_l
     paths, labels = parse_list(os.path.join(tiny_lite, "database.txt"))
     np.testing.assert_array_equal(again.labels_of(paths[5]), labels[5])
     assert again.labels_of("nope.jpg") is None
+
+
+def test_rescoring_reorders_only_the_hamming_candidates_by_feature_cosine(searcher, tiny_lite, tmp_path):
+    """rescore=N: the top-k are the N nearest codes (the pair-by-pair reference) re-ranked by the cosine
+    of float features computed here; the features come from the code cache, written beside the codes
+    (the plain searcher's cache already holds them: no second encoding)."""
+    said = []
+    source = ListSource(os.path.join(tiny_lite, "database.txt"), tiny_lite, str(tmp_path / "cache"))
+    rescoring = Searcher(Projection(), [source], backend="numpy", num_workers=0, log=said.append, rescore=12)
+    assert len(said) == 1 and "cache up to date" in said[0]
+    assert rescoring.features.values.dtype == np.int8 and len(rescoring.features) == len(searcher)
+    paths, _ = parse_list(os.path.join(tiny_lite, "database.txt"))
+    transform = build_transform(False, **Projection.preprocess)
+    db = Projection().encode(np.stack([transform(read_image(os.path.join(tiny_lite, p))) for p in paths]))
+    query = searcher.encode_images([read_image(os.path.join(tiny_lite, "images", "test", "00001.jpg"))])
+    candidates = [i for _, i in ranked(query.codes[0], db.codes)[:12]]
+    cos = {i: float(db.features[i] @ query.features[0]) / float(np.linalg.norm(db.features[i])
+                                                                  * np.linalg.norm(query.features[0]))
+           for i in candidates}
+    result = rescoring.search(query.codes, k=5, features=query.features[0])
+    got = [m.index for m in result.matches]
+    assert set(got) <= set(candidates) and len(got) == 5
+    for m in result.matches:
+        assert abs(m.score - cos[m.index]) < 0.02                  # int8 features: within the quantisation error
+    by_float = sorted(candidates, key=lambda i: -cos[i])
+    assert got == by_float[:5] or max(abs(cos[a] - cos[b]) for a, b in zip(got, by_float[:5])) < 0.02
+    plain = searcher.search(query.codes, k=5)
+    assert [m.score for m in plain.matches] == [None] * 5          # rescore=0: the Hamming answer, as before
+    with pytest.raises(ValueError, match="features"):
+        rescoring.search(query.codes, k=5)
