@@ -15,6 +15,12 @@ and prints images/s for each, side by side, and checks both give the same codes.
 what data loading costs; on a machine with few cores the decoding workers compete with the
 predictor's threads.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_encode [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import shutil

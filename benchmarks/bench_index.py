@@ -19,6 +19,12 @@ build time is reported separately). The numpy flat scans are slow, so they are t
 first --numpy-queries queries only (ms/query is per query either way). Exactness is checked:
 distances against faiss, indices against a stable-sort reference (ties by index ascending).
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_index [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import statistics

@@ -8,6 +8,12 @@ row, relevance by a label product, AP by cumsum. It runs on the first
 --queries queries only (it is slow); both implementations are compared on
 exactly those queries, and the project's one is also timed on all of them.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_metrics [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import resource

@@ -6,6 +6,12 @@ Runs main_single_gpu.py and `paddle.distributed.launch --nproc_per_node N main_m
 alternately on the lite data with the same per-process batch, and prints the median epoch
 time of each (the first epoch is warm-up and excluded) and their ratio.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_multiprocess [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import re

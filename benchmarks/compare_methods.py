@@ -16,6 +16,12 @@ Runs go one after another (a progress bar counts them); each run's log and confi
 numbers in <output-dir>/runs.jsonl, the table in <output-dir>/compare_methods.{txt,md}.
 A method whose runs fail is reported under the table, and the exit status is then 1.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.compare_methods [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import contextlib
 import glob

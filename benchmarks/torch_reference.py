@@ -13,6 +13,12 @@ own timing; train_speed.py and bench_speed.py start it the same way (one process
 alive) with --json. It imports torch, numpy and the standard library only: never
 paddle or the project. Only used for timing: nothing in the project imports torch.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.torch_reference [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import json
 import statistics

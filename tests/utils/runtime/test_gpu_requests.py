@@ -87,6 +87,7 @@ def test_launcher_gpus_on_the_cpu_build_is_one_line(name, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: GPUS=0,1") and "paddlepaddle-gpu" in lines[0], err
 
 
+@pytest.mark.slow  # starts the script (a subprocess)
 @pytest.mark.parametrize("name", ["train_multi_gpu.sh", "test_multi_gpu.sh"])
 def test_launcher_gpu_form_on_a_cuda_build(name, tmp_path):
     fake = tmp_path / "python"  # answers the script's "how many GPUs" question like a CUDA build with 2

@@ -1,0 +1,94 @@
+"""`--help` of every entry point, deploy command, tool and benchmark prints its usage and exits 0 at
+once, running nothing and writing nothing (issue 27 item 7: bench_reliability.py --help ran the whole
+campaign); run by path, a tool or benchmark says in one line to run it as a module."""
+import contextlib
+import glob
+import io
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = ["main_single_gpu.py", "main_multi_gpu.py", "predict.py", "export_model.py", "quantize.py"]
+
+
+def commands(folder):
+    """The modules of `folder` that are commands (they have a __main__ block)."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(ROOT, folder, "*.py"))):
+        if '__name__ == "__main__"' in open(path, encoding="utf-8").read():
+            found.append(f"{folder}.{os.path.basename(path)[:-3]}")
+    return found
+
+
+MODULES = ["deploy.inference_python.infer", "deploy.onnxruntime_python.infer", "deploy.serving", "scripts.run_seeds",
+           "test_tipc.compare_results",
+           *commands("tools"), *commands("benchmarks")]
+
+
+def test_every_command_is_listed():
+    assert {"benchmarks.bench_reliability", "benchmarks.bench_index", "tools.make_coco_split"} <= set(MODULES)
+    assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "*.py"))) == sorted(SCRIPTS)
+
+
+class TookTooLong(Exception):
+    pass
+
+
+def run_help(monkeypatch, tmp_path, name, run):
+    """Run `name --help` in this process; returns (exit code, stdout, seconds)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(sys, "argv", [name, "--help"])
+
+    def alarm(*_):
+        raise TookTooLong(f"{name} --help still running after 60 s: it runs more than its parser")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(60)
+    out = io.StringIO()
+    start = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as stop:
+            run()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert os.listdir(scratch) == [], f"{name} --help left temporary files"
+    assert sorted(os.listdir(".")) == ["tmp"] or os.listdir(".") == [], f"{name} --help wrote {os.listdir('.')}"
+    return stop.value.code, out.getvalue(), time.perf_counter() - start
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_entry_point_help(monkeypatch, tmp_path, script):
+    monkeypatch.chdir(tmp_path)
+    code, out, seconds = run_help(monkeypatch, tmp_path, script,
+                                  lambda: runpy.run_path(os.path.join(ROOT, script), run_name="__main__"))
+    assert code in (0, None) and out.startswith("usage:"), out[:500]
+    assert seconds < 30, seconds
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_help(monkeypatch, tmp_path, module):
+    monkeypatch.chdir(tmp_path)
+    code, out, seconds = run_help(monkeypatch, tmp_path, module,
+                                  lambda: runpy.run_module(module, run_name="__main__", alter_sys=True))
+    assert code in (0, None) and out.startswith("usage:"), out[:500]
+    assert seconds < 30, seconds
+
+
+@pytest.mark.slow  # a new process per command (the guard ends each before any import)
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith(("tools.", "benchmarks."))])
+def test_run_by_path_says_how_to_run_it(tmp_path, module):
+    path = os.path.join(ROOT, *module.split(".")) + ".py"
+    proc = subprocess.run([sys.executable, path, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and not proc.stdout
+    assert proc.stderr == f"error: run it from the repository root as a module: python -m {module} [flags]\n"
