@@ -9,7 +9,7 @@ standard output; which model, the cache and progress go to standard error.
 import argparse
 
 from utils.cli import exit_on_user_error
-from utils.cli.flags import str2bool
+from utils.cli.flags import HelpFormatter, str2bool
 from utils.cli.predict import check_predict_args, run_predict
 from utils.retrieval import backend_names
 from utils.runtime import configure
@@ -19,7 +19,7 @@ BEST = RunFolder("<save-path>").best("<K>")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length K of the model")
     p.add_argument("--img", required=True, help="the query image")
     src = p.add_mutually_exclusive_group()

@@ -41,10 +41,10 @@ def run(cmd, log_dir=None):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--nproc", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--nproc", type=int, default=2, help="training processes of the data-parallel run (default 2)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of each run (default 3)")
     p.add_argument("--rounds", type=int, default=2, help="alternating repetitions of the pair")
-    p.add_argument("--data-path", default="./datasets/lite/")
+    p.add_argument("--data-path", default="./datasets/lite/", help="lite data root (default ./datasets/lite/)")
     args = p.parse_args()
     common = ["--data-path", args.data_path, "--epoch", str(args.epochs), "-o", "train.eval_untrained=false",
               "-o", f"train.eval_every={args.epochs}"]

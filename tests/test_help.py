@@ -1,6 +1,7 @@
 """`--help` of every entry point, deploy command, tool and benchmark prints its usage and exits 0 at
 once, running nothing and writing nothing (issue 27 item 7: bench_reliability.py --help ran the whole
 campaign); run by path, a tool or benchmark says in one line to run it as a module."""
+import argparse
 import contextlib
 import glob
 import io
@@ -42,7 +43,15 @@ class TookTooLong(Exception):
 
 
 def run_help(monkeypatch, tmp_path, name, run):
-    """Run `name --help` in this process; returns (exit code, stdout, seconds)."""
+    """Run `name --help` in this process; returns (exit code, stdout, seconds); checks its flags' help."""
+    parsers = []
+    parse_args = argparse.ArgumentParser.parse_args
+
+    def recording(self, *args, **kwargs):
+        parsers.append(self)
+        return parse_args(self, *args, **kwargs)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", recording)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
@@ -64,7 +73,24 @@ def run_help(monkeypatch, tmp_path, name, run):
         signal.signal(signal.SIGALRM, previous)
     assert os.listdir(scratch) == [], f"{name} --help left temporary files"
     assert sorted(os.listdir(".")) == ["tmp"] or os.listdir(".") == [], f"{name} --help wrote {os.listdir('.')}"
-    return stop.value.code, out.getvalue(), time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    assert parsers, f"{name} --help printed usage without its parser"
+    check_flag_help(parsers[-1], name)
+    return stop.value.code, out.getvalue(), seconds
+
+
+def flag_help(parser):
+    """{flag: its help as --help prints it (defaults added by the parser's formatter)}."""
+    formatter = parser._get_formatter()
+    return {(a.option_strings or [a.dest])[0]: formatter._expand_help(a) if a.help else "" for a in parser._actions
+            if a.help is not argparse.SUPPRESS}
+
+
+def check_flag_help(parser, name):
+    for flag, text in flag_help(parser).items():
+        assert text.strip(), f"{name} {flag}: no help text"
+        assert "(default: None)" not in text, f"{name} {flag}: {text}"
+        assert text.lower().count("default:") <= 1, f"{name} {flag}: two defaults: {text}"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -92,3 +118,27 @@ def test_run_by_path_says_how_to_run_it(tmp_path, module):
     proc = subprocess.run([sys.executable, path, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and not proc.stdout
     assert proc.stderr == f"error: run it from the repository root as a module: python -m {module} [flags]\n"
+
+
+@pytest.mark.parametrize("script", ["main_single_gpu.py", "main_multi_gpu.py"])
+def test_training_help_shows_the_defaults_a_run_uses(script, monkeypatch, tmp_path):
+    """The defaults --help gives are those of a run with no flag (the lite config over the built-in
+    ones: 30 epochs, lr 0.04, batch 32), not the built-in 150 / 0.001 / 64 and not None."""
+    from utils.cli.flags import train_parser
+    from utils.config import FLAG_KEYS, build_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config(None, {})
+    helps = flag_help(train_parser("x"))
+    shown = 0
+    for dest, key in FLAG_KEYS.items():
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
+        text = helps["--" + dest.replace("_", "-") if "--" + dest.replace("_", "-") in helps else "--" + dest]
+        if value is None or value is False or "default" in text.replace(f"(default: {value})", ""):
+            continue
+        assert text.endswith(f"(default: {value})"), (dest, text, value)
+        shown += 1
+    assert shown >= 10
+    assert "(default: 30)" in helps["--epoch"] and "(default: 0.04)" in helps["--lr"]

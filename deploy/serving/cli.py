@@ -18,6 +18,7 @@ import socket
 
 from deploy.serving.guard import TOKEN_ENV
 from utils.cli import exit_on_user_error
+from utils.cli.flags import HelpFormatter
 from utils.errors import ConfigError, UserError, WeightsError
 from utils.retrieval import backend_names
 from utils.runtime import configure
@@ -27,7 +28,7 @@ DEFAULT_BIT = 64
 RUN = RunFolder(DEFAULT_OUTPUT)  # the main job's output folder: the default model, cache and store
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _HelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 
 
