@@ -113,6 +113,9 @@ def run_predict(args: argparse.Namespace) -> np.ndarray:
         result = searcher.search(code, args.radius_cap, radius=args.radius)
         within = result.within_radius or 0
         shown = f", the nearest {len(result.matches)}" if len(result.matches) < within else ""
+        if result.nearest_distance is not None:
+            shown = (f" (the nearest of {result.database_size} is at distance {result.nearest_distance}: "
+                     f"--radius {result.nearest_distance} reaches it)")
         print(f"{within} database images within Hamming radius {args.radius}{shown}:")
     else:
         result = searcher.search(code, args.topk)

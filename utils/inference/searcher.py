@@ -95,6 +95,7 @@ class SearchResult:
     radius: int | None
     within_radius: int | None   # with a radius: how many were within it (before the cap)
     database_size: int
+    nearest_distance: int | None = None  # with a radius and nothing within it: how far the nearest image is
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,9 +180,12 @@ class Searcher:
                 distances, indices = self.index.range_search(code, radius)[0]
                 within = len(indices)
                 distances, indices = distances[:k], indices[:k]
+            nearest = None
+            if radius is not None and not within and len(self.paths):  # say how far the answer would be
+                nearest = int(self.index.search(code, 1)[0][0][0])
             matches = [Match(rank, int(i), int(d), self.sources[i], self.paths[i], self.labels[i])
                        for rank, (d, i) in enumerate(zip(distances, indices), 1)]
-            return SearchResult(matches, radius, within, len(self.paths))
+            return SearchResult(matches, radius, within, len(self.paths), nearest)
 
     def entry(self, index: int) -> tuple[str, str, np.ndarray]:
         """(source, path, labels) of a database index."""

@@ -50,6 +50,7 @@ def test_training_on_a_missing_path_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "COCO2014").exists()
 
 
+@pytest.mark.slow  # builds a network
 def test_predict_on_a_missing_path_is_one_line(tmp_path, capsys, tiny_lite):
     """The reproduction's own command: predict.py --data_path ./datasets/COCO2014/ (absent) with lite weights."""
     import paddle

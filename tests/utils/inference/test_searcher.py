@@ -77,3 +77,18 @@ def test_the_database_codes_are_cached_and_entries_can_be_added(searcher, tiny_l
     paths, labels = parse_list(os.path.join(tiny_lite, "database.txt"))
     np.testing.assert_array_equal(again.labels_of(paths[5]), labels[5])
     assert again.labels_of("nope.jpg") is None
+
+
+def test_an_empty_radius_answer_says_how_far_the_nearest_is(searcher, tiny_lite):
+    paths, _ = parse_list(os.path.join(tiny_lite, "database.txt"))
+    transform = build_transform(False, **Projection.preprocess)
+    db_codes = [Projection().encode(transform(read_image(os.path.join(tiny_lite, p)))[None]).codes[0] for p in paths]
+    # a query code no database code is within 0 of: the first database code with every bit flipped
+    code = -db_codes[0][None]
+    nearest = ranked(code[0], db_codes)[0][0]
+    assert nearest > 0
+    empty = searcher.search(code, k=None, radius=nearest - 1)
+    assert empty.within_radius == 0 and empty.matches == [] and empty.nearest_distance == nearest
+    found = searcher.search(code, k=None, radius=nearest)
+    assert found.within_radius >= 1 and found.nearest_distance is None
+    assert searcher.search(code, k=5).nearest_distance is None
