@@ -29,7 +29,9 @@ def parse_args(argv=None):
     src.add_argument("--model-dir", "--model_dir", default=None,
                      help="exported model folder (export_model.py), run with Paddle Inference; default, with no "
                           "--pretrained either and no trained weights: <save-path>/inference")
-    p.add_argument("--dataset", default="lite", help="data set whose database is searched")
+    p.add_argument("--dataset", default=None,
+                   help="data set whose database is searched (default: the one the weights were trained on, "
+                        "from the config saved beside them; else lite)")
     p.add_argument("--data-path", "--data_path", default=None, help="image root of the data set")
     p.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
     p.add_argument("--topk", type=int, default=argparse.SUPPRESS,  # unset is told apart from 10: radius_cap

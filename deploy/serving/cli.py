@@ -145,9 +145,13 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
 
 def _note_other_weights(model_dir, bit, pretrained, log):
     """Say so when the export in model_dir was made from other weights than `pretrained` (default: the
-    main job's best), comparing the digests of the tensors, whichever file holds them."""
+    main job's best, and only for the main job's export folder: a user's own --model-dir has nothing
+    to do with ./output), comparing the digests of the tensors, whichever file holds them."""
     from utils.inference.model_files import read_infer_cfg
     from utils.storage.weights import read_weights, weights_digest
+
+    if pretrained is None and os.path.abspath(model_dir) != os.path.abspath(RUN.export.path):
+        return
 
     info = read_infer_cfg(ExportFolder(model_dir).infer_cfg)  # safe loader, values checked: one line for a damaged file
     prefix = pretrained or RUN.best(bit or info.get("bit"))

@@ -40,7 +40,7 @@ def check_predict_args(args: argparse.Namespace) -> argparse.Namespace:
     check_range("--threads", args.threads, 0, 1024)
     if args.model_dir is not None and not os.path.isdir(args.model_dir):
         raise UserError(f"--model-dir: folder not found: {args.model_dir}")
-    if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset != "lite":
+    if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset not in (None, "lite"):
         given = args.index_settings is None or args.data_path != args.index_settings.image_root
         raise UserError(f"{'--data-path' if given else 'IndexProcess.image_root'}: folder not found: {args.data_path}")
     if os.path.exists(args.save_path) and not os.path.isdir(args.save_path):
