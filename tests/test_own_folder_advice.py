@@ -73,3 +73,17 @@ def test_the_service_compares_only_the_main_jobs_export_with_the_main_jobs_weigh
     fake_export(RunFolder().export.path, "not-these-weights")
     cli._note_other_weights(RunFolder().export.path, None, None, notes.append)
     assert len(notes) == 1 and "exported from other weights" in notes[0]  # the main job's export: still checked
+
+
+def test_the_service_exports_16_bit_weights_as_16_bits(tmp_path):
+    """--pretrained of a 16-bit model and no --bit: the export command is for 16 bits (it assumed 64)."""
+    from deploy.serving import cli
+    from models import build_model
+    from utils.config import build_config
+    from utils.errors import WeightsError
+
+    paddle.save(build_model(build_config(None, {"bit": 16}, ["model.fc_dim=64"])).state_dict(),
+                str(tmp_path / "w16.pdparams"))
+    with pytest.raises(WeightsError) as err:
+        cli.ensure_model(str(tmp_path / "export"), None, str(tmp_path / "w16"), auto_export=False)
+    assert "--bit 16" in str(err.value) and "--bit 64" not in str(err.value), str(err.value)

@@ -125,6 +125,8 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     if os.path.isfile(ExportFolder(model_dir).infer_cfg):
         _note_other_weights(model_dir, bit, pretrained, log)
         return
+    if bit is None and pretrained is not None and os.path.isfile(resolve_weights(pretrained)):
+        bit = _weights_bit(pretrained)  # a 16-bit model is exported as 16 bits, not as the default 64
     bit = bit or DEFAULT_BIT
     prefix = pretrained or RUN.best(bit)
     command = RUN.export_command(bit, prefix, model_dir)
@@ -141,6 +143,18 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
 
     check_output_dir(model_dir, "--model-dir")
     export_model(config_for_weights(prefix, bit), prefix, model_dir)
+
+
+def _weights_bit(prefix):
+    """The code length of trained weights (their hash layer's width), or None when it cannot be read."""
+    from utils.storage.weights import read_weights
+
+    try:
+        state, _ = read_weights(prefix)
+    except UserError:
+        return None  # the export that follows says what is wrong with the file
+    widths = [value.shape[-1] for key, value in state.items() if key.startswith("hash_layer.") and key.endswith("weight")]
+    return int(widths[0]) if widths else None
 
 
 def _note_other_weights(model_dir, bit, pretrained, log):

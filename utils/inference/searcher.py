@@ -140,14 +140,17 @@ class Searcher:
         self.roots: dict[str, str] = {}
         self.num_classes: int | None = None
         self._lock = threading.Lock()
+        list_dir = None  # the first source's list folder: where the split tools write classes.txt
         for source in sources:
+            if not self.roots and getattr(source, "list_path", None):
+                list_dir = os.path.dirname(os.path.abspath(source.list_path))
             codes = source.codes(encoder, batch_size, num_workers, log)
             paths, labels = source.entries(self.num_classes)
             self.roots[source.name] = source.root
             self.num_classes = labels.shape[1] if self.num_classes is None else self.num_classes
             self.append(source.name, paths, labels, codes)
         first = next(iter(self.roots.values()), None)
-        self.class_names = class_names(first, self.num_classes or 0) if first is not None else []
+        self.class_names = class_names(first, self.num_classes or 0, list_dir) if first is not None else []
 
     @classmethod
     def from_settings(cls, settings: SearchSettings, extra_sources: Sequence[DatabaseSource] = (),
