@@ -142,7 +142,7 @@ class Searcher:
         self._lock = threading.Lock()
         list_dir = None  # the first source's list folder: where the split tools write classes.txt
         for source in sources:
-            if not self.roots and getattr(source, "list_path", None):
+            if not self.roots and isinstance(source, ListSource):
                 list_dir = os.path.dirname(os.path.abspath(source.list_path))
             codes = source.codes(encoder, batch_size, num_workers, log)
             paths, labels = source.entries(self.num_classes)
