@@ -15,6 +15,9 @@ import time
 
 import pytest
 
+# runpy warns that a module it runs was imported before (the package's own __init__ or another test did)
+pytestmark = pytest.mark.filterwarnings("ignore:.*found in sys.modules after import of package:RuntimeWarning")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = ["main_single_gpu.py", "main_multi_gpu.py", "predict.py", "export_model.py", "quantize.py"]
 
