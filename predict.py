@@ -9,7 +9,7 @@ standard output; which model, the cache and progress go to standard error.
 import argparse
 
 from utils.cli import exit_on_user_error
-from utils.cli.flags import str2bool
+from utils.cli.flags import HelpFormatter, str2bool
 from utils.cli.predict import check_predict_args, run_predict
 from utils.retrieval import backend_names
 from utils.runtime import configure
@@ -19,7 +19,7 @@ BEST = RunFolder("<save-path>").best("<K>")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length K of the model")
     p.add_argument("--img", required=True, help="the query image")
     src = p.add_mutually_exclusive_group()
@@ -29,7 +29,9 @@ def parse_args(argv=None):
     src.add_argument("--model-dir", "--model_dir", default=None,
                      help="exported model folder (export_model.py), run with Paddle Inference; default, with no "
                           "--pretrained either and no trained weights: <save-path>/inference")
-    p.add_argument("--dataset", default="lite", help="data set whose database is searched")
+    p.add_argument("--dataset", default=None,
+                   help="data set whose database is searched (default: the one the weights were trained on, "
+                        "from the config saved beside them; else lite)")
     p.add_argument("--data-path", "--data_path", default=None, help="image root of the data set")
     p.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
     p.add_argument("--topk", type=int, default=argparse.SUPPRESS,  # unset is told apart from 10: radius_cap

@@ -30,6 +30,11 @@ interchangeable) and, for radius, the share of the items within the radius they 
 Prints the CPU, the load average before and after, a table per configuration and the summary of
 issue 28's claims; --plot writes ms/query against database size per backend (k=10), --json the rows.
 """
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_index_scale [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import json
 import os
@@ -48,13 +53,15 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="database sizes")
     p.add_argument("--bits", type=int, nargs="+", default=[32, 64], help="code lengths")
-    p.add_argument("--kinds", nargs="+", default=["uniform", "clustered"], choices=["uniform", "clustered"])
+    p.add_argument("--kinds", nargs="+", default=["uniform", "clustered"], choices=["uniform", "clustered"],
+                   help="code distributions: uniform random bits, or noisy copies of --classes centres")
     p.add_argument("--k", type=int, nargs="+", default=[1, 10, 100], help="top-k values")
     p.add_argument("--radii", type=int, nargs="+", default=[0, 1, 2, 3], help="radius-search radii")
     p.add_argument("--queries", type=int, default=1000, help="queries per configuration")
     p.add_argument("--flat-queries", type=int, default=200, help="queries the (slow) flat scan is timed on")
     p.add_argument("--backends", nargs="+", default=["flat", "auto", "mih", "hnsw", "ivf"],
-                   choices=["flat", "auto", "mih", "hnsw", "ivf"])
+                   choices=["flat", "auto", "mih", "hnsw", "ivf"],
+                   help="index backends timed (flat: faiss IndexBinaryFlat, the anchor every row is compared with)")
     p.add_argument("--approx-max-n", type=int, default=1_000_000, help="hnsw/ivf on databases up to this size")
     p.add_argument("--approx-also", nargs="*", default=["10000000:64:clustered"], metavar="N:BITS:KIND",
                    help="and on these configurations (an HNSW graph of 10M codes takes ~20-60 min to build)")
@@ -68,8 +75,8 @@ def parse_args(argv=None):
     p.add_argument("--build-threads", type=int, default=None,
                    help="threads building hnsw and ivf (default --threads; on a busy machine 1 can be faster: "
                         "faiss' OpenMP threads wait on each other)")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3, help="timing rounds per setting (the fastest counts)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated codes and queries")
     p.add_argument("--cache-dir", default=None, metavar="DIR",
                    help="keep the built hnsw / ivf indexes here and reuse them (an HNSW graph of 10M codes takes "
                         "long to build); the build time shown is then the one measured when it was built")

@@ -23,6 +23,11 @@ utils.evaluation.metrics.mean_average_precision. Prints the CPU and the command 
 """
 from __future__ import annotations
 
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_rescore [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import sys

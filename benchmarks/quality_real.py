@@ -18,6 +18,12 @@ seeds) and, for trained methods, the worst share of distinct query codes over th
 collapsed run has a few codes for 200 queries); it starts with the CPU model and the command.
 Outputs in --output-dir: runs.jsonl, quality_real.{txt,md}, and with --plot a PNG.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.quality_real [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import sys

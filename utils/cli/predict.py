@@ -44,7 +44,7 @@ def check_predict_args(args: argparse.Namespace) -> argparse.Namespace:
     check_range("--threads", args.threads, 0, 1024)
     if args.model_dir is not None and not os.path.isdir(args.model_dir):
         raise UserError(f"--model-dir: folder not found: {args.model_dir}")
-    if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset != "lite":
+    if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset not in (None, "lite"):
         given = args.index_settings is None or args.data_path != args.index_settings.image_root
         raise UserError(f"{'--data-path' if given else 'IndexProcess.image_root'}: folder not found: {args.data_path}")
     if os.path.exists(args.save_path) and not os.path.isdir(args.save_path):
@@ -121,6 +121,9 @@ def run_predict(args: argparse.Namespace) -> np.ndarray:
         result = searcher.search(code, args.radius_cap, radius=args.radius)
         within = result.within_radius or 0
         shown = f", the nearest {len(result.matches)}" if len(result.matches) < within else ""
+        if result.nearest_distance is not None:
+            shown = (f" (the nearest of {result.database_size} is at distance {result.nearest_distance}: "
+                     f"--radius {result.nearest_distance} reaches it)")
         print(f"{within} database images within Hamming radius {args.radius}{shown}:")
     else:
         result = searcher.search(code, args.topk, features=encoded.features[0])

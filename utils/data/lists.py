@@ -1,5 +1,5 @@
 """List files: one image a line, `<relative/path.jpg> <v1> ... <vC>` (0/1 multi-hot labels, paths
-relative to the data root), and the data set's class names (classes.txt beside the images)."""
+relative to the data root), and the data set's class names (classes.txt beside the lists, else beside the images)."""
 import os
 
 import numpy as np
@@ -72,15 +72,17 @@ def parse_list(list_path, num_classes=None):
     return paths, labels
 
 
-def class_names(data_root, num_classes):
-    """The class names of data_root/classes.txt (one a line, in label order) when it lists
-    num_classes of them, else "0", "1", ...: what predict.py and the search service print."""
-    path = os.path.join(data_root, "classes.txt")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-        if len(names) == num_classes:
-            return names
+def class_names(data_root, num_classes, list_dir=None):
+    """The class names of classes.txt (one a line, in label order) beside the lists (where the split
+    tools write it) or else in data_root, when it lists num_classes of them, else "0", "1", ...: what
+    predict.py and the search service print."""
+    for folder in (list_dir, data_root):
+        path = os.path.join(folder, "classes.txt") if folder else None
+        if path and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+            if len(names) == num_classes:
+                return names
     return [str(i) for i in range(num_classes)]
 
 

@@ -109,6 +109,7 @@ class SearchResult:
     radius: int | None
     within_radius: int | None   # with a radius: how many were within it (before the cap)
     database_size: int
+    nearest_distance: int | None = None  # with a radius and nothing within it: how far the nearest image is
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +157,10 @@ class Searcher:
         self.roots: dict[str, str] = {}
         self.num_classes: int | None = None
         self._lock = threading.Lock()
+        list_dir = None  # the first source's list folder: where the split tools write classes.txt
         for source in sources:
+            if not self.roots and isinstance(source, ListSource):
+                list_dir = os.path.dirname(os.path.abspath(source.list_path))
             features = None
             if self.rescore:
                 if not hasattr(source, "codes_and_features"):
@@ -170,7 +174,7 @@ class Searcher:
             self.num_classes = labels.shape[1] if self.num_classes is None else self.num_classes
             self.append(source.name, paths, labels, codes, features)
         first = next(iter(self.roots.values()), None)
-        self.class_names = class_names(first, self.num_classes or 0) if first is not None else []
+        self.class_names = class_names(first, self.num_classes or 0, list_dir) if first is not None else []
 
     @classmethod
     def from_settings(cls, settings: SearchSettings, extra_sources: Sequence[DatabaseSource] = (),
@@ -209,6 +213,9 @@ class Searcher:
                 distances, indices = self.index.range_search(code, radius)[0]
                 within = len(indices)
                 distances, indices = distances[:k], indices[:k]
+            nearest = None
+            if radius is not None and not within and len(self.paths):  # say how far the answer would be
+                nearest = int(self.index.search(code, 1)[0][0][0])
             found = indices >= 0  # an approximate backend marks the places it found nothing for with -1
             distances, indices = distances[found], indices[found]
             if self.rescore and radius is None:
@@ -219,7 +226,7 @@ class Searcher:
             matches = [Match(rank, int(i), int(d), self.sources[i], self.paths[i], self.labels[i],
                              None if scores is None else float(scores[rank - 1]))
                        for rank, (d, i) in enumerate(zip(distances, indices), 1)]
-            return SearchResult(matches, radius, within, len(self.paths))
+            return SearchResult(matches, radius, within, len(self.paths), nearest)
 
     def entry(self, index: int) -> tuple[str, str, np.ndarray]:
         """(source, path, labels) of a database index."""

@@ -37,7 +37,13 @@ def load_backbone_weights(backbone, source, logger=None):
                               "paddle.vision ImageNet weights (imagenet_weights); give a local .pdparams")
         from paddle.utils.download import get_weights_path_from_url
 
-        path = get_weights_path_from_url(url, expected_md5)  # md5-checked by paddle
+        try:
+            path = get_weights_path_from_url(url, expected_md5)  # md5-checked by paddle
+        except (RuntimeError, OSError) as exc:  # offline, a proxy, a failed md5 check after its retries
+            raise WeightsError(
+                f"--pretrained-backbone imagenet: the download of {url} failed ({str(exc).splitlines()[0][:160]}); "
+                f"download the file where there is network and give its local path: --pretrained-backbone "
+                f"PATH/{os.path.basename(url)}") from None
     else:
         path = source
         if logger and os.path.isfile(path):

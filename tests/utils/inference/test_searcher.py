@@ -107,3 +107,31 @@ def test_rescoring_reorders_only_the_hamming_candidates_by_feature_cosine(search
     assert [m.score for m in plain.matches] == [None] * 5          # rescore=0: the Hamming answer, as before
     with pytest.raises(ValueError, match="features"):
         rescoring.search(query.codes, k=5)
+
+
+def test_an_empty_radius_answer_says_how_far_the_nearest_is(searcher, tiny_lite):
+    paths, _ = parse_list(os.path.join(tiny_lite, "database.txt"))
+    transform = build_transform(False, **Projection.preprocess)
+    db_codes = [Projection().encode(transform(read_image(os.path.join(tiny_lite, p)))[None]).codes[0] for p in paths]
+    # a query code no database code is within 0 of: the first database code with every bit flipped
+    code = -db_codes[0][None]
+    nearest = ranked(code[0], db_codes)[0][0]
+    assert nearest > 0
+    empty = searcher.search(code, k=None, radius=nearest - 1)
+    assert empty.within_radius == 0 and empty.matches == [] and empty.nearest_distance == nearest
+    found = searcher.search(code, k=None, radius=nearest)
+    assert found.within_radius >= 1 and found.nearest_distance is None
+    assert searcher.search(code, k=5).nearest_distance is None
+
+
+def test_class_names_come_from_classes_txt_beside_the_lists(tiny_lite, tmp_path):
+    """The split tools write classes.txt beside the lists (data/<name>/), not in the image root."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "database.txt").write_text(open(os.path.join(tiny_lite, "database.txt")).read())
+    _, labels = parse_list(os.path.join(tiny_lite, "database.txt"))
+    names = [f"class-{i}" for i in range(labels.shape[1])]
+    (lists / "classes.txt").write_text("".join(f"{n}\n" for n in names))
+    source = ListSource(str(lists / "database.txt"), tiny_lite, str(tmp_path / "cache"))
+    searcher = Searcher(Projection(), [source], backend="numpy", num_workers=0, log=lambda *a: None)
+    assert searcher.class_names == names
