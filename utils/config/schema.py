@@ -44,6 +44,7 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
         "classifier_init_std": None,  # heads with a classifier: weights ~ N(0, std), bias 0; null: paddle's default
         "backbone_weights": None,   # a local .pdparams, or "imagenet" to download through paddle.vision
         "needs_backbone_weights": False,  # a fine-tuning recipe: warn when trained without backbone_weights
+        "freeze_backbone": False,   # train the head alone on the backbone's fixed features (backbone in eval mode)
     },
     "train": {
         "epochs": 150,
@@ -68,6 +69,8 @@ DEFAULTS = {  # every section but `loss`, whose keys are the chosen method's
         "cpu_malloc_reuse": True,  # CPU: keep freed large buffers for the next step (utils/runtime/cpu.py)
         "onednn_conv": "auto",     # auto | true | false: convolutions through oneDNN on CPU (utils/runtime/onednn_conv.py)
         "amp": None,               # null (fp32) | fp16 | bf16: mixed precision on GPU (utils/training/amp.py)
+        "use_labels": True,        # false: train without the lists' labels (a method that learns without them);
+                                   # evaluation still uses the query/database labels when the lists have them
     },
     "device": "auto",              # auto | cpu | gpu
     "threads": 0,                  # CPU threads per process; 0: cores / processes

@@ -6,6 +6,11 @@ training parts, in that order); what changes while it trains is its RunState. De
 data order, the augmentations and the dropout masks of an epoch derive from (seed, epoch) alone,
 so a run resumed from the checkpoint of epoch e ends with the same weights as one that was never
 interrupted.
+
+A method that learns without labels never sees them: its training set has no label columns, and
+model selection keeps the latest evaluated epoch (no labels decide it); evaluation still reports
+mAP when the query and database lists have labels, else code health. A shallow method (ITQ, PCAH,
+LSH, spectral hashing) is fitted instead of trained (utils/training/shallow.py).
 """
 import dataclasses
 import os
@@ -17,13 +22,14 @@ from tqdm import tqdm
 
 from utils.config import config_yaml
 from utils.data.dataset import bad_image_summary
-from utils.errors import TrainingError, WeightsError
+from utils.errors import ConfigError, TrainingError, WeightsError
+from utils.losses import is_shallow, loss_class
 from utils.runtime.distributed import Comm
 from utils.runtime.log import ScalarWriter, open_log_files, setup_logger
 from utils.training.amp import amp_step, check_amp_device, keep_code_layer_fp32
 from utils.training.builders import build_data, build_network, build_training, seed_everything
 from utils.training.checkpoint import load_checkpoint, optimizer_state, save_checkpoint, set_optimizer_state
-from utils.training.evaluate import eval_line, evaluate, topk_label
+from utils.training.evaluate import eval_line, evaluate, health_text, topk_label
 from utils.training.health import RunHealth
 
 
@@ -57,6 +63,11 @@ class Engine:
         self.bit = cfg["model"]["bit"]
         self.out = cfg["output_dir"]
         self.topk = cfg["dataset"]["topk"]
+        self.shallow = is_shallow(cfg["loss"]["name"])
+        self.label_free = not loss_class(cfg["loss"]["name"]).SUPERVISED  # model selection without labels
+        if self.shallow and cfg["resume"]:
+            raise ConfigError(f"--resume: loss {cfg['loss']['name']!r} is fitted in one pass, there is nothing to "
+                              f"resume; run it again")
         os.makedirs(self.out, exist_ok=True)
         mode = "eval" if cfg["eval_only"] else "train"
         # the log file waits until the run has weights (or, with --eval, a result): a run that fails
@@ -114,9 +125,8 @@ class Engine:
     def _save(self, kind, epoch, writer):
         """Checkpoint `kind` with the config that describes it (config_<K>.yaml, part of the same
         generation, never written before there are weights); then the log and curves follow."""
-        config = {os.path.join(self.out, f"config_{self.bit}.yaml"): config_yaml(self.cfg).encode("utf-8")}
         save_checkpoint(self._prefix(kind), self.model, self._checkpoint_state(epoch),
-                        release=kind == "best", files=config)  # best: + model_best_<K>.safetensors
+                        release=kind == "best", files=self._config_file())  # best: + model_best_<K>.safetensors
         open_log_files(self.logger)
         writer.open()
 
@@ -184,7 +194,10 @@ class Engine:
         self.logger.info(f"data: {len(d.train_set)} train, {len(d.query_set)} query, "
                          f"{len(d.db_set)} database images, {d.num_classes} labels; "
                          f"{self.bit} bits, {t['epochs']} epochs, batch {t['batch_size']} x {self.world_size}")
-        if d.val_loaders is not None:
+        if self.label_free:
+            self.logger.info(f"model selection: the last evaluated epoch (loss {self.cfg['loss']['name']!r} learns "
+                             f"without labels, so none pick the epoch)")
+        elif d.val_loaders is not None:
             self.logger.info(f"model selection: best epoch by validation mAP ({len(d.val_loaders[0].dataset)} "
                              f"images held out of {d.train_list}, searched among the other "
                              f"{len(d.val_loaders[1].dataset)})")
@@ -194,27 +207,34 @@ class Engine:
 
     def _evaluate_untrained(self):
         """The untrained network is a candidate of model selection: kept (in memory, so that a failed
-        run leaves the output folder as it was) until an epoch beats it."""
+        run leaves the output folder as it was) until an epoch beats it (without labels any epoch does)."""
         result = self.evaluate()
+        if self.label_free:
+            result["select"] = 0.0
         s = self.state
         s.history["untrained"] = result["map"]
         self._log_eval("untrained", result)
-        s.best = {"map": result["map"], "select": result["select"], "precision_r2": result["precision_r2"], "epoch": 0}
+        s.best = {"map": result["map"], "select": result["select"], "precision_r2": result["precision_r2"], "epoch": 0,
+                  "codes": result["codes"]}
         s.best_codes = s.last_codes
         s.untrained_weights = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
 
     def _evaluate_epoch(self, epoch, writer):
         result = self.evaluate()
+        if self.label_free:  # no labels pick the epoch: the latest one is the model
+            result["select"] = float(epoch + 1)
         s = self.state
         self._log_eval(f"epoch {epoch + 1}", result)
-        writer.add("eval/map", result["map"], epoch + 1)
-        writer.add("eval/precision_r2", result["precision_r2"], epoch + 1)
+        for key in ("map", "precision_r2"):
+            if result[key] is not None:
+                writer.add(f"eval/{key}", result[key], epoch + 1)
+        writer.add("eval/bit_balance", result["codes"]["bit_balance"], epoch + 1)
         s.history["last"] = result["map"]
         if result["select"] > s.history.get("best_trained", {}).get("select", -1.0):
             s.history["best_trained"] = {"map": result["map"], "select": result["select"], "epoch": epoch + 1}
         if result["select"] > s.best["select"]:
             s.best = {"map": result["map"], "select": result["select"], "precision_r2": result["precision_r2"],
-                      "epoch": epoch + 1}
+                      "epoch": epoch + 1, "codes": result["codes"]}
             s.best_codes = s.last_codes
             if self.rank == 0:
                 self._save("best", epoch, writer)
@@ -278,6 +298,8 @@ class Engine:
             self.health.warn(f"no trained epoch beat the untrained network: untrained mAP@{label} "
                              f"{history.get('untrained', float('nan')):.4f}, best trained (epoch {trained['epoch']}) "
                              f"{trained['map']:.4f}; {kept} (check the recipe, --lr, and the warnings above)")
+        elif best["map"] is None:  # no labels: what the codes look like
+            self.logger.info(f"trained (epoch {best['epoch']}): {health_text(best['codes'])}")
         elif "untrained" in history:
             self.logger.info(f"untrained network mAP@{label}: {history['untrained']:.4f}  ->  "
                              f"trained (best, epoch {best['epoch']}): {best['map']:.4f}")
@@ -293,20 +315,51 @@ class Engine:
         self.logger.info(f"plots of the {what} model: {', '.join(paths)}; precision@N "
                          + " ".join(f"{n}:{p:.3f}" for n, p in at_n.items()))
 
+    def fit(self):
+        """A shallow method: fitted on the training images' backbone features, evaluated and saved as
+        model_best_<K> / model_last_<K> like a trained model (utils/training/shallow.py)."""
+        from utils.training.shallow import fit_shallow
+
+        self.state.history["fitted"] = fit_shallow(self.cfg, self.model, self.data, self.logger)
+        result = self.evaluate()
+        self._log_eval(f"fitted {self.cfg['loss']['name']}", result)
+        self.state.best = {"map": result["map"], "select": 0.0, "precision_r2": result["precision_r2"], "epoch": 1,
+                           "codes": result["codes"]}
+        self.state.best_codes = self.state.last_codes
+        if self.rank == 0:
+            for kind in ("best", "last"):
+                save_checkpoint(self._prefix(kind), self.model, {**self._fit_state(), "best": self.state.best},
+                                release=kind == "best", files=self._config_file())
+            open_log_files(self.logger)
+        return {"map": result["map"], "best_epoch": 1, "history": self.state.history,
+                "precision_r2": result["precision_r2"], "epoch_seconds": [], "warnings": self.health.warnings}
+
+    def _fit_state(self):
+        return {"epoch": 0, "history": self.state.history, "bit": self.bit, "backbone": self.cfg["model"]["backbone"],
+                "fitted": self.cfg["loss"]["name"]}
+
+    def _config_file(self):
+        return {os.path.join(self.out, f"config_{self.bit}.yaml"): config_yaml(self.cfg).encode("utf-8")}
+
     def run(self):
-        """Train (or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line."""
+        """Train (or fit, or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line (without
+        labels: the code health line)."""
         if self.cfg["eval_only"]:  # with --pretrained: config validation checked the pair
             result = self.evaluate()
             self._log_eval("eval", result)
-            value, codes = result["map"], self.state.last_codes
+            value, codes, health = result["map"], self.state.last_codes, result["codes"]
         else:
-            value, codes = self.train()["map"], self.state.best_codes
-        if self.cfg["plots"] and self.rank == 0 and codes is not None:
+            value = (self.fit() if self.shallow else self.train())["map"]
+            codes, health = self.state.best_codes, self.state.best.get("codes")
+        if self.cfg["plots"] and self.rank == 0 and codes is not None and value is not None:
             self._plots(codes, "evaluated" if self.cfg["eval_only"] else "best")
         if self.rank == 0:
             open_log_files(self.logger)  # the run succeeded: its log is written (with --eval: only now)
             summary = bad_image_summary(self.data.train_set, self.data.query_set, self.data.db_set)  # --skip-bad-images
             if summary:
                 self.logger.warning(summary)
-            print(f"mAP@{topk_label(self.topk)}: {value:.4f}", flush=True)
+            if value is None:
+                print(f"no labels to compute mAP; {health_text(health)}", flush=True)
+            else:
+                print(f"mAP@{topk_label(self.topk)}: {value:.4f}", flush=True)
         return value
