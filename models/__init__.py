@@ -6,6 +6,7 @@ from models.pplcnet import PPLCNetX25Backbone
 from models.resnet import ResNet18Backbone, ResNet50Backbone
 from models.vgg import VGG16Backbone
 from models.hash_model import CodeHead, HashModel, codes_from_logits
+from models.cibhash import CIBHashNet
 from models.dshsd import DSHSDNet
 from models.greedyhash import GreedyHashNet
 from models.ppshitu import PPShiTuNet
@@ -36,6 +37,7 @@ MODELS = {
     "ppshitu": PPShiTuNet,  # tanh embedding + FC, PaddleClas's binary general-recognition model
     # heads of the methods that learn without labels (utils/losses/{bihalf,greedyhash_unsup,cibhash}.py)
     "unsupervised": UnsupervisedHashNet,  # centred features -> fc(K); train mode: (z, centred features)
+    "cibhash": CIBHashNet,  # centred features -> fc(1024) -> ReLU -> fc(K), CIBHash's encoder
     "spectral": SpectralHashNet,  # spectral hashing's fitted sinusoids, z = cos(fc(K)) (utils/training/shallow.py)
 }
 

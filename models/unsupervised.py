@@ -56,8 +56,12 @@ class UnsupervisedHashNet(HashModel):
                          hash_bias_init=hash_bias_init)
         self.center = FeatureCentering(backbone.feature_dim)
 
+    def encode_features(self, features):
+        """z of the centred features (a head with an encoder of its own overrides this)."""
+        return self.hash_layer(features)
+
     def forward(self, x):
         if not self.training:
-            return self.hash_layer(self.center(self.backbone(x)))
+            return self.encode_features(self.center(self.backbone(x)))
         features = self.center(self.backbone(flatten_views(x)))
-        return self.hash_layer(features), features
+        return self.encode_features(features), features

@@ -127,6 +127,16 @@ def pair_cosines(x):
     return nn.functional.cosine_similarity(x[:half], x[half:2 * half], axis=1)
 
 
+def bit_scale(bit, reference_bits):
+    """K / reference_bits (1 when reference_bits is None). The losses that compare codes by their cosine
+    cos(b_i, b_j) = b_i . b_j / K (or average a penalty over the K bits) give each unit of z a gradient of
+    order 1 / K, so with the paper's scale one learning rate cannot serve every code length (BiHalf on the
+    digits, hash layer alone: the best SGD lr was 0.005 at 16 bits and 0.02 at 64, 4x for 4x the bits). Times
+    K / reference_bits the loss is the paper's at reference_bits and one lr serves every K (as DPSH's
+    eta_reference_size makes one eta serve every training-set size)."""
+    return 1.0 if reference_bits is None else bit / reference_bits
+
+
 def binary_codes(x):
     """+-1 codes with 0 -> +1, the convention of models.codes_from_logits (no gradient)."""
     return ((x >= 0).astype(x.dtype) * 2 - 1).detach()

@@ -13,7 +13,7 @@ The penalty is what keeps sign(U) close to the layer's codes.
 """
 import paddle
 
-from utils.losses.base import HashLoss, check_non_negative, pair_cosines
+from utils.losses.base import HashLoss, bit_scale, check_non_negative, check_positive, pair_cosines
 
 
 class BiHalfLayer(paddle.autograd.PyLayer):
@@ -53,19 +53,22 @@ class BiHalfLoss(HashLoss):
     SUPERVISED = False
     DEFAULTS = {
         "gamma": 6.0,  # weight of the penalty's pull in the backward pass (the authors' 6)
+        "reference_bits": 16,  # the loss is scaled by K / reference_bits (see bit_scale); null: the paper's scale
     }
 
-    def __init__(self, num_train, bit, num_classes, gamma=6.0, comm=None):
+    def __init__(self, num_train, bit, num_classes, gamma=6.0, reference_bits=16, comm=None):
         super().__init__(comm)
         self.gamma = gamma
+        self.scale = bit_scale(bit, reference_bits)
 
     @classmethod
     def check_options(cls, options):
         check_non_negative(options, "gamma")
+        check_positive(options, "reference_bits", allow_none=True)
 
     def forward(self, outputs, labels, indices):
         z, features = outputs
         n = z.shape[0] // 2 * 2  # an odd last item has no partner
-        codes = bi_half(z[:n], self.gamma)
+        codes = bi_half(z[:n], self.gamma * self.scale)  # the penalty is part of the scaled objective
         target = pair_cosines(features[:n]).detach()
-        return self.share(((pair_cosines(codes) - target) ** 2).mean())
+        return self.share(self.scale * ((pair_cosines(codes) - target) ** 2).mean())

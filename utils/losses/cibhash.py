@@ -38,12 +38,12 @@ def nt_xent(first, second, temperature):
 
 
 class CIBHashLoss(HashLoss):
-    """Head: models/unsupervised.py on a batch of two views per image (z rows 0..N-1: first views, N..2N-1:
+    """Head: models/cibhash.py (the paper's encoder; models/unsupervised.py's centring) on a batch of two views per image (z rows 0..N-1: first views, N..2N-1:
     second views). Learns without labels; NT-Xent's negatives are the other images of one rank's batch, so in
     data-parallel runs each rank contrasts within its own batch (the mean over ranks)."""
 
     NAME = "cibhash"
-    MODEL = "unsupervised"
+    MODEL = "cibhash"
     SUPERVISED = False
     VIEWS = 2
     DEFAULTS = {

@@ -10,7 +10,7 @@ pairs (i, i + N/2) and L = mean over the pairs of (cos(b_i, b_j) - cos(x_i, x_j)
 import paddle
 
 from models.greedyhash import sign_straight_through
-from utils.losses.base import HashLoss, check_non_negative, pair_cosines
+from utils.losses.base import HashLoss, bit_scale, check_non_negative, check_positive, pair_cosines
 
 
 class GreedyHashUnsupervisedLoss(HashLoss):
@@ -22,19 +22,22 @@ class GreedyHashUnsupervisedLoss(HashLoss):
     SUPERVISED = False
     DEFAULTS = {
         "alpha": 0.1,  # weight of the cubic penalty (the paper's and the authors' 0.1)
+        "reference_bits": 16,  # the loss is scaled by K / reference_bits (see bit_scale); null: the paper's scale
     }
 
-    def __init__(self, num_train, bit, num_classes, alpha=0.1, comm=None):
+    def __init__(self, num_train, bit, num_classes, alpha=0.1, reference_bits=16, comm=None):
         super().__init__(comm)
         self.alpha = alpha
+        self.scale = bit_scale(bit, reference_bits)
 
     @classmethod
     def check_options(cls, options):
         check_non_negative(options, "alpha")
+        check_positive(options, "reference_bits", allow_none=True)
 
     def forward(self, outputs, labels, indices):
         z, features = outputs
         codes = sign_straight_through(z)
         similarity = ((pair_cosines(codes) - pair_cosines(features).detach()) ** 2).mean()
         penalty = (paddle.abs(paddle.abs(z) - 1.0) ** 3).mean()
-        return self.share(similarity + self.alpha * penalty)
+        return self.share(self.scale * (similarity + self.alpha * penalty))

@@ -77,7 +77,9 @@ def similarity_loss_reference(codes, features):
 
 
 def run(name, outputs, **options):
-    loss = LOSSES[name](num_train=4, bit=outputs[0].shape[1], num_classes=0, **{**LOSSES[name].DEFAULTS, **options})
+    """The loss and dL/dz of method name; at the paper's scale (reference_bits None) unless options say."""
+    defaults = {**LOSSES[name].DEFAULTS, **({"reference_bits": None} if "reference_bits" in LOSSES[name].DEFAULTS else {})}
+    loss = LOSSES[name](num_train=4, bit=outputs[0].shape[1], num_classes=0, **{**defaults, **options})
     tensors = [paddle.to_tensor(o, dtype="float64", stop_gradient=False) for o in outputs]
     value = loss(tuple(tensors) if len(tensors) > 1 else tensors[0], paddle.zeros([len(outputs[0]), 0]),
                  paddle.arange(len(outputs[0])))
@@ -102,6 +104,16 @@ def test_bihalf_loss_and_gradient_match_the_reference():
     # the paper's backward: dL/dB (B taken as continuous) + gamma (U - B) / (N K)
     d_b = numeric_gradient(lambda bb: similarity_loss_reference(bb, x), b)
     np.testing.assert_allclose(grad, d_b + gamma * (z - b) / z.size, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["bihalf", "greedyhash_unsup"])
+def test_reference_bits_scales_loss_and_gradient_by_k_over_reference(name):
+    rng = np.random.default_rng(5)
+    z, x = rng.normal(0, 1, (8, 32)), np.abs(rng.normal(0, 1, (8, 10)))
+    value, grad = run(name, (z, x))
+    scaled_value, scaled_grad = run(name, (z, x), reference_bits=16)
+    assert scaled_value == pytest.approx(2 * value, rel=1e-12)  # 32 bits / 16
+    np.testing.assert_allclose(scaled_grad, 2 * grad, rtol=1e-9)  # BiHalf: the penalty's pull included
 
 
 def test_greedyhash_unsup_hand_computed():
@@ -197,6 +209,6 @@ def test_nt_xent_matches_the_reference_on_real_valued_inputs():
 
 def test_unsupervised_methods_are_registered_as_learning_without_labels():
     for name in ("bihalf", "greedyhash_unsup", "cibhash"):
-        assert not LOSSES[name].SUPERVISED and LOSSES[name].MODEL == "unsupervised"
+        assert not LOSSES[name].SUPERVISED and LOSSES[name].MODEL in ("unsupervised", "cibhash")
     assert LOSSES["cibhash"].VIEWS == 2 and LOSSES["bihalf"].VIEWS == 1
     assert all(cls.SUPERVISED for name, cls in LOSSES.items() if name not in ("bihalf", "greedyhash_unsup", "cibhash"))
