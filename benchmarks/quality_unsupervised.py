@@ -47,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    p.add_argument("--reuse", nargs="+", default=[], metavar="RUNS_JSONL",
+                   help="take finished runs (same method, bits, seed, epochs and -o overrides) from earlier runs.jsonl "
+                        "files instead of running them again (e.g. runs split over two processes); the header counts them")
     args = p.parse_args(argv)
     if args.epochs < 1:
         raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
@@ -104,6 +107,21 @@ def floors(engine, bit, seed):
         hasher = fit(train_x, bit, seed=seed)
         result[name] = mean_average_precision(hasher.encode(q_x), hasher.encode(db_x), q_y, db_y)
     return result
+
+
+def earlier_runs(paths, args):
+    """{(method, bit, seed): record} of the finished runs in earlier runs.jsonl files with this schedule."""
+    earlier = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    r = json.loads(line)
+                    if "error" not in r and r.get("epochs") == args.epochs and r.get("overrides") == args.override:
+                        earlier[(r["method"], r["bit"], r["seed"])] = r
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--reuse {path}: cannot read it ({exc})") from None
+    return earlier
 
 
 def one_run(method, bit, seed, args, lists, out_dir):
@@ -186,13 +204,17 @@ def main(argv=None):
     command = "python benchmarks/quality_unsupervised.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(machine_line(), flush=True)
     jobs = [(m, b, s) for m in args.methods for b in args.bits for s in args.seeds]
-    runs, start_all = [], time.time()
+    runs, earlier = [], earlier_runs(args.reuse, args)
     with open(os.path.join(args.output_dir, "runs.jsonl"), "w", encoding="utf-8") as log, \
             tqdm(jobs, desc="runs", unit="run", file=sys.stderr) as bar:
         for method, bit, seed in bar:
             out = os.path.join(args.output_dir, method, str(bit), f"seed_{seed}")
             record, start = {"method": method, "bit": bit, "seed": seed, "epochs": args.epochs,
                              "overrides": args.override}, time.time()
+            if (method, bit, seed) in earlier:
+                runs.append(earlier[(method, bit, seed)])
+                log.write(json.dumps(runs[-1]) + "\n")
+                continue
             try:
                 with quiet():
                     record.update(one_run(method, bit, seed, args, lists, out))
@@ -211,7 +233,8 @@ def main(argv=None):
               f"database (10 classes); frozen untrained lite network, {args.epochs} epochs a run; mAP mean +- sample "
               f"std over seeds {' '.join(map(str, args.seeds))}; untrained, LSH and ITQ columns: means over the seeds; "
               f"'runs above all three': runs whose mAP beats its untrained network, LSH and ITQ on the same features.",
-              f"{machine_line()}; {len(runs)} runs, {(time.time() - start_all) / 60:.0f} min.",
+              f"{machine_line()}; {len(runs)} runs, {sum(r['seconds'] for r in runs) / 60:.0f} min of runs"
+              f"{f' ({sum(k in earlier for k in jobs)} taken from earlier runs.jsonl: --reuse)' if earlier else ''}.",
               f"Command: {command.rstrip()}", ""]
     failures = [f"failed: {r['method']} {r['bit']} bits seed {r['seed']}: {r['error']}" for r in runs if "error" in r]
     for name, markdown in (("quality_unsupervised.txt", False), ("quality_unsupervised.md", True)):
