@@ -169,7 +169,7 @@ def main(argv=None):
     else:
         distances, indices = (a[0] for a in index.search(code, args.topk))
         print(f"top {len(indices)} of {len(db_codes)} database images:")
-    judge = q_labels is not None
+    judge = q_labels is not None and q_labels.size > 0  # unlabelled lists: nothing to judge matches by
     if judge:
         print(f"query labels: {label_text(q_labels, names)} (relevant = shares a label)")
     print(f"{'rank':>4} {'distance':>8}  {'image':<40} labels" + ("  relevant" if judge else ""))

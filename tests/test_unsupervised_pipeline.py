@@ -149,3 +149,22 @@ def test_the_export_gives_the_trained_models_codes(method, tiny_lite, tmp_path):
                          os.path.join(tiny_lite, "database.txt"), tiny_lite, 16)
     assert (got != expected).sum() == 0  # 0 differing bits
     assert len(np.unique(expected, axis=0)) > 1
+
+
+def test_the_service_searches_with_a_fitted_model_and_an_unlabelled_database(tiny_lite, unlabelled, tmp_path):
+    from deploy.serving.service import SearchService
+
+    Engine(config("itq", tiny_lite, tiny_lite, tmp_path)).run()
+    export_model.main(["--bit", str(BIT), "--pretrained", str(tmp_path / f"model_best_{BIT}"),
+                       "--save-inference-dir", str(tmp_path / "inf")])
+    service = SearchService(str(tmp_path / "inf"), os.path.join(unlabelled, "database.txt"), tiny_lite,
+                            str(tmp_path / "cache"), str(tmp_path / "store"), threads=1, num_workers=0,
+                            log=lambda *a: None)
+    first = open(os.path.join(unlabelled, "database.txt")).readline().strip()
+    with open(os.path.join(tiny_lite, first), "rb") as f:
+        data = f.read()
+    body = service.search(data, os.path.basename(first), k=5)
+    assert body["database_size"] == 48 and len(body["matches"]) == 5
+    assert body["matches"][0]["distance"] == 0 and body["matches"][0]["labels"] == []
+    added = service.add_items([("again.jpg", data)])  # no labels to give, none needed
+    assert service.stats()["database_size"] == 49, added

@@ -16,8 +16,8 @@ _DROP_01 = str.maketrans("", "", "01")
 def read_list(list_path, num_classes=None):
     """Parse a list file: (paths, labels float32 [n, C], line numbers); C = 0 for a list of paths alone."""
     list_path = os.fspath(list_path)
-    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
-        raise ConfigError(f"{list_path}: num_classes must be >= 1, got {num_classes!r}")
+    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 0):
+        raise ConfigError(f"{list_path}: num_classes must be >= 0 (0: paths alone), got {num_classes!r}")
     raw = read_bytes(list_path, "list file", folder_hint=", expected a list file")
     try:
         text = raw.decode("utf-8-sig")  # utf-8-sig drops a BOM

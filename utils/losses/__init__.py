@@ -52,7 +52,7 @@ SHALLOW_METHODS = {
 # The method for data without labels when the user names none: the best unsupervised method on real images
 # (docs/methods.md, section "No labels"); its config is configs/methods/<name>_scratch.yaml (from scratch)
 # or <name>_coco.yaml (ImageNet weights). Read it from here (tools that write unlabelled lists do).
-DEFAULT_UNSUPERVISED_METHOD = "bihalf"
+DEFAULT_UNSUPERVISED_METHOD = "cibhash"
 
 
 def loss_class(name):

@@ -240,6 +240,8 @@ class Engine:
                 self._save("best", epoch, writer)
 
     def train(self):
+        if self.shallow:  # fitted, not trained (benchmarks and tests call train() for any method)
+            return self.fit()
         cfg, t = self.cfg, self.cfg["train"]
         self._log_start()
         self.health, self.state = RunHealth(self.logger, t["loss_rise_epochs"]), RunState()
@@ -349,7 +351,7 @@ class Engine:
             self._log_eval("eval", result)
             value, codes, health = result["map"], self.state.last_codes, result["codes"]
         else:
-            value = (self.fit() if self.shallow else self.train())["map"]
+            value = self.train()["map"]
             codes, health = self.state.best_codes, self.state.best.get("codes")
         if self.cfg["plots"] and self.rank == 0 and codes is not None and value is not None:
             self._plots(codes, "evaluated" if self.cfg["eval_only"] else "best")

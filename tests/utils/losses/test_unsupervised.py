@@ -212,3 +212,14 @@ def test_unsupervised_methods_are_registered_as_learning_without_labels():
         assert not LOSSES[name].SUPERVISED and LOSSES[name].MODEL in ("unsupervised", "cibhash")
     assert LOSSES["cibhash"].VIEWS == 2 and LOSSES["bihalf"].VIEWS == 1
     assert all(cls.SUPERVISED for name, cls in LOSSES.items() if name not in ("bihalf", "greedyhash_unsup", "cibhash"))
+
+
+def test_the_default_method_for_unlabelled_data_learns_without_labels_and_has_its_configs():
+    import os
+
+    from utils.losses import DEFAULT_UNSUPERVISED_METHOD, loss_class
+
+    assert not loss_class(DEFAULT_UNSUPERVISED_METHOD).SUPERVISED
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs", "methods")
+    for kind in ("lite", "scratch", "coco"):
+        assert os.path.isfile(os.path.join(root, f"{DEFAULT_UNSUPERVISED_METHOD}_{kind}.yaml"))
