@@ -6,9 +6,10 @@ import pytest
 from models import MODELS, CodeHead, build_model
 from utils.storage.weights import load_weights
 from utils.config import build_config
+from models.classifier_head import HashClassifierNet
 from utils.errors import UserError
 
-CLASSIFIER_HEADS = [name for name in MODELS if name != "linear"]
+CLASSIFIER_HEADS = [name for name, cls in MODELS.items() if issubclass(cls, HashClassifierNet)]
 
 
 def lite_cfg(name, bit=16, loss=None):
