@@ -30,6 +30,7 @@ import numpy as np
 from tools.split_common import (check_count, make_parser, read_bytes, read_text, require_dir, seeded_order,
                                 take_per_class, tool_main, write_split)
 from utils.errors import DataError
+from utils.storage.fileio import atomic_write_bytes
 
 RECORD = 1 + 32 * 32 * 3
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -80,10 +81,7 @@ def write_png(path, rgb):
                 return
     except OSError:
         pass
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)  # checked and renamed into place: a full disk is one line, no torn PNG
 
 
 def load_cifar(cifar_dir):

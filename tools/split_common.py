@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 from utils.cli import exit_on_user_error
-from utils.errors import DataError
+from utils.errors import DataError, quote
 from utils.storage import fileio
 from utils.storage.fileio import atomic_open
 
@@ -98,11 +98,18 @@ def read_text(path, what):
 
 
 def check_list_path(path, where):
-    """A path as it will be written in a list: relative, no whitespace (lists are space separated)."""
+    """A path as it will be written in a list: relative, inside the data root (no `..` part), no
+    whitespace (lists are space separated), no NUL or other control character (training refuses
+    all of these, so a list holding one would fail only later)."""
     if not path or any(c.isspace() for c in path):
-        raise DataError(f"{where}: image path {path!r} is empty or contains white space; list files cannot hold it")
-    if os.path.isabs(path) or path.startswith("/"):
-        raise DataError(f"{where}: image path {path!r} is absolute; list paths are relative to the data root")
+        raise DataError(f"{where}: image path {quote(path)} is empty or contains white space; list files cannot "
+                        "hold it")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise DataError(f"{where}: image path {quote(path)} contains a NUL or control character")
+    if os.path.isabs(path) or path.startswith(("/", "\\")):
+        raise DataError(f"{where}: image path {quote(path)} is absolute; list paths are relative to the data root")
+    if ".." in path.replace("\\", "/").split("/"):
+        raise DataError(f"{where}: image path {quote(path)} leads out of the data root with '..'")
     return path
 
 
@@ -211,7 +218,9 @@ def write_split(out_dir, dataset, tool, paths, labels, splits, class_names, head
         raise ValueError(f"labels {labels.shape} do not match {len(paths)} paths x {len(class_names)} classes")
     for name in class_names:
         if not name or any(c.isspace() for c in name):
-            raise DataError(f"class name {name!r} is empty or contains white space")
+            raise DataError(f"class name {quote(name)} is empty or contains white space")
+    for path in paths:  # whatever the tool checked on reading: no list with a path training refuses
+        check_list_path(path, f"{dataset}")
     for split in LISTS:
         idx = np.asarray(splits[split], dtype=np.int64)
         if len(idx) == 0:
@@ -249,7 +258,7 @@ def write_split(out_dir, dataset, tool, paths, labels, splits, class_names, head
         _write(os.path.join(out_dir, "classes.txt"), "".join(f"{name}\n" for name in class_names))
         _write(os.path.join(out_dir, "SHA256SUMS"), sums)  # last of the lists: an interrupted run fails the check
         _write(os.path.join(out_dir, "summary.txt"), summary)
-    except OSError as exc:
+    except OSError as exc:  # making the folder; the writes themselves end as WriteError lines
         raise DataError(f"{out_dir}: cannot write the lists: {exc.strerror or exc}") from None
     if not quiet:
         sys.stdout.write(summary)

@@ -6,11 +6,17 @@ serves ./output/inference over the lite data; when that folder holds no exported
 exports ./output/model_best_<K> there first (the same as export_model.py; --no-auto-export
 turns that off and prints the command instead). Database codes are cached in --cache-dir
 (shared with predict.py), images added with POST /items are kept in --store-dir.
+
+Who may talk to it (deploy/serving/README.md, "Limits and safety"): requests must name the
+service by an allowed Host (localhost, the --host address, --allowed-hosts); state-changing
+requests from another site's page are refused; with --token (or the HASHNET_SERVING_TOKEN
+environment variable, which `ps` does not show) POST /items needs `Authorization: Bearer TOKEN`.
 """
 import argparse
 import os
 import socket
 
+from deploy.serving.guard import TOKEN_ENV
 from utils.cli import exit_on_user_error
 from utils.errors import ConfigError, UserError, WeightsError
 from utils.retrieval import backend_names
@@ -69,7 +75,19 @@ def build_parser():
     s.add_argument("--port", type=int, default=8000, help="port to listen on (0: any free port; the log says which)")
     s.add_argument("--max-upload-mb", type=float, default=10.0, help="largest uploaded image file, in MiB")
     s.add_argument("--max-pixels", type=int, default=40_000_000, help="largest uploaded image, width x height")
+    s.add_argument("--max-request-pixels", type=int, default=40_000_000,
+                   help="largest total width x height of the images of one request")
+    s.add_argument("--max-decodes", type=int, default=2,
+                   help="requests decoding images at once (with --max-request-pixels: bounds the memory they take)")
+    s.add_argument("--upload-timeout", type=float, default=60.0,
+                   help="seconds a request body may take to arrive (a stalled upload gets 408)")
     s.add_argument("--max-k", type=int, default=100, help="most matches one search may ask for")
+    s.add_argument("--allowed-hosts", default="", metavar="NAME[,NAME...]",
+                   help="host names this service may be reached by, beyond localhost and the --host address "
+                        "(a leading dot allows subdomains, * any name: then DNS rebinding is not stopped)")
+    s.add_argument("--token", default=None,
+                   help=f"require 'Authorization: Bearer TOKEN' for POST /items (default: the {TOKEN_ENV} "
+                        "environment variable; unset: no token)")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn log level (info logs every request)")
     return p
@@ -78,11 +96,15 @@ def build_parser():
 def parse_args(argv=None):
     p = build_parser()
     args = p.parse_args(argv)
-    for name in ("predictors", "batch_size", "max_pixels", "max_k"):
+    for name in ("predictors", "batch_size", "max_pixels", "max_k", "max_request_pixels", "max_decodes"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.threads < 0 or args.num_workers < 0 or not 0 <= args.port <= 65535 or args.max_upload_mb <= 0:
         p.error("--threads and --num-workers must be >= 0, --port 0..65535, --max-upload-mb > 0")
+    if not args.upload_timeout > 0:
+        p.error(f"--upload-timeout must be > 0, got {args.upload_timeout}")
+    args.allowed_hosts = tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip())
+    args.token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     args.cache_dir = getattr(args, "cache_dir", None)
     args.index_settings = None
     if args.index_config is not None:  # a bad file fails before the port or the model is touched
@@ -97,15 +119,13 @@ def parse_args(argv=None):
 
 def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     """Make sure model_dir holds an exported model; export `pretrained` there when allowed."""
-    import yaml
-
+    from utils.inference.model_files import read_infer_cfg
     from utils.storage.weights import read_weights, resolve_weights
     from utils.storage.weights import weights_digest
 
     cfg_path = os.path.join(model_dir, "infer_cfg.yml")
     if os.path.isfile(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            info = yaml.safe_load(f) or {}
+        info = read_infer_cfg(cfg_path)  # safe loader, values checked: one line for a damaged file
         prefix = pretrained or f"./output/model_best_{bit or info.get('bit')}"
         if os.path.isfile(resolve_weights(prefix)):
             # like with like: the digest of the tensors, whichever file (.safetensors, .pdparams) holds them
@@ -160,16 +180,20 @@ def listen(host, port):
 def build_service(args, log=print):
     from deploy.serving.service import SearchService
     from deploy.serving.uploads import Limits
+    from utils.cli.flags import check_output_dir
     from utils.runtime.device import cpu_threads
 
+    store_dir = args.store_dir or f"./output/serving_{args.dataset}"
+    if not args.read_only:  # a store the service cannot write fails now, not at every POST /items
+        check_output_dir(store_dir, "--store-dir")
     ensure_model(args.model_dir, args.bit, args.pretrained, args.auto_export, log)
     db_list, data_root = database_list(args.dataset, args.data_path, args.list_dir)
     settings = getattr(args, "index_settings", None)
     if settings is not None and settings.note():
         log(settings.note())
-    limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k)
-    return SearchService(args.model_dir, db_list, data_root, args.cache_dir,
-                         args.store_dir or f"./output/serving_{args.dataset}", bit=args.bit,
+    limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k,
+                    max_request_pixels=args.max_request_pixels, max_decodes=args.max_decodes)
+    return SearchService(args.model_dir, db_list, data_root, args.cache_dir, store_dir, bit=args.bit,
                          predictors=args.predictors, threads=cpu_threads(args.threads, args.predictors),
                          use_mkldnn=args.use_mkldnn, backend=args.index_backend, limits=limits,
                          read_only=args.read_only, batch_size=args.batch_size, num_workers=args.num_workers,
@@ -188,12 +212,15 @@ def main(argv=None):
     import uvicorn
 
     from deploy.serving.app import create_app
+    from deploy.serving.guard import Access
 
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"{len(service.db)} images, {service.bit}-bit codes, {service.pool.size} predictor(s) x "
           f"{service.pool.threads} thread(s); serving on http://{shown}:{port}/", flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level=args.log_level, timeout_graceful_shutdown=5))
+    access = Access(bound_host=args.host, allowed_hosts=args.allowed_hosts, token=args.token)
+    app = create_app(service, access, upload_timeout=args.upload_timeout)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5))
     server.run(sockets=[sock])
 
 

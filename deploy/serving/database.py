@@ -7,14 +7,17 @@ Added images (POST /items) live in a store folder that survives restarts:
     <store>/images/<nnnnnn>_<sha256 prefix><suffix>   the uploaded bytes, unchanged
     <store>/items.txt                                 list format, paths relative to <store>
     <store>/codes/database_code_<K>.npy + .json       their codes, through utils.inference.code_cache
-Each write is atomic (utils.storage.fileio) and in that order: image files, list, codes. The codes'
-fingerprint holds the list's sha256, so a crash between steps leaves codes that no longer match
-the list; they are then re-encoded from the stored images at the next start.
+Each write is atomic (utils.storage.fileio) and in that order: image files, then the list and the
+codes as one staged generation (both complete before either is renamed). The codes' fingerprint
+holds the list's sha256, so a crash between the two renames leaves codes that no longer match
+the list; they are then re-encoded from the stored images at the next start. A write that fails
+(a full disk) removes the new image files and changes neither the list, the codes nor memory.
 
 One service per store folder: adds are serialized within a process, not across processes.
 Thread safety: `_lock` guards the index and the entry lists together (searches hold it for
 the search only); `_write_lock` serializes adds, which do their disk writes before taking `_lock`.
 """
+import contextlib
 import hashlib
 import os
 import threading
@@ -22,9 +25,9 @@ import threading
 import numpy as np
 
 from utils.data.lists import parse_list
-from utils.inference.code_cache import fingerprint, list_codes, save_codes
+from utils.inference.code_cache import fingerprint, list_codes, stage_codes
 from utils.retrieval import HammingIndex
-from utils.storage.fileio import atomic_open
+from utils.storage.fileio import atomic_open, stage_bytes, staged_generation
 
 
 class ImageDatabase:
@@ -83,25 +86,36 @@ class ImageDatabase:
         return self.sources[i], self.paths[i], self.labels[i]
 
     def add(self, images, label_row, codes):
-        """Store the uploaded files, then their codes; returns their database indices."""
+        """Store the uploaded files, then the list and the codes (one staged generation: both are
+        complete on disk before either replaces the old); returns their database indices. A failed
+        write (WriteError) removes the new image files and leaves the list, the codes and memory as
+        they were."""
         with self._write_lock:
             start = len(self._item_lines)
-            names, lines = [], []
-            for n, image in enumerate(images):
-                digest = hashlib.sha256(image.data).hexdigest()[:16]
-                name = f"images/{start + n:06d}_{digest}{image.suffix}"
-                with atomic_open(os.path.join(self.store_dir, name), "wb") as f:
-                    f.write(image.data)
-                names.append(name)
-                lines.append(name + " " + " ".join(str(int(v)) for v in label_row))
-            previous = self._list_text()
-            all_lines = self._item_lines + lines
-            self._write_list("\n".join(all_lines) + "\n")
+            names, lines, created, text = [], [], [], None
             try:
+                for n, image in enumerate(images):
+                    digest = hashlib.sha256(image.data).hexdigest()[:16]
+                    name = f"images/{start + n:06d}_{digest}{image.suffix}"
+                    path = os.path.join(self.store_dir, name)
+                    if not os.path.exists(path):
+                        created.append(path)
+                    with atomic_open(path, "wb") as f:
+                        f.write(image.data)
+                    names.append(name)
+                    lines.append(name + " " + " ".join(str(int(v)) for v in label_row))
+                all_lines = self._item_lines + lines
+                text = ("\n".join(all_lines) + "\n").encode("utf-8")
                 all_codes = np.concatenate([self._item_codes, np.asarray(codes, np.int8)])
-                save_codes(self.codes_dir, fingerprint(self.pool, self.items_list, self.store_dir), all_codes)
+                expected = fingerprint(self.pool, self.items_list, self.store_dir, list_bytes=text)
+                with staged_generation(self.store_dir) as staged:  # the list first, its codes after it
+                    staged.append(stage_bytes(self.items_list, text))
+                    stage_codes(self.codes_dir, expected, all_codes, staged)
             except BaseException:
-                self._write_list(previous)  # best effort: keep list and codes in step
+                if not _holds(self.items_list, text):
+                    for path in created:  # no list names them: leave no orphans
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
                 raise
             self._item_lines = all_lines
             self._item_codes = all_codes
@@ -109,12 +123,13 @@ class ImageDatabase:
             self._append(names, [np.asarray(label_row, np.int8)] * len(names), codes)
             return list(range(first, first + len(names)))
 
-    def _list_text(self):
-        return "\n".join(self._item_lines) + "\n" if self._item_lines else None
 
-    def _write_list(self, text):
-        if text is None:
-            os.unlink(self.items_list)
-            return
-        with atomic_open(self.items_list, "w", encoding="utf-8") as f:
-            f.write(text)
+def _holds(path, data):
+    """True when the file at path holds exactly data (a list a failed generation still committed)."""
+    if data is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read() == data
+    except OSError:
+        return False

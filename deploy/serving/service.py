@@ -13,7 +13,7 @@ from deploy.serving.database import ImageDatabase
 from deploy.serving.encoders import EncoderPool
 from deploy.serving.uploads import Limits, UploadError, decode_upload
 from utils.data.lists import class_names
-from utils.errors import ConfigError
+from utils.errors import ConfigError, quote
 from utils.retrieval import format_code
 
 DEFAULT_K = 10
@@ -122,10 +122,10 @@ class SearchService:
                 continue
             if token in self.class_names:
                 row[self.class_names.index(token)] = 1
-            elif token.isdigit() and int(token) < len(row):
-                row[int(token)] = 1
+            elif token.isascii() and token.isdigit() and len(token.lstrip("0")) < 10 and int(token) < len(row):
+                row[int(token)] = 1  # ASCII digits only: '²' and '①' pass isdigit() and fail int()
             else:
-                raise UploadError(400, f"labels: unknown class {token!r}; use names from /stats 'classes' "
+                raise UploadError(400, f"labels: unknown class {quote(token)}; use names from /stats 'classes' "
                                        f"or indices 0..{len(row) - 1}")
         return row
 

@@ -2,7 +2,9 @@
 
 The pixel count is read from the file header (Pillow reads no pixel data on open) so a small
 file that decodes to a huge image (a "decompression bomb") is refused before any memory is spent
-on it. Decoding itself is OpenCV with the flags of utils.data.read_image, so an uploaded file
+on it; the images of one request together may not pass `max_request_pixels` either, and the app
+lets `max_decodes` requests decode at once (app.py), so decoded images take at most about
+3 x max_request_pixels x max_decodes bytes (240 MB with the defaults). Decoding itself is OpenCV with the flags of utils.data.read_image, so an uploaded file
 and the same file on disk give the same pixels and therefore the same code.
 """
 import dataclasses
@@ -15,7 +17,7 @@ import numpy as np
 from utils.errors import UserError
 
 # Pillow format name -> the suffix an added image is stored under (and the formats accepted).
-FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
+FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif", "GIF": ".gif"}  # as predict.py
 # Same decoding as utils.data.read_image (which reads paths only, not bytes).
 DECODE_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 
@@ -33,6 +35,9 @@ class Limits:
     max_bytes: int = 10 << 20      # one uploaded image (the request body may add 64 KiB of form fields)
     max_pixels: int = 40_000_000   # width x height of one image
     max_k: int = 100               # matches one search may return
+    max_request_pixels: int = 40_000_000  # the images of one request together
+    max_decodes: int = 2           # requests decoding (and encoding) images at once
+    decode_wait: float = 30.0      # seconds a request waits for a decode slot before a 503
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -62,6 +67,23 @@ def decode_upload(data, name, limits):
     if pixels.shape[0] * pixels.shape[1] > limits.max_pixels:  # the header lied
         raise UploadError(413, f"{label} decodes to more than {limits.max_pixels} pixels (--max-pixels)")
     return DecodedImage(np.ascontiguousarray(pixels), data, FORMATS[fmt])
+
+
+def request_pixels(datas, limits):
+    """The pixels the images of one request will decode to, from their headers; UploadError 413
+    when together they pass max_request_pixels (a file that is not an image counts 0 here:
+    decode_upload refuses it)."""
+    total = 0
+    for data in datas:
+        try:
+            width, height, _ = _header(data, "upload", limits)
+        except UploadError:
+            continue
+        total += width * height
+    if total > limits.max_request_pixels:
+        raise UploadError(413, f"the images of this request have {total} pixels together, the limit is "
+                               f"{limits.max_request_pixels} (--max-request-pixels)")
+    return total
 
 
 def _header(data, label, limits):

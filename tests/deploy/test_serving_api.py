@@ -19,6 +19,11 @@ from utils.inference.encoders import InferenceEncoder
 from utils.storage.weights import weights_digest
 
 
+def local_client(service):
+    """The app as the browser on this machine reaches it (the Host allow-list has localhost)."""
+    return TestClient(create_app(service), base_url="http://localhost")
+
+
 def make_service(model, data, tmp, log=lambda *a: None, **kw):
     return SearchService(model, db_list(data), data, str(tmp / "cache"), str(tmp / "store"), threads=1,
                          num_workers=0, log=log, **kw)
@@ -31,7 +36,7 @@ def service(serving_model, serving_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(service):
-    return TestClient(create_app(service))
+    return local_client(service)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +130,7 @@ def test_encode_agrees_with_utils_inference(client, reference, serving_data):
 def test_bad_uploads_get_4xx_with_a_message(serving_model, serving_data, tmp_path, reference):
     small = make_service(serving_model, serving_data, tmp_path, limits=Limits(max_bytes=20_000, max_pixels=100 * 100,
                                                                              max_k=5), read_only=True)
-    client = TestClient(create_app(small))
+    client = local_client(small)
     jpeg = upload(os.path.join(serving_data, reference["paths"][0]))
     cases = [  # (route, files, form, status, words in the message)
         ("/search", {"file": ("a.jpg", b"", "image/jpeg")}, {}, 400, "empty"),
@@ -161,7 +166,7 @@ def test_bad_uploads_get_4xx_with_a_message(serving_model, serving_data, tmp_pat
 
 def test_items_are_added_persisted_and_survive_a_restart(serving_model, serving_data, tmp_path, reference):
     service = make_service(serving_model, serving_data, tmp_path)
-    client = TestClient(create_app(service))
+    client = local_client(service)
     test_paths, _ = parse_list(os.path.join(serving_data, "test.txt"))
     new = [os.path.join(serving_data, p) for p in test_paths[:2]]
     blobs = [open(p, "rb").read() for p in new]
@@ -185,7 +190,7 @@ def test_items_are_added_persisted_and_survive_a_restart(serving_model, serving_
     assert added[1]["hex"] == before
 
     said = []
-    restarted = TestClient(create_app(make_service(serving_model, serving_data, tmp_path, log=said.append)))
+    restarted = local_client(make_service(serving_model, serving_data, tmp_path, log=said.append))
     assert restarted.get("/stats").json()["added_images"] == 2
     assert len(said) == 2 and all("up to date" in line for line in said), said  # nothing re-encoded
     assert found(restarted)[49] == match
@@ -235,7 +240,7 @@ def test_concurrent_requests_answer_like_sequential_ones(client, reference, serv
     assert concurrent == sequential * 2
     # concurrent adds: every one lands once, in the index, the list and the codes
     store = make_service(serving_model, serving_data, tmp_path)
-    writer = TestClient(create_app(store))
+    writer = local_client(store)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda p: writer.post("/items", files={"files": ("q.jpg", open(p, "rb").read())}).json(),
                                 queries[:8]))

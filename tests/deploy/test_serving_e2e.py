@@ -4,8 +4,11 @@ Needs /usr/bin/chromium (scripts/install_test_tools.sh installs it) and playwrig
 driver only: it launches the system Chromium, it never downloads a browser). A missing
 browser is a failure, not a skip.
 """
+import functools
 import http.client
+import http.server
 import os
+import threading
 import urllib.parse
 
 import httpx
@@ -146,3 +149,57 @@ def test_the_page_shows_only_the_controls_before_a_query_and_clears_results_afte
             assert page.locator("#results").is_visible()
         finally:
             context.close()
+
+
+def test_a_foreign_host_is_answered_400_by_the_running_server(server):
+    host = urllib.parse.urlsplit(server)
+    for name, status in (("evil.example", 400), (f"evil.example:{host.port}", 400), (f"localhost:{host.port}", 200),
+                         (f"127.0.0.1:{host.port}", 200)):
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
+        conn.request("GET", "/stats", headers={"Host": name})  # what a DNS-rebound page's requests carry
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == status, (name, response.status, body)
+        conn.close()
+
+
+def test_a_page_of_another_origin_cannot_add_images(server, serving_data, tmp_path):
+    """issue 24, defect 2: a page on another port of this machine (another origin, the same site)
+    POSTs a multipart form with fetch(..., {mode: 'no-cors'}), which needs no CORS preflight: the
+    service answers 403 and its database does not change."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>another site</title><p>nothing to see</p>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    paths, _ = parse_list(db_list(serving_data))
+    with open(os.path.join(serving_data, paths[0]), "rb") as f:
+        image = list(f.read())
+    before = httpx.get(server + "stats").json()["database_size"]
+    answers = []
+    try:
+        with sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                           headless=True, args=FLAGS)
+            try:
+                page = context.pages[0] if context.pages else context.new_page()
+                page.on("response", lambda r: answers.append((r.request.method, r.url, r.status))
+                        if r.url.startswith(server) else None)
+                page.goto(f"http://127.0.0.1:{other.server_address[1]}/index.html")
+                page.evaluate("""async ([url, bytes]) => {
+                    const form = new FormData();
+                    form.append('files', new File([new Uint8Array(bytes)], 'x.jpg', {type: 'image/jpeg'}));
+                    form.append('labels', '0');
+                    await fetch(url + 'items', {method: 'POST', mode: 'no-cors', body: form});
+                }""", [server, image])
+                page.wait_for_timeout(500)
+            finally:
+                context.close()
+    finally:
+        other.shutdown()
+    assert answers == [("POST", server + "items", 403)], answers  # it reached the service, which refused it
+    assert httpx.get(server + "stats").json()["database_size"] == before

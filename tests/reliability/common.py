@@ -87,3 +87,30 @@ def assert_same_weights(path_a, path_b):
     assert sorted(a) == sorted(b)
     different = [k for k in a if not np.array_equal(a[k], b[k])]
     assert not different, f"{path_a} and {path_b} differ in {different}"
+
+
+def one_line_exit(capsys, main, argv, *fragments, code=2, max_length=1200):
+    """Call an entry point's main(argv) in this process: it must exit `code` with one `error:` line
+    of at most max_length characters holding every fragment, and no traceback. Returns the line."""
+    import pytest
+
+    def serve(*args, **kwargs):  # the service's main got past its checks: it must not block the test
+        raise AssertionError("the service started serving instead of refusing its input")
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as exc:
+        try:
+            import uvicorn
+
+            patch.setattr(uvicorn.Server, "run", serve)
+        except ImportError:  # no serving extras: no service to start
+            pass
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == code, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:") or ": error:" in line]
+    assert len(errors) == 1, err[-3000:]
+    assert len(errors[0]) <= max_length, f"{len(errors[0])} characters: {errors[0][:300]}..."
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]

@@ -8,6 +8,13 @@ the n-th time (1-based) `point` is reached for the file basename `name`:
     before_rename   the temp file of `name` is complete, the target not yet replaced (os.replace)
     read_image      (name "") an image of a data set is about to be decoded (utils.data.dataset.read_image),
                     counted over the run, so a count lands in a chosen epoch or evaluation
+
+and two points that send the process a signal instead (name: SIGINT or SIGTERM), as Ctrl-C or a
+job scheduler would:
+
+    signal_image     at the n-th image decoded, as read_image counts them
+    signal_backward  while the n-th backward pass runs (sent from another thread 5 ms after it
+                     starts, so that it lands inside Paddle's C++ code)
 """
 import contextlib
 import os
@@ -84,5 +91,27 @@ def install(spec):
             return real_read(*args, **kwargs)
 
         dataset.read_image = read_image
+    elif point == "signal_image":
+        from utils.data import dataset
+
+        real_read = dataset.read_image
+
+        def read_image(*args, **kwargs):
+            if countdown.due():
+                os.kill(os.getpid(), getattr(signal, name))
+            return real_read(*args, **kwargs)
+
+        dataset.read_image = read_image
+    elif point == "signal_backward":
+        import paddle
+
+        real_backward = paddle.Tensor.backward
+
+        def backward(self, *args, **kwargs):
+            if countdown.due():
+                threading.Timer(0.005, os.kill, (os.getpid(), getattr(signal, name))).start()
+            return real_backward(self, *args, **kwargs)
+
+        paddle.Tensor.backward = backward
     else:
         raise SystemExit(f"unknown fault point {point!r}")

@@ -136,6 +136,8 @@ def rewrite(root, name, edit):
     ("unknown_category", "instances_val2014.json: annotations[1]: category_id 12 is not in 'categories'"),
     ("categories_differ", "instances_val2014.json: its categories differ from those of"),
     ("missing_image_file", "images not found"),
+    ("dot_dot_file_name", "image path 'train2014/../../etc/passwd.jpg' leads out of the data root"),  # issue 24
+    ("nul_file_name", "contains a NUL or control character"),
 ])
 def test_bad_inputs_name_the_file(tmp_path, case, fragment):
     root = str(tmp_path / "coco")
@@ -161,6 +163,10 @@ def test_bad_inputs_name_the_file(tmp_path, case, fragment):
         rewrite(root, "instances_val2014.json", lambda d: d["categories"].pop())
     elif case == "missing_image_file":
         kw["check_images"] = True
+    elif case == "dot_dot_file_name":
+        rewrite(root, "instances_train2014.json", lambda d: d["images"][2].update(file_name="../../etc/passwd.jpg"))
+    elif case == "nul_file_name":
+        rewrite(root, "instances_val2014.json", lambda d: d["images"][0].update(file_name="a\u0000b.jpg"))
     with pytest.raises(UserError) as info:
         split((root,), tmp_path / "out", **kw)
     assert fragment in str(info.value)
@@ -175,3 +181,15 @@ def test_command_line_help_and_one_line_error(tmp_path):
     assert code == 0 and "--num-query" in out and "HashNet" in out
     assert_cli_error("make_coco_split", "--coco-root", tmp_path / "nowhere", fragment="nowhere")
 
+
+
+@pytest.mark.parametrize("path, fragment", [("/etc/passwd", "is absolute"), ("a/../../b.jpg", "'..'"),
+                                            ("..\\b.jpg", "'..'"), ("a\x00b.jpg", "NUL"), ("a\x1b.jpg", "control"),
+                                            ("a b.jpg", "white space")])
+def test_list_makers_refuse_paths_training_would_refuse(path, fragment):
+    from tools.split_common import check_list_path
+
+    with pytest.raises(UserError) as info:
+        check_list_path(path, "where")
+    assert fragment in str(info.value)
+    assert check_list_path("train2014/a..b.jpg", "where") == "train2014/a..b.jpg"

@@ -8,7 +8,8 @@ from utils.errors import UserError
 
 def exit_on_user_error(main):
     """Wrap an entry point so a UserError (every library error class in utils.errors) ends as one
-    `error: ...` line with exit 2, and Ctrl-C as `error: interrupted` with exit 130."""
+    `error: ...` line with exit 2 (an utils.errors.Interrupted: 130 / 143), and Ctrl-C as
+    `error: interrupted` with exit 130."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -16,7 +17,7 @@ def exit_on_user_error(main):
             return main(*args, **kwargs)
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
             sys.exit(130)

@@ -5,12 +5,14 @@ import re
 import yaml
 
 from utils.config.schema import method_defaults
-from utils.errors import ConfigError
+from utils.errors import ConfigError, quote
+from utils.storage import parsing
 
 
-class _YAMLLoader(yaml.SafeLoader):
-    """safe_load, except that 1e-5 and 1E+3 are floats (YAML 1.2; PyYAML's 1.1 rules read a
-    float without a dot as a string, and Paddle then fails deep inside an optimizer op)."""
+class _YAMLLoader(parsing.StrictLoader):
+    """safe_load without aliases and with a nesting bound (utils.storage.parsing), and 1e-5 and
+    1E+3 are floats (YAML 1.2; PyYAML's 1.1 rules read a float without a dot as a string, and
+    Paddle then fails deep inside an optimizer op)."""
 
 
 _YAMLLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
@@ -25,8 +27,8 @@ _YAMLLoader.add_implicit_resolver(
 
 
 def load_yaml(text_or_stream):
-    """Parse YAML with the project's rules (safe; 1e-5 is a float)."""
-    return yaml.load(text_or_stream, Loader=_YAMLLoader)
+    """Parse YAML with the project's rules (safe, no aliases, bounded nesting; 1e-5 is a float)."""
+    return parsing.load_yaml(text_or_stream, _YAMLLoader)
 
 
 def _set_loss_method(loss, name, source):
@@ -36,7 +38,7 @@ def _set_loss_method(loss, name, source):
     if name == loss["name"]:
         return
     if not isinstance(name, str):
-        raise ConfigError(f"{source}: loss.name must be a method name, got {name!r}")
+        raise ConfigError(f"{source}: loss.name must be a method name, got {quote(name)}")
     try:
         section = method_defaults(name)
     except ConfigError as exc:
@@ -72,8 +74,14 @@ def _read_yaml(path, seen=()):
     if os.path.abspath(path) in seen:
         raise ConfigError(f"{path}: _base_ cycle")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = load_yaml(f) or {}
+        with open(path, "rb") as f:
+            raw = f.read()
+        data = load_yaml(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (a config is UTF-8 YAML)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -82,6 +90,8 @@ def _read_yaml(path, seen=()):
         raise ConfigError(f"{path}: a config must be a mapping")
     layers = []
     base = data.pop("_base_", None)
+    if base is not None and (not isinstance(base, str) or not base or "\0" in base):
+        raise ConfigError(f"{path}: _base_ must be the path of another config, got {quote(base)}")
     if base:
         base_path = os.path.join(os.path.dirname(path), base)
         layers.extend(_read_yaml(base_path, seen + (os.path.abspath(path),)))
@@ -108,14 +118,15 @@ def set_by_path(cfg, dotted, value, source):
 def parse_override(text):
     """`key.sub=value` -> (key.sub, YAML-parsed value)."""
     if "=" not in text:
-        raise ConfigError(f"-o {text!r}: expected key=value")
+        raise ConfigError(f"-o {quote(text)}: expected key=value")
     key, raw = text.split("=", 1)
     try:
         value = load_yaml(raw) if raw != "" else None
-    except yaml.YAMLError:
-        raise ConfigError(f"-o {text!r}: value is not valid YAML") from None
+    except yaml.YAMLError as exc:
+        why = f" ({exc.problem})" if getattr(exc, "problem", None) else ""
+        raise ConfigError(f"-o {quote(text)}: value is not valid YAML{why}") from None
     if _refers_to_itself(value):
-        raise ConfigError(f"-o {text!r}: value refers to itself (a YAML alias cycle)")
+        raise ConfigError(f"-o {quote(text)}: value refers to itself (a YAML alias cycle)")
     return key.strip(), value
 
 

@@ -1,6 +1,6 @@
 """Config validation: each key's type and range (the `loss` section: by its method), flag pairs."""
 from utils.config.schema import DEFAULTS, SUPPORTED_BITS
-from utils.errors import ConfigError
+from utils.errors import ConfigError, quote
 
 
 def _check(cond, where, message):
@@ -10,6 +10,11 @@ def _check(cond, where, message):
 
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_path(v):
+    """A path the OS can take: a non-empty string without a NUL byte."""
+    return isinstance(v, str) and v != "" and "\0" not in v
 
 
 def _type_name(value):
@@ -106,11 +111,11 @@ def validate(cfg):
     _check(cfg["device"] in ("auto", "cpu", "gpu"), "--device", f"must be auto, cpu or gpu, got {cfg['device']!r}")
     _check(_is_int(cfg["threads"]) and cfg["threads"] >= 0, "--threads", f"must be an integer >= 0, got {cfg['threads']!r}")
     for where, value in (("--data-path/dataset.data_path", d["data_path"]), ("--output-dir/output_dir", cfg["output_dir"])):
-        _check(isinstance(value, str) and value != "", where, f"must be a path, got {value!r}")
+        _check(_is_path(value), where, f"must be a path, got {quote(value)}")
     for where, value in (("--list-dir/dataset.list_dir", d["list_dir"]), ("--pretrained", cfg["pretrained"]),
                          ("--resume", cfg["resume"]), ("--init-from", cfg["init_from"]),
                          ("model.backbone_weights", m["backbone_weights"])):
-        _check(value is None or (isinstance(value, str) and value != ""), where, f"must be a path, got {value!r}")
+        _check(value is None or _is_path(value), where, f"must be a path, got {quote(value)}")
     for key in ("mean", "std"):
         _check(isinstance(d[key], list) and len(d[key]) == 3 and all(isinstance(v, (int, float)) and
                                                                       not isinstance(v, bool) for v in d[key]),

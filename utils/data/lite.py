@@ -26,7 +26,7 @@ import time
 import cv2
 import numpy as np
 
-from utils.errors import ConfigError, DataError
+from utils.errors import ConfigError, DataError, WriteError
 
 LITE_SHAPES = ("circle", "square", "triangle")
 LITE_COLOURS = ("red", "green", "blue", "yellow")
@@ -144,10 +144,15 @@ def _write_split(tmp_root, split, tag, count, seed, size, xx, yy):
         ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), params)
         if not ok:
             raise RuntimeError(f"cv2 could not encode {split}/{name}")
-        buf.tofile(os.path.join(folder, name))
+        _write_bytes(os.path.join(folder, name), buf.tobytes())  # not tofile: its last block's error is lost
         lines.append(_label_line(f"images/{split}/{name}", classes))
         labels[i, classes] = 1
     return lines, labels
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as f:  # Python's writes raise on a full disk (numpy's tofile does not, at its close)
+        f.write(data)
 
 
 def _write_text(path, text):
@@ -247,6 +252,8 @@ def _generate(root, seed, num_database, num_test, num_train, image_size, overwri
             _readme(seed, num_test, num_database, num_train, image_size, db_labels),
         )
         _install(tmp, root, overwrite)
+    except OSError as exc:  # a full disk or a read-only folder: one line, nothing installed
+        raise WriteError(root, exc) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root

@@ -9,7 +9,10 @@ is never trusted. Both files are written completely to temp files before either 
 (.npy first, .json last), so a failed write (disk full) leaves the cache as it was. Processes that
 share a cache take a file lock (`database_code_<K>.lock`, the filelock package) around
 check-and-build, so two predict.py started together encode the database once and the second
-reads what the first wrote. No pickle is involved (np.load(allow_pickle=False), JSON).
+reads what the first wrote. No pickle is involved (np.load(allow_pickle=False), JSON with its
+nesting bounded). A cache that cannot be read for any reason (empty, truncated, foreign) is
+rebuilt; a folder where the lock or the cache cannot be written is one WriteError line (an
+up-to-date cache in a read-only folder is still read).
 """
 import hashlib
 import json
@@ -17,7 +20,9 @@ import os
 
 import numpy as np
 
+from utils.errors import WriteError
 from utils.storage.fileio import file_sha256, staged_generation, staged_open
+from utils.storage.parsing import load_json
 
 
 def cache_paths(save_dir, bit):
@@ -29,11 +34,13 @@ def lock_path(save_dir, bit):
     return os.path.join(save_dir, f"database_code_{bit}.lock")
 
 
-def fingerprint(encoder, list_path, data_root):
+def fingerprint(encoder, list_path, data_root, list_bytes=None):
+    """What the cache of list_path's codes must match; list_bytes: the list's bytes when they are
+    about to be written there (not read from the file)."""
     preprocess = json.loads(json.dumps(encoder.preprocess))  # as read back from the .json (lists, not tuples)
+    list_sha = file_sha256(list_path) if list_bytes is None else hashlib.sha256(list_bytes).hexdigest()
     return {"bit": int(encoder.bit), "model_sha256": encoder.fingerprint, "preprocess": preprocess,
-            "list_sha256": file_sha256(list_path), "list": os.path.abspath(list_path),
-            "data_root": os.path.abspath(data_root)}
+            "list_sha256": list_sha, "list": os.path.abspath(list_path), "data_root": os.path.abspath(data_root)}
 
 
 def _codes_sha256(codes):
@@ -46,11 +53,13 @@ def load_cached_codes(save_dir, expected):
     if not os.path.isfile(codes_path) or not os.path.isfile(meta_path):
         return None, "no cache yet"
     try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
+        with open(meta_path, "rb") as f:
+            meta = load_json(f.read())
         codes = np.load(codes_path, allow_pickle=False)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # empty (EOFError), truncated, not an array, not JSON, ...: rebuilt
         return None, f"cache unreadable ({type(exc).__name__})"
+    if not isinstance(codes, np.ndarray):
+        return None, "cache unreadable (not one array)"
     if not isinstance(meta, dict):
         return None, "cache fingerprint is not a JSON object"
     changed = [k for k in expected if meta.get(k) != expected[k]]
@@ -63,31 +72,58 @@ def load_cached_codes(save_dir, expected):
     return codes, "up to date"
 
 
-def save_codes(save_dir, expected, codes):
+def stage_codes(save_dir, expected, codes, staged):
+    """Write the cache's two files as complete temp files, appended to `staged` (a
+    utils.storage.fileio.staged_generation list): the .npy first, its fingerprint last."""
     codes = np.asarray(codes, dtype=np.int8)
     codes_path, meta_path = cache_paths(save_dir, expected["bit"])
-    with staged_generation(save_dir) as staged:  # the .npy first, its fingerprint last
-        with staged_open(codes_path, "wb") as (f, item):
-            np.save(f, codes, allow_pickle=False)
-        staged.append(item)
-        with staged_open(meta_path, "w", encoding="utf-8") as (f, item):
-            json.dump({**expected, "count": int(codes.shape[0]), "codes_sha256": _codes_sha256(codes)}, f, indent=1)
-        staged.append(item)
+    with staged_open(codes_path, "wb") as (f, item):
+        np.save(f, codes, allow_pickle=False)  # the size is read back: numpy's last block is unchecked
+    staged.append(item)
+    with staged_open(meta_path, "w", encoding="utf-8") as (f, item):
+        json.dump({**expected, "count": int(codes.shape[0]), "codes_sha256": _codes_sha256(codes)}, f, indent=1)
+    staged.append(item)
+
+
+def save_codes(save_dir, expected, codes):
+    with staged_generation(save_dir) as staged:
+        stage_codes(save_dir, expected, codes, staged)
+
+
+def _lock(save_dir, bit):
+    """(the cache's FileLock, None), or (None, the OSError) where the folder cannot hold it (read-only):
+    then an up-to-date cache is read unlocked, and a rebuild fails as one WriteError line before
+    any encoding."""
+    from filelock import FileLock
+
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(save_dir, exc) from None
+    path = lock_path(save_dir, bit)
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        return None, exc
+    return FileLock(path), None
 
 
 def cached_or_built(save_dir, expected, build, log=print):
     """The database codes from the cache, or from build() (then cached), under a file lock."""
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
-    os.makedirs(save_dir, exist_ok=True)
-    lock = FileLock(lock_path(save_dir, expected["bit"]))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log(f"waiting for another process that holds {lock.lock_file}")
-        lock.acquire()
+    lock, unwritable = _lock(save_dir, expected["bit"])
+    if lock is not None:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log(f"waiting for another process that holds {lock.lock_file}")
+            lock.acquire()
     try:
         codes, reason = load_cached_codes(save_dir, expected)
+        if codes is None and unwritable is not None:
+            raise WriteError(lock_path(save_dir, expected["bit"]), unwritable)
         if codes is None:
             log(f"encoding the database ({reason}) -> {cache_paths(save_dir, expected['bit'])[0]}")
             codes = np.asarray(build(), dtype=np.int8)
@@ -96,7 +132,8 @@ def cached_or_built(save_dir, expected, build, log=print):
             log(f"database codes: {cache_paths(save_dir, expected['bit'])[0]} (cache up to date)")
         return codes
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def list_codes(encoder, list_path, data_root, cache_dir, batch_size=32, num_workers=0, desc="encode database",

@@ -9,8 +9,8 @@ from typing import Protocol
 
 import numpy as np
 
-from utils.inference.model_files import (exported_fingerprint, load_infer_cfg, model_files, model_precision,
-                                         preprocess_settings)
+from utils.inference.model_files import (create_predictor, exported_fingerprint, load_infer_cfg, model_files,
+                                         model_precision, preprocess_settings)
 from utils.inference.precision import apply_precision, check_precision
 from utils.storage.weights import weights_digest
 
@@ -39,7 +39,7 @@ class InferenceEncoder:
         self.preprocess = preprocess_settings(self.info)
         check_precision(precision, model_precision(self.info), use_gpu, use_mkldnn)
         self.precision = precision
-        model_file, params_file = model_files(model_dir, self.bit, precision)
+        model_file, params_file = model_files(model_dir, self.bit, precision, self.info)  # sha256 checked
         config = inference.Config(model_file, params_file)
         if use_gpu:
             config.enable_use_gpu(256, gpu_id)
@@ -60,7 +60,7 @@ class InferenceEncoder:
         # Note: enable_memory_optim() breaks predictor creation for .json (PIR) models in Paddle 3.3.
         config.switch_ir_optim(True)
         config.disable_glog_info()
-        self.predictor = inference.create_predictor(config)
+        self.predictor = create_predictor(config, (model_file, params_file))
         self.input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
         self.fingerprint = exported_fingerprint(self.info, model_file, params_file)

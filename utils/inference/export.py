@@ -14,8 +14,9 @@ import tempfile
 import yaml
 
 from utils.errors import WriteError
-from utils.inference.model_files import preprocess_settings
-from utils.storage.fileio import Staged, file_sha256, stage_bytes, staged_generation
+from utils.inference.model_files import model_file_digests, preprocess_settings
+from utils.storage.fileio import Staged, file_sha256, remove_stale_temp_dirs, stage_bytes, staged_generation
+from utils.storage.library_writes import check_library_files
 from utils.storage.weights import load_weights, safetensors_bytes, weights_digest
 
 
@@ -45,7 +46,7 @@ def export_model(cfg, pretrained, out_dir, onnx=False):
     prefix = os.path.join(out_dir, name)
     try:
         os.makedirs(out_dir, exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".export-", dir=out_dir)  # the new export, beside the old one
+        work = tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir)  # the new export, beside the old one
     except OSError as exc:
         raise WriteError(prefix + ".json", exc) from None
     try:
@@ -55,6 +56,8 @@ def export_model(cfg, pretrained, out_dir, onnx=False):
             except OSError as exc:
                 raise WriteError(f"{prefix}.json/.pdiparams", exc) from None
             graph = [os.path.join(work, name + ext) for ext in (".json", ".pdiparams")]
+            # Paddle's C++ save does not report a full disk: read the files back before trusting them
+            check_library_files([(path, os.path.join(out_dir, os.path.basename(path))) for path in graph])
             onnx_file = os.path.join(work, name + ".onnx")
             if onnx:
                 convert_to_onnx(*graph, onnx_file, target=prefix + ".onnx")
@@ -67,11 +70,13 @@ def export_model(cfg, pretrained, out_dir, onnx=False):
             info = {"bit": bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
                     "output": "code, float32 +1/-1 per bit", "weights": os.path.abspath(weights),
                     "weights_sha256": file_sha256(weights), "weights_digest": weights_digest(model.state_dict()),
-                    "model_files_sha256": file_sha256(*graph), "safetensors": os.path.basename(released)}
+                    "model_files_sha256": file_sha256(*graph), "model_file_sha256": model_file_digests(graph),
+                    "safetensors": os.path.basename(released)}
             if onnx:
                 info.update(onnx=os.path.basename(onnx_file), onnx_sha256=file_sha256(onnx_file))
             text = yaml.safe_dump(info, sort_keys=False).encode("utf-8")
             staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))  # last: it describes the rest
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    remove_stale_temp_dirs(out_dir, ".export-")  # of exports killed before they finished
     return prefix

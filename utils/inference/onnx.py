@@ -52,6 +52,9 @@ def convert_to_onnx(model_file, params_file, onnx_file, target=None):
         p2o_logging.log_level = level
     if not os.path.isfile(onnx_file):
         raise WeightsError(f"paddle2onnx wrote no ONNX model {target}")
+    from utils.storage.library_writes import check_library_files
+
+    check_library_files([(onnx_file, target)])  # a file its C++ writer cut short on a full disk: WriteError
     try:
         onnx.checker.check_model(onnx_file, full_check=True)
     except Exception as exc:

@@ -24,8 +24,9 @@ import numpy as np
 import yaml
 
 from utils.errors import ConfigError, DataError, WriteError
-from utils.inference.model_files import preprocess_settings
-from utils.storage.fileio import Staged, file_sha256, stage_bytes, staged_generation
+from utils.inference.model_files import model_file_digests, preprocess_settings
+from utils.storage.fileio import Staged, file_sha256, remove_stale_temp_dirs, stage_bytes, staged_generation
+from utils.storage.library_writes import check_library_files
 from utils.storage.weights import load_weights, weights_digest
 
 # PostTrainingQuantization's activation algorithms (weights: channel-wise abs max for all of them)
@@ -39,8 +40,10 @@ def _input_spec(crop):
     return [paddle.static.InputSpec([None, 3, crop, crop], "float32", "x")]
 
 
-def save_program(network, crop, prefix):
-    """Save a dygraph network (eval mode) as a classic program PREFIX.pdmodel/.pdiparams."""
+def save_program(network, crop, prefix, target=None):
+    """Save a dygraph network (eval mode) as a classic program PREFIX.pdmodel/.pdiparams, read back
+    (Paddle's C++ save does not report a full disk); a WriteError names TARGET.pdmodel/.pdiparams
+    (default PREFIX) when the files were cut short."""
     import paddle
     from paddle.pir_utils import DygraphOldIrGuard
 
@@ -48,6 +51,7 @@ def save_program(network, crop, prefix):
     with DygraphOldIrGuard():
         static = paddle.jit.to_static(network, input_spec=_input_spec(crop), full_graph=True)
         paddle.jit.save(static, prefix)
+    check_library_files([(prefix + ext, (target or prefix) + ext) for ext in (".pdmodel", ".pdiparams")])
 
 
 def calibration_images(cfg, num_images, seed=0):
@@ -75,7 +79,7 @@ def write_int8_model(out_dir, bit, cfg, save, info):
     prefix = os.path.join(out_dir, name)
     try:
         os.makedirs(out_dir, exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".quant-", dir=out_dir)
+        work = tempfile.mkdtemp(prefix=f".quant-{os.getpid()}-", dir=out_dir)
     except OSError as exc:
         raise WriteError(prefix + ".pdmodel", exc) from None
     try:
@@ -85,16 +89,18 @@ def write_int8_model(out_dir, bit, cfg, save, info):
             except OSError as exc:
                 raise WriteError(f"{prefix}.pdmodel/.pdiparams", exc) from None
             graph = [os.path.join(work, name + ext) for ext in (".pdmodel", ".pdiparams")]
+            check_library_files([(p, os.path.join(out_dir, os.path.basename(p))) for p in graph])
             staged += [Staged(p, os.path.join(out_dir, os.path.basename(p))) for p in graph]
             # no weights_digest: int8 codes differ from the fp32 weights', so a code cache of those
             # must not be taken for this model's (the fingerprint is the files' digest)
             meta = {"bit": bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
                     "precision": "int8", "output": "code, float32 +1/-1 per bit", **info,
-                    "model_files_sha256": file_sha256(*graph)}
+                    "model_files_sha256": file_sha256(*graph), "model_file_sha256": model_file_digests(graph)}
             text = yaml.safe_dump(meta, sort_keys=False).encode("utf-8")
             staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    remove_stale_temp_dirs(out_dir, ".quant-")  # of runs killed before they finished
     return prefix
 
 
@@ -129,7 +135,7 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
 
     def save(work, name):
         fp32 = os.path.join(work, "fp32")
-        save_program(CodeHead(model), crop, os.path.join(fp32, name))
+        save_program(CodeHead(model), crop, os.path.join(fp32, name), target=os.path.join(out_dir, name))
         with OldIrGuard(), paddle.static.scope_guard(paddle.static.Scope()):  # leaves the global scope alone
             paddle.enable_static()
             try:

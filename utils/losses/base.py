@@ -14,7 +14,7 @@ never hands it labels) and how many augmented views of each training image it ne
 import paddle
 from paddle import nn
 
-from utils.errors import ConfigError, DataError
+from utils.errors import ConfigError, DataError, quote
 
 
 class HashLoss(nn.Layer):
@@ -67,24 +67,24 @@ def check_positive(options, *keys, allow_none=False):
         value = options[key]
         if not ((allow_none and value is None) or (_is_number(value) and value > 0)):
             extra = " or null" if allow_none else ""
-            raise ConfigError(f"loss.{key}: must be > 0{extra}, got {value!r}")
+            raise ConfigError(f"loss.{key}: must be > 0{extra}, got {quote(value)}")
 
 
 def check_non_negative(options, *keys):
     for key in keys:
         if not (_is_number(options[key]) and options[key] >= 0):
-            raise ConfigError(f"loss.{key}: must be >= 0, got {options[key]!r}")
+            raise ConfigError(f"loss.{key}: must be >= 0, got {quote(options[key])}")
 
 
 def check_int(options, key, minimum):
     value = options[key]
     if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
-        raise ConfigError(f"loss.{key}: must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"loss.{key}: must be an integer >= {minimum}, got {quote(value)}")
 
 
 def check_choice(options, key, choices):
     if options[key] not in choices:
-        raise ConfigError(f"loss.{key}: must be one of {', '.join(map(str, choices))}, got {options[key]!r}")
+        raise ConfigError(f"loss.{key}: must be one of {', '.join(map(str, choices))}, got {quote(options[key])}")
 
 
 # -- shared numerics --------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def check_memory_options(options):
     value = options["memory_max_age"]
     if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         raise ConfigError(f"loss.memory_max_age: must be null (the whole memory) or an integer >= 0 (steps), "
-                        f"got {value!r}")
+                        f"got {quote(value)}")
     check_int(options, "memory_warmup_epochs", 0)
 
 

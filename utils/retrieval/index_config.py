@@ -76,8 +76,8 @@ def _integer(source, key, value, low):
 
 
 def _text(source, key, value):
-    if not isinstance(value, str) or not value:
-        _fail(source, key, f"must be a non-empty string, got {value!r}")
+    if not isinstance(value, str) or not value or "\0" in value:
+        _fail(source, key, f"must be a non-empty string without NUL bytes, got {value!r}")
     return value
 
 
@@ -133,15 +133,18 @@ def read_index_config(path, flag="--index-config"):
     PaddleClas deploy config, Global, RecPreProcess, ..., are ignored)."""
     import yaml
 
+    from utils.storage.parsing import load_yaml  # safe, no aliases (they expand to gigabytes), bounded nesting
+
     if not os.path.isfile(path):
         raise ConfigError(f"{flag} {path}: file not found")
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = load_yaml(f)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{flag} {path}: not valid YAML{where}") from None
+        why = f": {exc.problem}" if getattr(exc, "problem", None) else ""
+        raise ConfigError(f"{flag} {path}: not valid YAML{where}{why}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{flag} {path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     if not isinstance(data, dict) or "IndexProcess" not in data:

@@ -12,6 +12,7 @@ import json
 from utils.errors import RetrievalError
 from utils.retrieval.codes import code_bytes
 from utils.storage.fileio import atomic_open
+from utils.storage.parsing import load_json
 
 FORMAT = "hamming-index"
 MAGIC = b"HAMMIDX\x00"
@@ -48,7 +49,7 @@ def parse_index_file(path, data, backend_names):
     if start + size > len(data):
         raise bad("truncated header")
     try:
-        header = json.loads(data[start:start + size].decode("utf-8"))
+        header = load_json(data[start:start + size])  # nesting bounded before parsing
     except (UnicodeDecodeError, ValueError):
         raise bad("corrupt header") from None
     if not isinstance(header, dict) or header.get("format") != formats[magic]:

@@ -67,11 +67,41 @@ def load_state_file(path, what, trust_pickle=False):
                            "Paddle file") from None
 
 
+def _numpy_dtype(tensor):
+    """The numpy dtype of a paddle tensor or array (None when numpy has no such dtype: bfloat16)."""
+    try:
+        return np.dtype(str(tensor.dtype).replace("paddle.", ""))
+    except TypeError:
+        return None
+
+
+def _check_values(key, value, param, path):
+    """WeightsError unless value is an array of param's dtype holding finite numbers."""
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise WeightsError(f"{path}: tensor {key} is a {type(value).__name__}, not an array; the file is not "
+                           "weights of this project")
+    got, want = _numpy_dtype(value), _numpy_dtype(param)
+    if want is not None and got != want:
+        raise WeightsError(f"{path}: tensor {key} is {got or str(value.dtype).replace('paddle.', '')}, the model "
+                           f"expects {want} (weights cast to another precision? use the float32 weights training wrote)")
+    if isinstance(value, np.ndarray):
+        finite = got is None or got.kind != "f" or bool(np.isfinite(value).all())
+    else:  # a paddle tensor (paddle.load): checked where it is, without a copy to numpy
+        import paddle
+
+        finite = got is None or got.kind != "f" or bool(paddle.isfinite(value).all())
+    if not finite:
+        raise WeightsError(f"{path}: tensor {key} holds NaN or infinite values (the run that wrote it diverged?); "
+                           "refusing weights that would give every image the same code")
+
+
 def _check_shapes(model, state, path):
     expected = model.state_dict()
     hash_first = sorted(expected, key=lambda k: not k.startswith("hash_layer."))  # the bit count: the likeliest slip
     for key in hash_first:
         param = expected[key]
+        if key in state and not hasattr(state[key], "shape"):
+            _check_values(key, state[key], param, path)
         if key in state and list(state[key].shape) != list(param.shape):
             got_bit, want_bit = state[key].shape[-1], param.shape[-1]
             if key.startswith("hash_layer.") and got_bit != want_bit:
@@ -82,10 +112,13 @@ def _check_shapes(model, state, path):
     if missing:
         raise WeightsError(f"{path} does not hold this model's weights (missing {len(missing)} tensors, "
                            f"e.g. {missing[0]}); is it for another backbone?")
+    for key in hash_first:
+        _check_values(key, state[key], expected[key], path)
 
 
 def set_weights(model, state, path):
-    """Put a state dict read from path into model, after checking it is this model's."""
+    """Put a state dict read from path into model, after checking it is this model's: every tensor
+    there, of the model's shape and dtype, finite."""
     if not isinstance(state, dict):
         raise WeightsError(f"{path} is not a state dict")
     _check_shapes(model, state, path)

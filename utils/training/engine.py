@@ -5,7 +5,8 @@ start processes. What a run is built from comes from utils.training.builders (da
 training parts, in that order); what changes while it trains is its RunState. Determinism: the
 data order, the augmentations and the dropout masks of an epoch derive from (seed, epoch) alone,
 so a run resumed from the checkpoint of epoch e ends with the same weights as one that was never
-interrupted.
+interrupted. SIGINT / SIGTERM stop a run after its current step (utils.training.interrupt): one
+line saying where and how to resume, exit 130 / 143, the last checkpoint complete.
 
 A method that learns without labels never sees them: its training set has no label columns, and
 model selection keeps the latest evaluated epoch (no labels decide it); evaluation still reports
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from utils.config import config_yaml
 from utils.data.dataset import bad_image_summary
-from utils.errors import ConfigError, TrainingError, WeightsError
+from utils.errors import ConfigError, Interrupted, TrainingError, WeightsError
 from utils.losses import is_shallow, loss_class
 from utils.runtime.distributed import Comm
 from utils.runtime.log import ScalarWriter, open_log_files, setup_logger
@@ -31,6 +32,7 @@ from utils.training.builders import build_data, build_network, build_training, s
 from utils.training.checkpoint import load_checkpoint, optimizer_state, save_checkpoint, set_optimizer_state
 from utils.training.evaluate import eval_line, evaluate, health_text, topk_label
 from utils.training.health import RunHealth
+from utils.training.interrupt import StopOnSignal, signal_name, stop_requested
 
 
 def train_step(model, criterion, optimizer, images, labels, indices, loss_scale=1):
@@ -83,6 +85,7 @@ class Engine:
         self.model = build_network(cfg, self.data.num_classes, self.logger)
         self.parts = None if cfg["eval_only"] else build_training(cfg, self.data, self.model, self.comm, world_size)
         self.step = train_step
+        self._saved_last = False  # this run wrote model_last_<K> (what --resume continues from)
         if amp:
             step = amp_step(cfg["train"]["amp"], device)
             if step is not None:  # paddle.amp (GPU); bf16 on CPU: the plain step, bf16 convolutions
@@ -127,6 +130,7 @@ class Engine:
         generation, never written before there are weights); then the log and curves follow."""
         save_checkpoint(self._prefix(kind), self.model, self._checkpoint_state(epoch),
                         release=kind == "best", files=self._config_file())  # best: + model_best_<K>.safetensors
+        self._saved_last = self._saved_last or kind == "last"
         open_log_files(self.logger)
         writer.open()
 
@@ -170,9 +174,11 @@ class Engine:
             # so scaling by the world size makes the update that of the global loss
             loss = self.step(p.train_model, p.criterion, p.optimizer, images, labels, indices,
                              self.world_size if self.comm.active else 1)
-            value = float(self.comm.sum(loss.detach()))
+            value, stop = self._step_result(loss)
             if not np.isfinite(value):
                 raise TrainingError(f"loss became {value} at epoch {epoch + 1} step {step + 1}; lower --lr")
+            if stop is not None:
+                raise Interrupted(f"interrupted at epoch {epoch + 1} step {step + 1}", stop)
             losses.append(value)
             seen += images.shape[0]
             writer.add("train/loss", value, epoch * steps + step)
@@ -188,6 +194,26 @@ class Engine:
                          f"{seen * self.world_size / seconds:.1f} img/s ({seconds:.1f}s)")
         p.scheduler.step()
         return float(np.mean(losses))
+
+    def _step_result(self, loss):
+        """(the global loss of a step, the signal any rank was asked to stop with or None): one
+        collective for both, so that every rank stops after the same step."""
+        asked = stop_requested()
+        if not self.comm.active:
+            return float(loss), asked
+        both = paddle.concat([loss.detach().astype("float32").reshape([1]),
+                              paddle.to_tensor([0.0 if asked is None else 1.0], "float32")])
+        total = self.comm.sum(both).numpy()
+        return float(total[0]), (asked or 2) if total[1] > 0 else None  # 2: SIGINT, for a rank not signalled
+
+    def _interrupted(self, exc, epoch):
+        """The one line of a run stopped by a signal: where, and how to go on."""
+        where = str(exc) if "epoch" in str(exc) else f"{exc} of epoch {epoch + 1}"
+        if self._saved_last or self.cfg["resume"]:
+            hint = f"resume with --resume {self._prefix('last') if self._saved_last else self.cfg['resume']}"
+        else:
+            hint = "no checkpoint was written yet (the first comes after epoch 1): start the run again"
+        return Interrupted(f"{where} ({signal_name(exc.signum)}); {hint}", exc.signum)
 
     def _log_start(self):
         d, t = self.data, self.cfg["train"]
@@ -246,33 +272,41 @@ class Engine:
         self._log_start()
         self.health, self.state = RunHealth(self.logger, t["loss_rise_epochs"]), RunState()
         self.health.recipe_notes(cfg)
-        if cfg["resume"]:
-            self._resume(cfg["resume"])
-        elif t["eval_untrained"]:
-            self._evaluate_untrained()
-        s = self.state
         writer = ScalarWriter(os.path.join(self.out, f"vdl_{self.bit}") if self.rank == 0 else None, deferred=True)
+        self._epoch = 0
         try:
-            for epoch in range(s.start_epoch, t["epochs"]):
-                epoch_start = time.time()
-                s.losses.append(self._train_epoch(epoch, writer))
-                s.epoch_seconds.append(time.time() - epoch_start)
-                self.health.check_loss_trend(epoch, s.losses)
-                self._average_batchnorm_statistics()  # before evaluating and checkpointing
-                if (epoch + 1) % t["eval_every"] == 0 or epoch + 1 == t["epochs"]:
-                    self._evaluate_epoch(epoch, writer)
-                if self.rank == 0:
-                    self._save("last", epoch, writer)
-            if s.best["epoch"] == 0 and "best_trained" in s.history and s.untrained_weights is not None:
-                # no epoch beat the untrained network: it is the best model, under the best name
-                self.model.set_state_dict({k: paddle.to_tensor(v) for k, v in s.untrained_weights.items()})
-                if self.rank == 0:
-                    self._save("best", -1, writer)
+            with StopOnSignal():  # SIGINT / SIGTERM: stop after the current step
+                if cfg["resume"]:
+                    self._resume(cfg["resume"])
+                elif t["eval_untrained"]:
+                    self._evaluate_untrained()
+                self._train_epochs(writer)
+        except Interrupted as exc:
+            raise self._interrupted(exc, self._epoch) from None
         finally:
             writer.close()
         if self.comm.active:
             self._check_ranks_agree()
         return self._report()
+
+    def _train_epochs(self, writer):
+        s, t = self.state, self.cfg["train"]
+        for epoch in range(s.start_epoch, t["epochs"]):
+            self._epoch = epoch
+            epoch_start = time.time()
+            s.losses.append(self._train_epoch(epoch, writer))
+            s.epoch_seconds.append(time.time() - epoch_start)
+            self.health.check_loss_trend(epoch, s.losses)
+            self._average_batchnorm_statistics()  # before evaluating and checkpointing
+            if (epoch + 1) % t["eval_every"] == 0 or epoch + 1 == t["epochs"]:
+                self._evaluate_epoch(epoch, writer)
+            if self.rank == 0:
+                self._save("last", epoch, writer)
+        if s.best["epoch"] == 0 and "best_trained" in s.history and s.untrained_weights is not None:
+            # no epoch beat the untrained network: it is the best model, under the best name
+            self.model.set_state_dict({k: paddle.to_tensor(v) for k, v in s.untrained_weights.items()})
+            if self.rank == 0:
+                self._save("best", -1, writer)
 
     def _check_ranks_agree(self):
         """Every rank must end with the same weights (BatchNorm statistics averaged at the last
@@ -318,27 +352,25 @@ class Engine:
                          + " ".join(f"{n}:{p:.3f}" for n, p in at_n.items()))
 
     def fit(self):
-        """A shallow method: fitted on the training images' backbone features, evaluated and saved as
-        model_best_<K> / model_last_<K> like a trained model (utils/training/shallow.py)."""
+        """A shallow method: fitted on the training images' backbone features (utils/training/shallow.py),
+        evaluated, and saved as model_best_<K> / model_last_<K> like a trained model."""
         from utils.training.shallow import fit_shallow
 
-        self.state.history["fitted"] = fit_shallow(self.cfg, self.model, self.data, self.logger)
+        s = self.state
+        s.history["fitted"] = fit_shallow(self.cfg, self.model, self.data, self.logger)
         result = self.evaluate()
         self._log_eval(f"fitted {self.cfg['loss']['name']}", result)
-        self.state.best = {"map": result["map"], "select": 0.0, "precision_r2": result["precision_r2"], "epoch": 1,
-                           "codes": result["codes"]}
-        self.state.best_codes = self.state.last_codes
+        s.best = {"map": result["map"], "select": 0.0, "precision_r2": result["precision_r2"], "epoch": 1,
+                  "codes": result["codes"]}
+        s.best_codes = s.last_codes
+        state = {"epoch": 0, "best": s.best, "history": s.history, "bit": self.bit, "fitted": self.cfg["loss"]["name"],
+                 "backbone": self.cfg["model"]["backbone"]}
+        for kind in ("best", "last") if self.rank == 0 else ():
+            save_checkpoint(self._prefix(kind), self.model, state, release=kind == "best", files=self._config_file())
         if self.rank == 0:
-            for kind in ("best", "last"):
-                save_checkpoint(self._prefix(kind), self.model, {**self._fit_state(), "best": self.state.best},
-                                release=kind == "best", files=self._config_file())
             open_log_files(self.logger)
-        return {"map": result["map"], "best_epoch": 1, "history": self.state.history,
-                "precision_r2": result["precision_r2"], "epoch_seconds": [], "warnings": self.health.warnings}
-
-    def _fit_state(self):
-        return {"epoch": 0, "history": self.state.history, "bit": self.bit, "backbone": self.cfg["model"]["backbone"],
-                "fitted": self.cfg["loss"]["name"]}
+        return {"map": result["map"], "best_epoch": 1, "history": s.history, "precision_r2": result["precision_r2"],
+                "epoch_seconds": [], "warnings": self.health.warnings}
 
     def _config_file(self):
         return {os.path.join(self.out, f"config_{self.bit}.yaml"): config_yaml(self.cfg).encode("utf-8")}

@@ -11,7 +11,9 @@ from tqdm import tqdm
 from models import codes_from_logits
 from utils.evaluation.code_health import code_statistics, codes_collapsed, quantisation_errors
 from utils.evaluation.metrics import mean_average_precision, precision_within_radius
+from utils.errors import Interrupted
 from utils.runtime.distributed import in_dataset_order
+from utils.training.interrupt import stop_requested
 
 
 def topk_label(topk):
@@ -27,6 +29,8 @@ def encode(model, loader, desc="encode", show_progress=True, comm=None):
     codes, labels, indices, errors = [], [], [], []
     for images, batch_labels, batch_indices in tqdm(loader, desc=desc, leave=False,
                                                     disable=None if show_progress else True):
+        if (comm is None or not comm.active) and stop_requested() is not None:  # ranks stop at training steps
+            raise Interrupted("interrupted during evaluation", stop_requested())
         z = model(images)
         codes.append(codes_from_logits(z).numpy().astype(np.int8))
         errors.append(quantisation_errors(z.numpy()))
