@@ -28,7 +28,7 @@ def test_tipc_lite_train_lite_infer(method, tmp_path, repo_copy):
     assert proc.returncode == 0, output
     ok = {line.rsplit(" - ", 1)[1]: line for line in lines if line.startswith(f"Run successfully with command - {model} - ")}
     train = ok[str(tmp_path / "train_gpus_-1.log")]
-    assert f"-c=configs/methods/{method}_lite.yaml" in train and "--epoch=1" in train
+    assert f"-c configs/methods/{method}_lite.yaml" in train and "--epoch=1" in train
     assert str(tmp_path / "eval_gpus_-1.log") in ok and str(tmp_path / "export_gpus_-1.log") in ok
     codes = set()
     for mkldnn in ("True", "False"):
