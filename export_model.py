@@ -1,7 +1,8 @@
 """Export trained weights to a static inference graph for Paddle Inference.
 
-Writes DIR/inference_<K>.json + DIR/inference_<K>.pdiparams (Paddle 3 PIR format) and
-DIR/infer_cfg.yml (preprocessing and bit count). The graph outputs the +-1 code. The weights
+Writes DIR/inference_<K>.json + DIR/inference_<K>.pdiparams (Paddle 3 PIR format) and the export's
+description beside them (preprocessing and bit count). The graph outputs the network's pre-sign
+features; a code is their sign (utils.encoding). The weights
 also go to DIR/model_<K>.safetensors: the form to hand to others (loading it runs no code).
 Everything is written in full before any file of a previous export in DIR is replaced, so a
 failed write (disk full) leaves that export as it was (utils/inference/export.py does the work).
@@ -12,14 +13,15 @@ import argparse
 
 from utils.cli import exit_on_user_error
 from utils.runtime import configure
+from utils.storage.run_folder import INFER_CFG, RunFolder
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length of the weights")
     p.add_argument("--pretrained", required=True, metavar="PREFIX", help="trained weights PREFIX(.pdparams)")
-    p.add_argument("--save-inference-dir", "--save_inference_dir", default="./output/inference",
-                   help="folder for inference_<K>.json/.pdiparams and infer_cfg.yml")
+    p.add_argument("--save-inference-dir", "--save_inference_dir", default=RunFolder().export.path,
+                   help=f"folder for inference_<K>.json/.pdiparams and {INFER_CFG}")
     p.add_argument("-c", "--config", default=None,
                    help="config of the training run (default: config_<K>.yaml beside the weights, "
                         "else configs/hashnet_<dataset>.yaml)")
@@ -51,7 +53,7 @@ def main(argv=None):
     setup_device("cpu", cfg["threads"])
     onnx = args.format == "onnx"
     prefix = export_model(cfg, args.pretrained, args.save_inference_dir, onnx=onnx)
-    print(f"exported {args.bit}-bit model to {prefix}.json / .pdiparams{' / .onnx' if onnx else ''} (+ infer_cfg.yml)")
+    print(f"exported {args.bit}-bit model to {prefix}.json / .pdiparams{' / .onnx' if onnx else ''} (+ {INFER_CFG})")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Quantise trained weights to an int8 model for Paddle Inference (oneDNN int8 on CPU).
 
-    python quantize.py --bit 64 --pretrained output/model_best_64 --method ptq --algo KL
-    python quantize.py --bit 64 --pretrained output/model_best_64 --method qat --epoch 2
-    python deploy/inference_python/infer.py --bit 64 --model-dir output/inference_int8 --precision int8 --img-path x.jpg
+    python quantize.py --bit 64 --pretrained PREFIX --method ptq --algo KL    # PREFIX: trained weights (README)
+    python quantize.py --bit 64 --pretrained PREFIX --method qat --epoch 2
+    python -m deploy.inference_python.infer --bit 64 --model-dir output/inference_int8 --precision int8 --img-path x.jpg
 
 ptq: post-training quantisation, activation ranges calibrated on --calib-images training images
 (KL, hist, abs_max, avg or mse), weights per channel. qat: quantisation-aware fine-tuning of the
 weights for --epoch epochs with paddle.quantization.QAT, then the same PTQ conversion of the
 fine-tuned weights (QAT's own converted graph gives wrong codes under oneDNN int8 in Paddle 3.3.1:
 utils/inference/quantize.py). Both write
-DIR/inference_<K>.pdmodel/.pdiparams + infer_cfg.yml (precision: int8) in full before anything of a
+DIR/inference_<K>.pdmodel/.pdiparams + the description (precision: int8) in full before anything of a
 previous model in DIR is replaced, then (--evaluate True) print the mAP of the fp32 weights and of
 the int8 model on the query/database lists, and the mean Hamming distance between their codes.
 """
@@ -17,6 +17,7 @@ import argparse
 
 from utils.cli import exit_on_user_error
 from utils.runtime import configure
+from utils.storage.run_folder import RunFolder
 
 
 def parse_args(argv=None):
@@ -27,8 +28,8 @@ def parse_args(argv=None):
     p.add_argument("--bit", type=int, required=True, help="code length of the weights")
     p.add_argument("--pretrained", required=True, metavar="PREFIX", help="trained fp32 weights PREFIX(.pdparams)")
     p.add_argument("--method", choices=["ptq", "qat"], default="ptq", help="ptq (default) or qat")
-    p.add_argument("--save-inference-dir", "--save_inference_dir", default="./output/inference_int8",
-                   help="folder for the int8 model (default ./output/inference_int8)")
+    p.add_argument("--save-inference-dir", "--save_inference_dir", default=RunFolder().int8_export.path,
+                   help=f"folder for the int8 model (default {RunFolder().int8_export.path})")
     p.add_argument("-c", "--config", default=None,
                    help="config of the training run (default: config_<K>.yaml beside the weights)")
     p.add_argument("--dataset", default=None, help="picks configs/hashnet_<dataset>.yaml when no config is found")

@@ -1,6 +1,6 @@
 """Encoding a database with an exported model: the whole pipeline vs the model alone.
 
-    python benchmarks/bench_encode.py [--data-path ./datasets/lite] [--bit 64] [--batch-size 16]
+    python -m benchmarks.bench_encode [--data-path ./datasets/lite] [--bit 64] [--batch-size 16]
                                       [--threads 2] [--num-workers 0 2] [--repeats 2] [--images N]
 
 Exports a randomly initialised full-size AlexNet-HashNet (configs/hashnet_coco.yaml: 224x224
@@ -23,10 +23,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-from utils.runtime import configure  # noqa: E402
-from benchmarks.machine import machine_line  # noqa: E402
+from utils.runtime import configure
+from benchmarks.machine import machine_line
 
 
 def main():

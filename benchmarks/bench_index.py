@@ -1,6 +1,6 @@
 """Hamming index at 1M codes: the project's HammingIndex vs faiss vs numpy, side by side.
 
-    python benchmarks/bench_index.py [--n 1000000] [--queries 1000] [--k 100] [--bits 64 16]
+    python -m benchmarks.bench_index [--n 1000000] [--queries 1000] [--k 100] [--bits 64 16]
                                      [--radius 2] [--threads 2] [--repeats 3] [--numpy-queries 200]
 
 (1) exact top-k over --n random codes, --queries random queries, at each of --bits: the
@@ -27,11 +27,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils.retrieval import scan  # noqa: E402
-from benchmarks.machine import machine_line  # noqa: E402
-from utils.retrieval import HammingIndex, packed_to_words  # noqa: E402
+from utils.retrieval import scan
+from benchmarks.machine import machine_line
+from utils.retrieval import HammingIndex, packed_to_words
 
 
 def race(contenders, repeats):

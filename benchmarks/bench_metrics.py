@@ -1,6 +1,6 @@
 """mAP@5000 at COCO scale: utils.metrics vs a plain per-query implementation.
 
-    python benchmarks/bench_metrics.py [--queries N] [--db N] [--bit K] [--topk N]
+    python -m benchmarks.bench_metrics [--queries N] [--db N] [--bit K] [--topk N]
 
 The plain reference is what most deep-hashing repos ship: for each query,
 Hamming distances by a +-1 matrix product, np.argsort(kind="stable") on the
@@ -17,10 +17,9 @@ import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils.evaluation.metrics import mean_average_precision  # noqa: E402
-from benchmarks.machine import machine_line  # noqa: E402
+from utils.evaluation.metrics import mean_average_precision
+from benchmarks.machine import machine_line
 
 
 def make_data(nq, ndb, nbits, ncls, seed=0):

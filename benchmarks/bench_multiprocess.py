@@ -1,6 +1,6 @@
 """Lite-data training epoch time: 1 process vs N data-parallel CPU processes, in one run.
 
-    python benchmarks/bench_multiprocess.py [--nproc 2] [--epochs 2] [--rounds 2]
+    python -m benchmarks.bench_multiprocess [--nproc 2] [--epochs 2] [--rounds 2]
 
 Runs main_single_gpu.py and `paddle.distributed.launch --nproc_per_node N main_multi_gpu.py`
 alternately on the lite data with the same per-process batch, and prints the median epoch
@@ -14,10 +14,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, ROOT)
+from benchmarks.machine import machine_line
 
-from benchmarks.machine import machine_line  # noqa: E402
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def epoch_seconds(text, skip_first=True):
@@ -53,7 +52,7 @@ def main():
                                         "--output-dir", f"{tmp}/m{r}", *common], log_dir))
     s, m = statistics.median(single), statistics.median(multi)
     print(machine_line())
-    print(f"lite epoch (500 images), batch 32 per process")
+    print("lite epoch (500 images), batch 32 per process")
     print(f"1 process:   median {s:.1f} s/epoch  ({', '.join(f'{x:.1f}' for x in single)})")
     print(f"{args.nproc} processes: median {m:.1f} s/epoch  ({', '.join(f'{x:.1f}' for x in multi)})")
     print(f"ratio {args.nproc}-process / 1-process epoch time: {m / s:.2f}")

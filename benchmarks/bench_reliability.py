@@ -1,8 +1,8 @@
 """Reliability in numbers, on this machine (the first line names the CPU).
 
-    python benchmarks/bench_reliability.py            # the fault campaign: a few minutes on 2 cores
-    python benchmarks/bench_reliability.py --quick    # without the training, export and quantize runs
-    python benchmarks/bench_reliability.py --timings  # also what the guards cost (ratios: shared machines are noisy)
+    python -m benchmarks.bench_reliability            # the fault campaign: a few minutes on 2 cores
+    python -m benchmarks.bench_reliability --quick    # without the training, export and quantize runs
+    python -m benchmarks.bench_reliability --timings  # also what the guards cost (ratios: shared machines are noisy)
 
 The campaign (benchmarks/fault_run.py) runs the real entry points in child processes with a full
 disk (`ulimit -f`, SIGXFSZ ignored, several limits per write), SIGKILL / SIGINT / SIGTERM at exact
@@ -12,11 +12,9 @@ when there is one. The timings: the image-header check against a decode, a PNG b
 header against decoded, a checkpoint write and weight loading against bare paddle.save / load.
 """
 import argparse
-import time
 import os
 import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import time
 
 
 def parse_args(argv=None):
@@ -83,6 +81,7 @@ def timings():
     # checkpoint write: full AlexNet-64 (fc 4096) weights, plain paddle.save vs our save_checkpoint (fsync + sha + links)
     from models import build_model
     from utils.config import build_config
+    from utils.storage.run_folder import RunFolder, released_path, weights_path
     from utils.storage.weights import load_weights
     from utils.training.checkpoint import save_checkpoint
     cfg = build_config(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "hashnet_coco.yaml"), {"bit": 64})
@@ -90,12 +89,13 @@ def timings():
     size = sum(int(np.prod(p.shape)) for p in model.state_dict().values()) * 4
     state = {"epoch": 0, "bit": 64}
     t_plain = best(lambda: paddle.save(model.state_dict(), os.path.join(tmp, "plain.pdparams")), 3)
-    t_ckpt = best(lambda: save_checkpoint(os.path.join(tmp, "model_last_64"), model, state), 3)
-    t_release = best(lambda: save_checkpoint(os.path.join(tmp, "model_best_64"), model, state, release=True), 3)
+    run = RunFolder(tmp)
+    t_ckpt = best(lambda: save_checkpoint(run.last(64), model, state), 3)
+    t_release = best(lambda: save_checkpoint(run.best(64), model, state, release=True), 3)
     print(f"AlexNet-64 weights {size/1e6:.0f} MB: paddle.save {t_plain:.2f} s; save_checkpoint (atomic, fsync, sha256, "
           f"previous generation kept) {t_ckpt:.2f} s; with .safetensors too {t_release:.2f} s")
-    t_pd = best(lambda: load_weights(model, os.path.join(tmp, "model_best_64.pdparams")), 3)
-    t_st = best(lambda: load_weights(model, os.path.join(tmp, "model_best_64.safetensors")), 3)
+    t_pd = best(lambda: load_weights(model, weights_path(run.best(64))), 3)
+    t_st = best(lambda: load_weights(model, released_path(run.best(64))), 3)
     print(f"load_weights: .pdparams {t_pd:.2f} s, .safetensors {t_st:.2f} s")
     import shutil
 

@@ -1,6 +1,6 @@
 """Load test of the image-search service: requests/s and p50/p99 latency of POST /search.
 
-    python benchmarks/bench_serving.py [--model-dir DIR] [--clients 1 4 16] [--predictors 1 2]
+    python -m benchmarks.bench_serving [--model-dir DIR] [--clients 1 4 16] [--predictors 1 2]
                                        [--threads 1] [--requests 200] [--seconds 20] [--k 10]
 
 Starts `python -m deploy.serving` itself on 127.0.0.1 (a free port; loopback only) over the lite
@@ -16,15 +16,13 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-from utils.runtime import configure  # noqa: E402
-from benchmarks.machine import machine_line  # noqa: E402
+from utils.runtime import configure
+from benchmarks.machine import machine_line
 
 
 def parse_args():
@@ -97,6 +95,7 @@ def main():
     from deploy.serving.launch import running_service
     from utils.data.lists import parse_list
     from utils.data.lite import ensure_lite_dataset
+    from utils.storage.run_folder import RunFolder
 
     root = ensure_lite_dataset(args.data_path)
     paths, _ = parse_list(os.path.join(root, "test.txt"))
@@ -104,13 +103,14 @@ def main():
     work = tempfile.mkdtemp(prefix="bench_serving_")
     try:
         model_dir = args.model_dir
-        if model_dir is None and os.path.isfile("./output/inference/infer_cfg.yml"):
-            model_dir = "./output/inference"
+        exported = RunFolder().export
+        if model_dir is None and os.path.isfile(exported.infer_cfg):
+            model_dir = exported.path
         if model_dir is None:
             from deploy.serving.demo_model import export_untrained_model
 
             model_dir = export_untrained_model(os.path.join(work, "model"), root, bit=64)
-            print(f"no ./output/inference: serving an untrained lite-architecture model ({model_dir})")
+            print(f"no {exported.path}: serving an untrained lite-architecture model ({model_dir})")
         rows = []
         for predictors, threads in [(p, t) for p in args.predictors for t in args.threads]:
             flags = ["--threads", str(threads), "--model-dir", model_dir, "--data-path", root, "--cache-dir", os.path.join(work, "cache"),

@@ -1,8 +1,8 @@
 """Encoding ms/image, side by side in one run: Paddle Inference fp32 / bf16 / int8 (oneDNN), Paddle
 Inference without oneDNN, dygraph eval, onnxruntime fp32, PyTorch eager fp32 and bf16 autocast.
 
-    python benchmarks/bench_speed.py [--bit 64] [--crop 224] [--threads 2] [--repeats 7]
-    python benchmarks/bench_speed.py --crop 64 --no-torch        # the lite input size, Paddle only
+    python -m benchmarks.bench_speed [--bit 64] [--crop 224] [--threads 2] [--repeats 7]
+    python -m benchmarks.bench_speed --crop 64 --no-torch        # the lite input size, Paddle only
 
 The network is AlexNet-HashNet (fc 4096) with untrained, seeded weights: speed does not depend on
 the weights' values (the int8 model is calibrated, abs_max, on random inputs, so its codes mean
@@ -23,11 +23,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, ROOT)
+from benchmarks.harness import run_json  # (standard library and numpy only)
+from benchmarks.machine import cpu_flags, load_average, machine_line  # (standard library only)
 
-from benchmarks.harness import run_json  # noqa: E402  (standard library and numpy only)
-from benchmarks.machine import cpu_flags, load_average, machine_line  # noqa: E402  (standard library only)
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 BATCHES = (1, 16)
 PADDLE_VARIANTS = {  # name: (worker kind, precision)
@@ -152,7 +151,7 @@ def run_worker(cmd, env):
 def torch_ms(args, amp, env):
     result = {}
     for batch in BATCHES:
-        cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "torch_reference.py"), "--infer", "--json",
+        cmd = [sys.executable, "-m", "benchmarks.torch_reference", "--infer", "--json",
                "--batch-size", str(batch), "--crop", str(args.crop), "--bit", str(args.bit), "--threads",
                str(args.threads), "--steps", str(args.repeats), "--warmup", str(args.warmup)]
         walls = run_worker(cmd + (["--amp", amp] if amp else []), env)["wall"]
@@ -173,7 +172,7 @@ def main(argv=None):
               "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
     rows, notes = {}, []
     with tempfile.TemporaryDirectory() as work:
-        prepared = run_worker([sys.executable, os.path.abspath(__file__), "--worker", "prepare", "--work", work, *common],
+        prepared = run_worker([sys.executable, "-m", "benchmarks.bench_speed", "--worker", "prepare", "--work", work, *common],
                               env)
         print(f"AlexNet-HashNet {args.bit} bits (untrained, seeded weights), input {args.crop}x{args.crop}, "
               f"{args.threads} threads, paddle {prepared['paddle']}; load average {load_average():.2f}")
@@ -184,7 +183,7 @@ def main(argv=None):
             if kind == "onnx" and prepared["onnx"] != "ok":
                 notes.append(f"{name}: not run: {prepared['onnx']}")
                 continue
-            rows[name] = run_worker([sys.executable, os.path.abspath(__file__), "--worker", kind, "--precision",
+            rows[name] = run_worker([sys.executable, "-m", "benchmarks.bench_speed", "--worker", kind, "--precision",
                                      precision, "--work", work, *common], env)
         if not args.no_torch:
             for name, amp in TORCH_VARIANTS.items():

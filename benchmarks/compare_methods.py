@@ -1,8 +1,8 @@
 """Train every hashing method on one data set and compare them in one table.
 
-    python benchmarks/compare_methods.py                  # lite data: every method, 16/32/48/64 bits, seeds 0 1 2
-    python benchmarks/compare_methods.py --methods hashnet dsh lsh --bits 32 --seeds 0 1 --markdown
-    python benchmarks/compare_methods.py --dataset coco --data-path /data/coco --epochs 150 -o train.eval_every=10
+    python -m benchmarks.compare_methods                  # lite data: every method, 16/32/48/64 bits, seeds 0 1 2
+    python -m benchmarks.compare_methods --methods hashnet dsh lsh --bits 32 --seeds 0 1 --markdown
+    python -m benchmarks.compare_methods --dataset coco --data-path /data/coco --epochs 150 -o train.eval_every=10
 
 Methods are the configs <config-dir>/<method>_<dataset>.yaml (configs/methods/) plus
 configs/hashnet_<dataset>.yaml; the unsupervised baselines lsh and itq (utils/evaluation/baselines.py) hash
@@ -26,14 +26,12 @@ import sys
 import time
 import traceback
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from benchmarks.machine import machine_line
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
+from utils.runtime import configure
 
-from benchmarks.machine import machine_line  # noqa: E402
-from utils.cli import exit_on_user_error  # noqa: E402
-from utils.errors import UserError  # noqa: E402
-from utils.runtime import configure  # noqa: E402
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 DEFAULT_EPOCHS = 3
 
@@ -104,12 +102,8 @@ def quiet():
 def train_once(cfg, keep_weights):
     from utils.training.engine import Engine
 
-    engine = Engine(cfg)
+    engine = Engine(cfg, save_checkpoints=keep_weights)
     result = engine.train()
-    if not keep_weights:
-        for path in glob.glob(os.path.join(cfg["output_dir"], "model_*")):
-            if os.path.isfile(path):
-                os.remove(path)
     seconds = result["epoch_seconds"]
     sizes = {"train": len(engine.train_set), "query": len(engine.query_set), "database": len(engine.db_set)}
     return {"map": result["map"], "precision_r2": result["precision_r2"],
@@ -237,7 +231,7 @@ def describe(args, argv, cfg, sizes, methods, configs):
             f"Seeds {' '.join(map(str, args.seeds))}: mean +- sample std"
             f"{'; lsh/itq: untrained backbone features, no training' if set(methods) - set(configs) else ''}. "
             f"Methods: {' '.join(methods)}.",
-            f"Command: python benchmarks/compare_methods.py {' '.join(argv)}".rstrip(),
+            f"Command: python -m benchmarks.compare_methods {' '.join(argv)}".rstrip(),
             f"Machine: {machine_line()}."]
 
 

@@ -6,7 +6,7 @@ exports and weights, bad requests to the service). For each case it checks what 
 - a run that fails ends with one `error:` line and no traceback, and leaves the files it would
   have replaced byte for byte as they were;
 - a run that succeeds leaves complete files (the code cache loads and matches its fingerprint, a
-  checkpoint loads, an export's files match the sha256 its infer_cfg.yml records).
+  checkpoint loads, an export's files match the sha256 its description records).
 
 Tallies: faults injected, bad inputs tried, tracebacks seen, bytes of data lost (a protected file
 changed by a failed run, or left torn by any run), and the cases that broke a rule.
@@ -22,6 +22,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+from utils.storage.run_folder import RunFolder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--bit", "16", "--batch-size", "8", "--seed", "1", "-o", "model.fc_dim=64", "-o", "dataset.resize_size=64",
@@ -183,7 +185,7 @@ def disk_full_checkpoint_and_export(tally, data, weights, work):
         tally.faults += 1
         code, _ = run(tally, f"disk full ({limit} B) while a checkpoint is written",
                       ["main_single_gpu.py", "--data-path", data, "--output-dir", out, "--epoch", "2", *TINY,
-                       "--resume", os.path.join(out, "model_last_16")], limit=limit, expect="cannot write")
+                       "--resume", RunFolder(out).last(16)], limit=limit, expect="cannot write")
         if code == 0:
             break  # a run that got through moved the folder on: larger limits would test nothing new
         lost = changed_bytes(before, out)
@@ -197,7 +199,7 @@ def disk_full_checkpoint_and_export(tally, data, weights, work):
         before = snapshot(export)
         tally.faults += 1
         code, _ = run(tally, f"disk full ({limit} B) during an export",
-                      ["export_model.py", "--bit", "16", "--pretrained", os.path.join(out, "model_best_16"),
+                      ["export_model.py", "--bit", "16", "--pretrained", RunFolder(out).best(16),
                        "--save-inference-dir", export], limit=limit, expect="cannot write")
         tally.lost += changed_bytes(before, export) if code != 0 else 0
     for limit in (1 << 16, 1 << 20, 3 << 20):
@@ -235,7 +237,7 @@ def signals_and_kills(tally, data, work):
                     tally.broken.append(f"{fault}: {name} torn")
         code, _ = run(tally, f"--resume after {fault}", ["main_single_gpu.py", "--data-path", data, "--output-dir",
                                                          out, "--epoch", "3", *TINY, "--resume",
-                                                         os.path.join(out, "model_last_16")])
+                                                         RunFolder(out).last(16)])
         if code != 0:
             tally.broken.append(f"--resume after {fault}: exit {code}")
 
@@ -299,12 +301,8 @@ def damaged_models(tally, data, weights, work):
     from utils.inference.export import export_model as export
     from utils.storage.weights import load_safetensors, save_safetensors
 
-    spec_path = os.path.join(ROOT, "deploy", "inference_python", "infer.py")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("infer_cli", spec_path)
-    infer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(infer)
+    from deploy.inference_python import infer
+    from utils.storage.run_folder import ExportFolder
     good = os.path.join(work, "good_export")
     export(config_for_weights(weights, 16), weights, good)
 
@@ -320,7 +318,7 @@ def damaged_models(tally, data, weights, work):
 
     def cfg_edit(old, new):
         def edit(folder):
-            path = os.path.join(folder, "infer_cfg.yml")
+            path = ExportFolder(folder).infer_cfg
             text = open(path).read()
             open(path, "w").write(text.replace(old, new) if old else text + new)
         return edit
@@ -329,7 +327,7 @@ def damaged_models(tally, data, weights, work):
              "truncated .json": cut("inference_16.json", 0.7), "python tag": cfg_edit("", "x: !!python/name:os.system\n"),
              "resize 100000": cfg_edit("resize_size: 64", "resize_size: 100000"),
              "bit 7": cfg_edit("bit: 16", "bit: 7"), "std 0": cfg_edit("std:\n- 0.229", "std:\n- 0.0"),
-             "not YAML": lambda folder: _write(os.path.join(folder, "infer_cfg.yml"), "{unclosed"),
+             "not YAML": lambda folder: _write(ExportFolder(folder).infer_cfg, "{unclosed"),
              "alias in infer_cfg": cfg_edit("", "a: &x [1]\nb: *x\n")}
     for case, edit in cases.items():
         folder = damage(case.replace(" ", "_"), edit)
@@ -367,12 +365,14 @@ def bad_requests(tally, data, work):
 
     from deploy.serving.app import create_app
     from deploy.serving.demo_model import export_untrained_model
-    from deploy.serving.service import SearchService
+    from deploy.serving.service import SearchService, ServiceSettings
+    from utils.inference.searcher import ListSource, SearchSettings
 
     model = export_untrained_model(os.path.join(work, "serving_model"), data, bit=64,
                                    overrides=["model.fc_dim=256", "dataset.resize_size=72", "dataset.crop_size=64"])
-    service = SearchService(model, os.path.join(data, "database.txt"), data, os.path.join(work, "scache"),
-                            os.path.join(work, "store"), threads=1, num_workers=0, log=lambda *a: None)
+    search = SearchSettings(bit=None, model_dir=model, predictors=1, threads=1, num_workers=0,
+                            database=ListSource(os.path.join(data, "database.txt"), data, os.path.join(work, "scache")))
+    service = SearchService(ServiceSettings(search, os.path.join(work, "store")), log=lambda *a: None)
     client = TestClient(create_app(service), base_url="http://localhost", raise_server_exceptions=False)
     jpeg = open(query(data), "rb").read()
     requests = [("POST", "/items", {"labels": label}, {"origin": None}) for label in

@@ -1,10 +1,10 @@
 """Retrieval quality on real images: every method, the LSH/ITQ floors, several seeds, one table.
 
     pip install scikit-learn==1.9.1     # ships the images (requirements-dev.txt has it); no network at run time
-    python benchmarks/quality_real.py                       # every method, 16 and 64 bits, seeds 0 1 2
-    python benchmarks/quality_real.py --methods hashnet csq lsh --bits 16 --seeds 0 --epochs 10
-    python benchmarks/quality_real.py --variant "hashnet_memory=loss.memory_max_age=null" --methods hashnet_memory
-    python benchmarks/quality_real.py --no-labels           # the methods that learn without labels: quality_unsupervised.py
+    python -m benchmarks.quality_real                       # every method, 16 and 64 bits, seeds 0 1 2
+    python -m benchmarks.quality_real --methods hashnet csq lsh --bits 16 --seeds 0 --epochs 10
+    python -m benchmarks.quality_real --variant "hashnet_memory=loss.memory_max_age=null" --methods hashnet_memory
+    python -m benchmarks.quality_real --no-labels           # the methods that learn without labels: quality_unsupervised
 
 Data: scikit-learn's handwritten digits (`tools/make_digits_split.py`: 1,797 real 8x8 grayscale
 scans, 10 classes; 200 queries, the other 1,597 images are the database, 500 of them train),
@@ -24,15 +24,12 @@ import os
 import sys
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+from benchmarks.machine import machine_line
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
+from utils.runtime import configure
 
-from benchmarks.machine import machine_line  # noqa: E402
-from utils.cli import exit_on_user_error  # noqa: E402
-from utils.errors import UserError  # noqa: E402
-from utils.runtime import configure  # noqa: E402
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 DEFAULT_EPOCHS = 20
 # HashNet's lite recipe is the scratch recipe (configs/hashnet_lite.yaml = hashnet_scratch.yaml + the lite data),
@@ -109,11 +106,8 @@ def distinct_share(codes):
 def train_run(cfg):
     from utils.training.engine import Engine
 
-    engine = Engine(cfg)
+    engine = Engine(cfg, save_checkpoints=False)
     result = engine.train()
-    for name in os.listdir(cfg["output_dir"]):
-        if name.startswith("model_"):
-            os.remove(os.path.join(cfg["output_dir"], name))
     q_codes = engine.best_codes[0] if getattr(engine, "best_codes", None) is not None else None
     return {"map": result["map"], "precision_r2": result["precision_r2"],
             "distinct": None if q_codes is None else distinct_share(q_codes),
@@ -144,7 +138,7 @@ def format_rows(rows, markdown):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--no-labels" in argv:  # the table without labels has its own module (and flags)
-        from quality_unsupervised import main as no_labels
+        from benchmarks.quality_unsupervised import main as no_labels
 
         return no_labels([a for a in argv if a != "--no-labels"])
     configure()
@@ -159,7 +153,7 @@ def main(argv=None):
 
     from tqdm import tqdm
 
-    from compare_methods import BaselineFeatures, baseline_once, mean_std, quiet, save_plot
+    from benchmarks.compare_methods import BaselineFeatures, baseline_once, mean_std, quiet, save_plot
     from tools.make_digits_split import make_split
     from utils.runtime.device import setup_device
     from utils.storage.fileio import atomic_open
@@ -168,7 +162,7 @@ def main(argv=None):
         make_split(args.data_dir, quiet=True)
     setup_device("cpu", args.threads)
     os.makedirs(args.output_dir, exist_ok=True)
-    command = "python benchmarks/quality_real.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.quality_real " + " ".join(sys.argv[1:] if argv is None else argv)
     print(machine_line(), flush=True)
     jobs = [(m, b, s) for m in methods for b in args.bits for s in args.seeds]
     earlier = {}

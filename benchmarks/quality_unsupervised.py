@@ -1,8 +1,8 @@
 """Retrieval quality without labels on real images: the methods that learn without labels beside their floors.
 
-    python benchmarks/quality_unsupervised.py          # bihalf greedyhash_unsup cibhash + pcah sh, 16/64 bits, seeds 0 1 2
-    python benchmarks/quality_real.py --no-labels      # the same, through quality_real.py
-    python benchmarks/quality_unsupervised.py --methods bihalf --bits 16 --seeds 0 --epochs 5
+    python -m benchmarks.quality_unsupervised          # bihalf greedyhash_unsup cibhash + pcah sh, 16/64 bits, seeds 0 1 2
+    python -m benchmarks.quality_real --no-labels      # the same, through quality_real
+    python -m benchmarks.quality_unsupervised --methods bihalf --bits 16 --seeds 0 --epochs 5
 
 Data: the digits of benchmarks/quality_real.py (tools/make_digits_split.py: 1,797 real 8x8 scans, 10 classes,
 200 queries, 1,597 database images), labels used for evaluation only. Every method trains (or is fitted) on the
@@ -22,15 +22,12 @@ import os
 import sys
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-for path in (ROOT, os.path.dirname(os.path.abspath(__file__))):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+from benchmarks.machine import machine_line
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
+from utils.runtime import configure
 
-from benchmarks.machine import machine_line  # noqa: E402
-from utils.cli import exit_on_user_error  # noqa: E402
-from utils.errors import UserError  # noqa: E402
-from utils.runtime import configure  # noqa: E402
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 DEFAULT_METHODS = ("bihalf", "greedyhash_unsup", "cibhash", "pcah", "sh")
 DEFAULT_EPOCHS = 20  # quality_real.py's schedule
@@ -130,16 +127,13 @@ def one_run(method, bit, seed, args, lists, out_dir):
     from utils.losses import is_shallow
     from utils.training.engine import Engine
 
-    engine = Engine(run_config(method, bit, seed, args, lists, out_dir))
+    engine = Engine(run_config(method, bit, seed, args, lists, out_dir), save_checkpoints=False, show_progress=False)
     record = floors(engine, bit, seed)
     result = engine.fit() if is_shallow(method) else engine.train()
     record.update(map=result["map"], untrained=result["history"].get("untrained"),
                   epoch_seconds=sum(result["epoch_seconds"]) / max(len(result["epoch_seconds"]), 1))
     q_codes = engine.best_codes[0]
     record["distinct"] = len(np.unique(q_codes, axis=0)) / len(q_codes)
-    for name in os.listdir(out_dir):
-        if name.startswith("model_"):
-            os.remove(os.path.join(out_dir, name))
     return record
 
 
@@ -164,7 +158,7 @@ def table(rows, markdown):
 
 
 def summarize(runs, methods, bits):
-    from compare_methods import mean_std
+    from benchmarks.compare_methods import mean_std
 
     rows = []
     for method in methods:
@@ -191,7 +185,7 @@ def main(argv=None):
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from compare_methods import quiet
+    from benchmarks.compare_methods import quiet
     from tools.make_digits_split import make_split
     from utils.runtime.device import setup_device
     from utils.storage.fileio import atomic_open
@@ -201,7 +195,7 @@ def main(argv=None):
     lists = unlabelled_lists(args.data_dir)
     setup_device("cpu", args.threads)
     os.makedirs(args.output_dir, exist_ok=True)
-    command = "python benchmarks/quality_unsupervised.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.quality_unsupervised " + " ".join(sys.argv[1:] if argv is None else argv)
     print(machine_line(), flush=True)
     jobs = [(m, b, s) for m in args.methods for b in args.bits for s in args.seeds]
     runs, earlier = [], earlier_runs(args.reuse, args)

@@ -1,8 +1,8 @@
 """The same AlexNet-HashNet training step in PyTorch eager, as the yardstick of train_speed.py.
 
-    python benchmarks/torch_reference.py [--batch-size 32] [--steps 8] [--threads 2]   # alone
-    python benchmarks/torch_reference.py --amp bf16          # forward under torch.autocast('cpu', bfloat16)
-    python benchmarks/torch_reference.py --infer --batch-size 16 --amp bf16   # inference ms/image (bench_speed.py)
+    python -m benchmarks.torch_reference [--batch-size 32] [--steps 8] [--threads 2]   # alone
+    python -m benchmarks.torch_reference --amp bf16          # forward under torch.autocast('cpu', bfloat16)
+    python -m benchmarks.torch_reference --infer --batch-size 16 --amp bf16   # inference ms/image (bench_speed.py)
 
 Same layers and shapes as models/alexnet.py + models/hashnet.py, the same pairwise
 log-likelihood with a memory of training codes (balanced weights), SGD momentum 0.9 with weight
@@ -15,17 +15,14 @@ paddle or the project. Only used for timing: nothing in the project imports torc
 """
 import argparse
 import json
-import os
 import statistics
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from harness import fixed_inputs, time_steps  # noqa: E402
-from machine import machine_line  # noqa: E402
+from benchmarks.harness import fixed_inputs, time_steps
+from benchmarks.machine import machine_line
 
 
 def _conv(cin, cout, kernel, stride, padding, batch_norm):

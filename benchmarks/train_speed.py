@@ -1,10 +1,10 @@
 """Training images/s of the project's real step, beside PyTorch eager on the same machine.
 
-    python benchmarks/train_speed.py [--batch-size 32] [--steps 8] [--rounds 3] [--bit 64] [--threads 2]
-    python benchmarks/train_speed.py --check-baseline      # is the torch yardstick as fast here as alone?
-    python benchmarks/train_speed.py --ablation            # + Paddle with each speed option off
-    python benchmarks/train_speed.py -c configs/hashnet_lite.yaml --crop 64 --no-torch
-    python benchmarks/train_speed.py --amp bf16            # + the project's bf16 step and PyTorch bf16 autocast
+    python -m benchmarks.train_speed [--batch-size 32] [--steps 8] [--rounds 3] [--bit 64] [--threads 2]
+    python -m benchmarks.train_speed --check-baseline      # is the torch yardstick as fast here as alone?
+    python -m benchmarks.train_speed --ablation            # + Paddle with each speed option off
+    python -m benchmarks.train_speed -c configs/hashnet_lite.yaml --crop 64 --no-torch
+    python -m benchmarks.train_speed --amp bf16            # + the project's bf16 step and PyTorch bf16 autocast
 
 Fair by construction:
 - one process per framework and round, started fresh and alone on the machine: nothing else of
@@ -31,14 +31,14 @@ import statistics
 import subprocess
 import sys
 
+from benchmarks.harness import fixed_inputs, time_steps  # (numpy only)
+from benchmarks.harness import run_json as harness_run_json
+from benchmarks.machine import load_average, machine_line  # (standard library only)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, ROOT)
 
-from benchmarks.harness import fixed_inputs, time_steps  # noqa: E402  (numpy only)
-from benchmarks.harness import run_json as harness_run_json  # noqa: E402
-from benchmarks.machine import load_average, machine_line  # noqa: E402  (standard library only)
-
-TORCH_REFERENCE = os.path.join(ROOT, "benchmarks", "torch_reference.py")
+TORCH_REFERENCE = [sys.executable, "-m", "benchmarks.torch_reference"]  # run from ROOT, like every worker
+SELF = [sys.executable, "-m", "benchmarks.train_speed"]
 BASELINE_TOLERANCE = 0.05
 
 # --ablation: Paddle with one speed option off (environment, config overrides); see utils/runtime/cpu.py
@@ -174,7 +174,7 @@ def common_flags(args):
 
 
 def paddle_command(args, overrides=()):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "paddle", "-c", args.config, "--bit", str(args.bit)]
+    cmd = [*SELF, "--worker", "paddle", "-c", args.config, "--bit", str(args.bit)]
     cmd += common_flags(args) + (["--crop", str(args.crop)] if args.crop is not None else [])
     return cmd + [a for text in list(args.override) + list(overrides) for a in ("-o", text)]
 
@@ -200,7 +200,7 @@ def variants(args, spec):
     """name -> (command, environment). The harness environment pins the thread count of both
     frameworks; "torch alone" is the reference's own command in the plain environment."""
     harness_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    torch_cmd = [sys.executable, TORCH_REFERENCE, "--json"] + common_flags(args) + spec.get("flags", [])
+    torch_cmd = [*TORCH_REFERENCE, "--json"] + common_flags(args) + spec.get("flags", [])
     out = {"paddle": (paddle_command(args), harness_env)}
     if args.ablation:
         for name, (env, overrides) in ABLATIONS.items():
@@ -227,7 +227,7 @@ def main(argv=None):
         configure()
         return describe(args) if args.describe else paddle_worker(args)
 
-    check = subprocess.run([sys.executable, os.path.abspath(__file__), "--describe"] + paddle_command(args)[4:],
+    check = subprocess.run([*SELF, "--describe"] + paddle_command(args)[len(SELF) + 2:],
                            cwd=ROOT, capture_output=True, text=True)
     if check.returncode != 0:
         lines = check.stderr.strip().splitlines()

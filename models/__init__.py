@@ -5,7 +5,7 @@ from models.mobilenet import MobileNetV3LargeBackbone, MobileNetV3SmallBackbone
 from models.pplcnet import PPLCNetX25Backbone
 from models.resnet import ResNet18Backbone, ResNet50Backbone
 from models.vgg import VGG16Backbone
-from models.hash_model import CodeHead, HashModel, codes_from_logits
+from models.hash_model import HashModel, codes_from_logits
 from models.cibhash import CIBHashNet
 from models.dshsd import DSHSDNet
 from models.greedyhash import GreedyHashNet
@@ -63,4 +63,4 @@ def build_model(cfg, num_classes=None):
     return model
 
 
-__all__ = ["BACKBONES", "MODELS", "CodeHead", "HashModel", "build_model", "codes_from_logits"]
+__all__ = ["BACKBONES", "MODELS", "HashModel", "build_model", "codes_from_logits"]

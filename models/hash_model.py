@@ -50,16 +50,7 @@ class HashModel(nn.Layer):
 
 
 def codes_from_logits(z):
-    """Binary codes in {-1, +1}; z == 0 maps to +1 so export and dygraph agree exactly."""
+    """Binary codes in {-1, +1} as a paddle op, z == 0 -> +1: the codes a training step needs (the
+    straight-through estimator of models/greedyhash.py). Codes for retrieval are computed from the
+    network's z by utils.encoding.sign_codes, the same rule."""
     return (z >= 0).astype(z.dtype) * 2 - 1
-
-
-class CodeHead(nn.Layer):
-    """Wraps a HashModel so that its output is the +-1 code (what is exported for inference)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return codes_from_logits(self.model(x))

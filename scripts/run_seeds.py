@@ -1,6 +1,6 @@
 """Run one config over several seeds and report mAP mean +- std.
 
-    python scripts/run_seeds.py --seeds 0 1 2 -- --bit 64 --epoch 30
+    python -m scripts.run_seeds --seeds 0 1 2 -- --bit 64 --epoch 30
 Everything after `--` goes to main_single_gpu.py (config, flags, -o overrides), which runs from
 the current folder. Each seed writes to <output-dir>/seed_<S>/, where <output-dir> is this
 script's --output-dir, else the --output-dir given after `--`, else ./output/seeds. The table is
@@ -14,14 +14,14 @@ import statistics
 import subprocess
 import sys
 
+from utils.cli import exit_on_user_error
+from utils.errors import UserError
+from utils.runtime import configure
+from utils.storage.run_folder import RunFolder
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, ROOT)
 
-from utils.cli import exit_on_user_error  # noqa: E402
-from utils.errors import UserError  # noqa: E402
-from utils.runtime import configure  # noqa: E402
-
-DEFAULT_OUTPUT = "./output/seeds"
+DEFAULT_OUTPUT = os.path.join(RunFolder().path, "seeds")
 
 
 def training_settings(train_args):

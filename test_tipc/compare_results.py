@@ -1,7 +1,7 @@
 """Compare the codes an inference run printed with the expected codes stored under test_tipc/results/
 (PaddleClas's test_tipc/compare_results.py, for hash codes: a Hamming budget instead of atol/rtol).
 
-    python test_tipc/compare_results.py --gt-file test_tipc/results/hashnet_16/python_infer_fp32.txt \
+    python -m test_tipc.compare_results --gt-file test_tipc/results/hashnet_16/python_infer_fp32.txt \
         --log-file 'test_tipc/output/hashnet_16/lite_train_lite_infer/python_infer_cpu_gpus_-1_*.log'
 
 Every --log-file (a path or a quoted glob; repeatable) must hold one `<image>\tcode: <bits>\t...` line
@@ -11,8 +11,8 @@ Other precisions (int8, bf16) pass --max-hamming (per image) and --max-mean-hamm
 images). Exit code 0 when every log is within the budget, 1 when one is not, 2 for a missing or
 malformed file (one `error:` line).
 
-The expected file records the weights digest of the model that made it (infer_cfg.yml's
-weights_digest); with --model-dir the model under test is checked against it. TIPC's lite chains
+The expected file records the weights digest of the model that made it (the export's description
+records it); with --model-dir the model under test is checked against it. TIPC's lite chains
 train their model: training is deterministic for one CPU kernel path (seeded weights, data order,
 augmentation and dropout), not across CPUs (oneDNN and MKL round differently on other CPUs, see
 README's results table), so a model trained on another CPU has another digest. Its codes are then
@@ -22,7 +22,7 @@ near zero may flip with the rounding. (Here, trained with MKL's generic kernels,
 the weights differ and all 100 codes are the same; test_tipc/README.md.) Make an expected file
 with --write:
 
-    python test_tipc/compare_results.py --write --gt-file test_tipc/results/hashnet_16/python_infer_fp32.txt \
+    python -m test_tipc.compare_results --write --gt-file test_tipc/results/hashnet_16/python_infer_fp32.txt \
         --log-file LOG --model-dir MODEL_DIR
 """
 import argparse
@@ -31,10 +31,9 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-from utils.cli import exit_on_user_error  # noqa: E402
-from utils.errors import ConfigError, DataError  # noqa: E402
+from utils.cli import exit_on_user_error
+from utils.errors import ConfigError, DataError
 
 CODE_LINE = re.compile(r"^(?P<path>[^\t]+)\tcode: (?P<bits>[01]+)(\t|$)")
 DIGEST_LINE = re.compile(r"^# weights_digest: (\S+)$")
@@ -56,7 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--other-model-max-mean-hamming", "--other_model_max_mean_hamming", type=float, default=0.25,
                    help="as --other-model-max-hamming, for the mean over the images")
     p.add_argument("--model-dir", "--model_dir", default=None,
-                   help="the exported model the logs came from: its infer_cfg.yml weights_digest must be the "
+                   help="the exported model the logs came from: the weights_digest its description records must be the "
                         "expected file's (with --write: recorded in the file)")
     p.add_argument("--write", action="store_true",
                    help="write --gt-file from the one --log-file instead of comparing (atomic)")
@@ -139,12 +138,14 @@ def read_expected(path):
 def model_digest(model_dir):
     import yaml
 
-    path = os.path.join(model_dir, "infer_cfg.yml")
+    from utils.storage.run_folder import ExportFolder
+
+    path = ExportFolder(model_dir).infer_cfg
     try:
         with open(path, encoding="utf-8") as f:
             info = yaml.safe_load(f) or {}
     except FileNotFoundError:
-        raise DataError(f"--model-dir {model_dir}: no infer_cfg.yml (not a folder written by export_model.py)") from None
+        raise DataError(f"--model-dir {model_dir}: no {os.path.basename(path)} (not a folder written by export_model.py)") from None
     except (OSError, yaml.YAMLError) as exc:
         raise DataError(f"--model-dir {path}: cannot read ({exc})") from None
     if not isinstance(info, dict) or not info.get("weights_digest"):

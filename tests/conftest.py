@@ -77,6 +77,16 @@ def _working_tree_guard():
                     + "; ".join(changes), pytrace=False)
 
 
+SLOW_KINDS = ("tipc", "browser", "multiprocess", "benchmark")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test of a slow kind (pytest.ini: tipc, browser, multiprocess, benchmark) is slow as well."""
+    for item in items:
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionstart(session):
     session.config._working_tree_before = tree_state()
 

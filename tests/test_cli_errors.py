@@ -5,6 +5,8 @@ import pytest
 
 from tests.reliability.common import assert_one_line_error, run
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bad_data(tiny_lite, tmp_path_factory):
@@ -39,7 +41,7 @@ def test_bad_query_image(bad_data, tiny_lite, name, tmp_path):
 
 
 def test_bad_images_through_infer(bad_data, tmp_path):
-    code, _, err = run("deploy/inference_python/infer.py", "--bit", "16", "--model-dir", str(tmp_path / "none"),
+    code, _, err = run("-m", "deploy.inference_python.infer", "--bit", "16", "--model-dir", str(tmp_path / "none"),
                        "--img-path", str(bad_data / "empty.jpg"))
     assert_one_line_error(code, err, "--model-dir", "none")
 

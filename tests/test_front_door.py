@@ -6,9 +6,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
+
+from tests.commands import python_argv, root_on_path
+
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUERY = "datasets/lite/images/test/00000.jpg"
@@ -22,8 +25,7 @@ ANSWER = [r"query datasets/lite/images/test/00000\.jpg  code [0-9a-f]{16}  \(64 
 def python(*argv, cwd):
     env = {**os.environ, "PYTHONWARNINGS": "default"}  # real warnings would show
     env.pop("DISPLAY", None)
-    script = os.path.join(ROOT, argv[0]) if argv[0].endswith(".py") else argv[0]
-    proc = subprocess.run([sys.executable, script, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True,
+    proc = subprocess.run(python_argv(*argv), cwd=cwd, env=root_on_path(env), capture_output=True, text=True,
                           timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -64,7 +66,7 @@ def test_export_infer_and_the_service_use_the_same_model_and_cache(project):
     assert code == 0 and "cache up to date" in err, err
     assert out_m.splitlines()[0].split()[3] == query_code
     # infer.py runs the main job's export without --model-dir
-    code, out_i, err = python("deploy/inference_python/infer.py", "--bit", "64", "--img-path", QUERY, cwd=project)
+    code, out_i, err = python("-m", "deploy.inference_python.infer", "--bit", "64", "--img-path", QUERY, cwd=project)
     assert code == 0, err
     assert out_i.split("hex: ")[1].strip() == query_code
     assert err.strip() == "model: ./output/inference/inference_64.json (no --model-dir given)"
@@ -120,7 +122,7 @@ def test_no_model_at_all_is_one_line_naming_both_paths_and_the_commands(tmp_path
         "./output/inference/inference_64.json; make them with: python main_single_gpu.py --bit 64 --output-dir "
         "./output, then python export_model.py --bit 64 --pretrained ./output/model_best_64 --save-inference-dir "
         "./output/inference (or give --pretrained PREFIX / --model-dir DIR)")
-    code, out, err = python("deploy/inference_python/infer.py", "--bit", "64", "--img-path",
+    code, out, err = python("-m", "deploy.inference_python.infer", "--bit", "64", "--img-path",
                             os.path.join(ROOT, "README.md"), cwd=tmp_path)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "./output/inference/inference_64.json" in err
 

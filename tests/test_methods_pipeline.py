@@ -14,6 +14,8 @@ import predict
 from utils.config import build_config
 from utils.inference.encoders import DygraphEncoder, encode_list, InferenceEncoder
 
+pytestmark = pytest.mark.slow
+
 BIT = 16
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "methods", "ssdh_lite.yaml")
 

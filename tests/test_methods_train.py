@@ -18,6 +18,8 @@ from utils.training.engine import Engine
 from utils.losses import LOSSES
 from utils.evaluation.metrics import mean_average_precision
 
+pytestmark = pytest.mark.slow
+
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
 EPOCHS = 8
 BIT = 16

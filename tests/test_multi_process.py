@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.multiprocess
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # exact comparison needs no dropout and no BatchNorm (its batch statistics are per rank)
 COMMON = ["--dataset", "lite", "--bit", "16", "--seed", "4", "--threads", "1", "--lr", "0.002",

@@ -12,6 +12,8 @@ import predict
 from utils.config import build_config
 from utils.inference.encoders import DygraphEncoder, encode_list, InferenceEncoder
 
+pytestmark = pytest.mark.slow
+
 BIT = 16
 # fc6/fc7 narrowed to 256 keeps checkpoints small and the suite fast; the full-width model is
 # exported and compared in test_full_size_alexnet_export_matches_dygraph.

@@ -14,6 +14,8 @@ from utils.training.builders import build_split
 from utils.training.engine import Engine
 from utils.evaluation.metrics import mean_average_precision
 
+pytestmark = pytest.mark.slow
+
 BIT = 64  # at 16 bits HashNet is just above ITQ on the digits (0.50 vs 0.47 over 3 seeds): too thin for a test
 EPOCHS = 10
 

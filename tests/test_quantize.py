@@ -16,6 +16,8 @@ from utils.inference.quantize import calibration_images
 
 from tests.test_pipeline import BIT, train
 
+pytestmark = pytest.mark.slow
+
 BUDGET_MEAN, BUDGET_MAX = BIT / 16, BIT / 4  # test_tipc's int8 budget for PTQ
 
 

@@ -15,6 +15,8 @@ from utils.training.health import RunHealth
 from utils.storage.fileio import display_path
 from utils.evaluation.code_health import code_statistics, codes_collapsed
 
+pytestmark = pytest.mark.slow
+
 BIT = 16
 SMALL = ["model.fc_dim=64", "dataset.resize_size=72", "dataset.crop_size=64", "dataset.num_workers=0",
          "train.eval_every=1", "train.log_every=100"]
@@ -109,3 +111,12 @@ def test_paths_in_messages_are_what_a_user_can_type_from_the_current_folder(tmp_
     assert display_path(str(inside)) == os.path.join("configs", "hashnet_scratch.yaml")
     monkeypatch.chdir(tmp_path / "configs")
     assert display_path(str(tmp_path / "other.yaml")) == str(tmp_path / "other.yaml")  # not ../other.yaml
+
+
+def test_without_checkpoints_a_run_writes_its_log_and_no_weights(tiny_lite, tmp_path):
+    """Engine(save_checkpoints=False): what the benchmarks ask for instead of deleting files afterwards."""
+    cfg = build_config(None, {"dataset": "lite", "data_path": tiny_lite, "bit": BIT, "epoch": 1, "batch_size": 8,
+                              "output_dir": str(tmp_path), "threads": 2}, SMALL)
+    result = Engine(cfg, save_checkpoints=False, show_progress=False).train()
+    assert result["best_epoch"] in (0, 1) and np.isfinite(result["map"])
+    assert sorted(os.listdir(tmp_path)) == [f"train_{BIT}.log", f"vdl_{BIT}"]

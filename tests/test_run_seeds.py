@@ -1,10 +1,15 @@
 import os
 import re
 import subprocess
-import sys
+
+import pytest
+
+from tests.commands import python_argv, root_on_path
+
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "scripts", "run_seeds.py")
+
 
 
 def tiny(tiny_lite):
@@ -13,7 +18,8 @@ def tiny(tiny_lite):
 
 
 def run_seeds(*argv):
-    proc = subprocess.run([sys.executable, SCRIPT, *argv], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(python_argv("-m", "scripts.run_seeds", *argv), env=root_on_path(), capture_output=True,
+                          text=True, timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
 
 

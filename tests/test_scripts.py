@@ -76,6 +76,7 @@ def test_tipc_scripts_rerun_themselves_under_bash(name, tmp_path):
         assert code == 2 and err.startswith(f"usage: bash {path} CONFIG MODE"), err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["train_multi_gpu.sh", "test_multi_gpu.sh", "train_single_gpu.sh",
                                   "test_single_gpu.sh"])
 def test_dry_run_prints_every_bit_length_with_the_reference_seeds(name, tmp_path):
@@ -112,6 +113,7 @@ def test_dry_run_prints_every_bit_length_with_the_reference_seeds(name, tmp_path
             assert cmd[3:7] == ["--ips", "10.0.0.1,10.0.0.2", "--nproc_per_node", "2"]
 
 
+@pytest.mark.slow
 def test_bad_settings_are_one_line_errors(tmp_path):
     script = os.path.join(ROOT, "scripts", "train_multi_gpu.sh")
     code, out, err = run(dash(), script, "lite", "./x", "two", env={"DRY_RUN": "1"}, cwd=tmp_path)
@@ -120,6 +122,7 @@ def test_bad_settings_are_one_line_errors(tmp_path):
     assert code != 0 and err.strip() == "error: BITS: no reference seed for 20 bits (use 16, 32, 48 or 64)"
 
 
+@pytest.mark.multiprocess
 def test_train_then_test_scripts_run_under_dash(repo_copy, tiny_lite, tmp_path):
     """sh scripts/train_multi_gpu.sh (2 CPU processes) and the others, for real, on tiny lite data."""
     for kind, nproc in (("multi_gpu", ["2"]), ("single_gpu", [])):
@@ -138,6 +141,7 @@ def test_train_then_test_scripts_run_under_dash(repo_copy, tiny_lite, tmp_path):
         assert last_map(evaluated) == last_map(trained)  # the saved best weights give the reported mAP
 
 
+@pytest.mark.tipc
 def test_tipc_script_runs_under_dash(repo_copy, tmp_path):
     env = {"TIPC_GPU_LIST": "-1", "TIPC_OUTPUT_DIR": str(tmp_path / "tipc"),
            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}

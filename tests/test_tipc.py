@@ -11,6 +11,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.tipc
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "test_tipc/configs/hashnet_16/train_infer_python.txt"
 SCRIPT = "test_tipc/test_train_inference_python.sh"
@@ -48,7 +52,7 @@ def test_tipc_lite_train_lite_infer(tmp_path, repo_copy):
             infer = f"python_infer_cpu_gpus_{form}_usemkldnn_{mkldnn}_threads_{threads}_batchsize_{batch}"
             expected[infer + ".log"] = f"--use_mkldnn={mkldnn} --cpu_threads={threads} --batch_size={batch}"
             # every inference run is followed by compare_results against the stored expected codes
-            expected[infer + "_compare.log"] = (f"test_tipc/compare_results.py --gt-file=./test_tipc/results/hashnet_16/"
+            expected[infer + "_compare.log"] = (f"-m test_tipc.compare_results --gt-file=./test_tipc/results/hashnet_16/"
                                                 f"lite_train_lite_infer_gpus_{form}_fp32.txt --log-file={out}/{infer}.log")
         for name, needle in expected.items():
             path = os.path.join(out, name)

@@ -2,20 +2,17 @@
 (fp32 exact, other precisions within a Hamming budget), its one-line errors, and the stored
 expected files of test_tipc/results/."""
 import glob
-import importlib.util
 import os
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from test_tipc import compare_results  # run as `python -m test_tipc.compare_results`
+from tests.commands import python_argv, root_on_path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "test_tipc", "compare_results.py")
-_spec = importlib.util.spec_from_file_location("tipc_compare_results", SCRIPT)
-compare_results = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(compare_results)
 
 
 def _log(path, codes, folder="/data/lite/images/test"):
@@ -181,14 +178,15 @@ def test_bad_input_is_one_line_error(tmp_path, codes, capsys, case, needle):
 
 
 def test_cli_runs_as_a_script(tmp_path, codes):
-    """As the TIPC scripts call it: a separate process, exit codes 0 / 1 / 2."""
+    """As the TIPC scripts call it (`python -m test_tipc.compare_results`): a separate process, exit codes 0 / 1 / 2."""
     gt = tmp_path / "gt.txt"
     gt.write_text("".join(f"{n}\t{b}\n" for n, b in codes.items()))
     log = _log(tmp_path / "run.log", codes)
-    run = [sys.executable, SCRIPT, "--gt_file", str(gt), "--log_file", log]  # PaddleClas's underscore spelling
-    proc = subprocess.run(run, capture_output=True, text=True, cwd=str(tmp_path))
+    run = python_argv("-m", "test_tipc.compare_results", "--gt_file", str(gt), "--log_file", log)  # PaddleClas's spelling
+    proc = subprocess.run(run, capture_output=True, text=True, cwd=str(tmp_path), env=root_on_path())
     assert proc.returncode == 0 and "compare_results: ok:" in proc.stdout, proc.stderr
-    proc = subprocess.run(run[:4] + ["--log_file", str(tmp_path / "x.log")], capture_output=True, text=True)
+    proc = subprocess.run(run[:5] + ["--log_file", str(tmp_path / "x.log")], capture_output=True, text=True,
+                          env=root_on_path())
     assert proc.returncode == 2 and proc.stderr.startswith("error: --log-file")
 
 

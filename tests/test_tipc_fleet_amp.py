@@ -4,12 +4,15 @@ test_tipc/configs/hashnet_<K>/train_linux_gpu_fleet_amp_infer_python_linux_gpu_c
 machine with 8 GPUs, and each command is handed to the parser that would run it: paddle's
 launcher (its own parse_args), main_multi_gpu.py's flags and config checks (its main(), with the
 worker replaced), main_single_gpu.py's for --eval, export_model.py's and infer.py's."""
+import importlib
 import os
 import shlex
 import subprocess
 import sys
 
 import pytest
+
+pytestmark = pytest.mark.tipc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = {16: 0, 32: 2000, 48: 200, 64: 2000}
@@ -69,10 +72,10 @@ def test_fleet_amp_commands_are_accepted_by_what_runs_them(bit, repo_copy, tmp_p
         cfg = config_from_args(train_parser("").parse_args(command[3:]))
         assert cfg["eval_only"] and cfg["device"] == "gpu" and cfg["pretrained"].endswith(f"/model_best_{bit}")
 
-    export = _load("export_model.py")
-    infer = _load("deploy/inference_python/infer.py")
+    export = importlib.import_module("export_model")
+    infer = importlib.import_module("deploy.inference_python.infer")
     exports = [c for c in commands if "export_model.py" in c]
-    infers = [c for c in commands if "deploy/inference_python/infer.py" in c]
+    infers = [c for c in commands if "deploy.inference_python.infer" in c]
     assert len(exports) == 2 and len(infers) == 2 * 10  # per entry: GPU batch 1/16, CPU 2 x 2 x 2
     for command in exports:
         args = export.parse_args(command[2:])
@@ -80,7 +83,7 @@ def test_fleet_amp_commands_are_accepted_by_what_runs_them(bit, repo_copy, tmp_p
     gpu = 0
     for command in infers:
         env = command[0] if command[0].startswith("CUDA_VISIBLE_DEVICES=") else None
-        args = infer.parse_args(command[3:] if env else command[2:])
+        args = infer.parse_args(command[4:] if env else command[3:])
         assert args.bit == bit and os.path.basename(args.model_dir) == "inference"
         if args.use_gpu:
             gpu += 1
@@ -88,13 +91,6 @@ def test_fleet_amp_commands_are_accepted_by_what_runs_them(bit, repo_copy, tmp_p
     assert gpu == 4
 
 
-def _load(rel):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(rel.replace("/", "_"), os.path.join(ROOT, rel))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_amp_is_refused_on_cpu_and_checked_as_a_config_key(tiny_lite, tmp_path, capsys):

@@ -11,6 +11,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.tipc
+
 CONFIG = "test_tipc/configs/hashnet_64/paddle2onnx_infer_python.txt"
 SCRIPT = "test_tipc/test_paddle2onnx.sh"
 COMBOS = [(t, b) for t in ("1", "2") for b in ("1", "16")]

@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from utils.inference.precision import bf16_flags
+
+pytestmark = pytest.mark.tipc
 
 CONFIG = "test_tipc/configs/hashnet_16/train_ptq_infer_python.txt"
 
@@ -42,7 +46,7 @@ def test_ptq_chain_lite(tmp_path, repo_copy):
         infer, compare = steps[3 + 2 * i], steps[4 + 2 * i]
         assert f"--precision={precision}" in infer
         assert ("inference_int8" in infer) == (precision == "int8")
-        assert compare.startswith("python test_tipc/compare_results.py --gt-file=./test_tipc/results/hashnet_16/"
+        assert compare.startswith("python -m test_tipc.compare_results --gt-file=./test_tipc/results/hashnet_16/"
                                   "lite_train_lite_infer_gpus_-1_fp32.txt") and compare.endswith(budgets[precision])
         compared = open(os.path.join(out, f"python_infer_cpu_precision_{precision}_threads_2_batchsize_16_compare.log")).read()
         assert "compare_results: ok:" in compared and "100 images" in compared, compared
@@ -71,7 +75,7 @@ def test_bf16_training_chain_lite(tmp_path, repo_copy):
         assert "compare_results: ok:" in compared, compared
         if precision == "fp32" and "other-model budget" not in compared:  # the model the codes were made from
             assert "100 images, 0 differ" in compared
-    assert all(gt in line for line in lines if "compare_results.py" in line)
+    assert all(gt in line for line in lines if "test_tipc.compare_results" in line)
     assert "CPU speed options: malloc_reuse, oneDNN convolution in bf16 (5 layers)" in open(os.path.join(out, "train.log")).read()
 
 

@@ -8,6 +8,8 @@ import pytest
 from tests.test_pipeline import BIT, train
 from utils.runtime.cpuinfo import bf16_flags
 
+pytestmark = pytest.mark.slow
+
 
 def _log(out):
     text = (out / f"train_{BIT}.log").read_text()

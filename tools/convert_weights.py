@@ -1,6 +1,6 @@
 """Convert trained weights PREFIX.pdparams (a pickle) to PREFIX.safetensors (no code runs on load).
 
-    python tools/convert_weights.py output/model_best_64 [--out released/hashnet_64.safetensors]
+    python -m tools.convert_weights PREFIX [--out released/hashnet_64.safetensors]   # PREFIX: trained weights
 
 A .pdparams is a pickle. By default only plain pickles (numpy arrays and containers, what
 paddle.save writes) are read; --trust reads any pickle with paddle.load, which runs whatever
@@ -9,14 +9,11 @@ The bit count and backbone are stored in the safetensors header when the config_
 run saved is found beside the weights (or --bit/--backbone are given).
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
-from utils.cli import exit_on_user_error  # noqa: E402
-from utils.errors import WeightsError  # noqa: E402
-from utils.runtime import configure  # noqa: E402
+from utils.cli import exit_on_user_error
+from utils.errors import WeightsError
+from utils.runtime import configure
 
 
 def parse_args(argv=None):

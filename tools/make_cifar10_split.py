@@ -22,6 +22,8 @@ Example:
     python -m tools.make_cifar10_split --cifar-dir /data/cifar-10-batches-bin --image-out ./datasets/cifar10
     python main_single_gpu.py -c configs/hashnet_cifar10.yaml --data-path ./datasets/cifar10 --bit 64
 """
+from __future__ import annotations
+
 import os
 
 import cv2
@@ -106,8 +108,9 @@ def load_cifar(cifar_dir):
     return paths, np.concatenate(labels), np.concatenate(images)
 
 
-def make_split(cifar_dir, image_out="./datasets/cifar10", query_per_class=100, train_per_class=500,
-               train_in_database=False, seed=0, out_dir=None, quiet=False):
+def make_split(cifar_dir: str, image_out: str = "./datasets/cifar10", query_per_class: int = 100,
+               train_per_class: int = 500, train_in_database: bool = False, seed: int = 0, out_dir: str | None = None,
+               quiet: bool = False) -> str:
     """Write the PNG images and the lists; returns the summary text. Raises DataError on bad input."""
     query_per_class = check_count("--query-per-class", query_per_class, 1)
     train_per_class = check_count("--train-per-class", train_per_class, 1)

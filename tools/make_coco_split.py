@@ -18,6 +18,8 @@ Example:
     python -m tools.make_coco_split --coco-root /data/coco --seed 0
     python main_single_gpu.py -c configs/hashnet_coco.yaml --data-path /data/coco --bit 64
 """
+from __future__ import annotations
+
 import json
 import os
 
@@ -115,8 +117,8 @@ def build_coco(annotation_dir):
     return paths, labels[keep], names, int((~keep).sum())
 
 
-def make_split(coco_root, annotations=None, num_query=5000, num_train=10000, seed=0, out_dir=None,
-               check_images=False, quiet=False):
+def make_split(coco_root: str, annotations: str | None = None, num_query: int = 5000, num_train: int = 10000,
+               seed: int = 0, out_dir: str | None = None, check_images: bool = False, quiet: bool = False) -> str:
     """Build the lists; returns the summary text. Raises DataError on bad input."""
     num_query = check_count("--num-query", num_query, 1)
     num_train = check_count("--num-train", num_train, 1)

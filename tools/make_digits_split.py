@@ -22,6 +22,8 @@ Example:
     python main_single_gpu.py -c configs/hashnet_scratch.yaml --dataset digits \\
         --data-path ./datasets/digits --list-dir ./datasets/digits --bit 16
 """
+from __future__ import annotations
+
 import os
 
 import numpy as np
@@ -46,8 +48,8 @@ def load_digits_images():
     return paths, digits.target.astype(np.int64), images
 
 
-def make_split(image_out="./datasets/digits", query_per_class=20, train_per_class=50, seed=0, out_dir=None,
-               quiet=False):
+def make_split(image_out: str = "./datasets/digits", query_per_class: int = 20, train_per_class: int = 50,
+               seed: int = 0, out_dir: str | None = None, quiet: bool = False) -> str:
     """Write the PNG images and the lists; returns the summary text. Raises DataError on bad input."""
     query_per_class = check_count("--query-per-class", query_per_class, 1)
     train_per_class = check_count("--train-per-class", train_per_class, 1)

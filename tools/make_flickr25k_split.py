@@ -18,6 +18,8 @@ Example:
     python -m tools.make_flickr25k_split --flickr-root /data/mirflickr25k
     python main_single_gpu.py -c configs/hashnet_flickr25k.yaml --data-path /data/mirflickr25k --bit 64
 """
+from __future__ import annotations
+
 import os
 
 import numpy as np
@@ -58,8 +60,9 @@ def load_flickr(annotation_dir, num_images):
     return paths, labels
 
 
-def make_split(flickr_root, annotations=None, num_query=2000, num_train=5000, num_images=25000, seed=0, out_dir=None,
-               check_images=False, quiet=False):
+def make_split(flickr_root: str, annotations: str | None = None, num_query: int = 2000, num_train: int = 5000,
+               num_images: int = 25000, seed: int = 0, out_dir: str | None = None, check_images: bool = False,
+               quiet: bool = False) -> str:
     """Build the lists; returns the summary text. Raises DataError on bad input."""
     num_query = check_count("--num-query", num_query, 1)
     num_train = check_count("--num-train", num_train, 1)

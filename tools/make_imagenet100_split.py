@@ -19,6 +19,8 @@ Example:
     python -m tools.make_imagenet100_split --imagenet-root /data/ILSVRC2012 --class-list imagenet100_classes.txt
     python main_single_gpu.py -c configs/hashnet_imagenet100.yaml --data-path /data/ILSVRC2012 --bit 64
 """
+from __future__ import annotations
+
 import os
 import re
 
@@ -63,7 +65,8 @@ def class_images(root, split, wnid):
     return [check_list_path(f"{split}/{wnid}/{n}", folder) for n in names]
 
 
-def make_split(imagenet_root, class_list, train_per_class=130, seed=0, out_dir=None, quiet=False):
+def make_split(imagenet_root: str, class_list: str, train_per_class: int = 130, seed: int = 0,
+               out_dir: str | None = None, quiet: bool = False) -> str:
     """Build the lists; returns the summary text. Raises DataError on bad input."""
     train_per_class = check_count("--train-per-class", train_per_class, 1)
     seed = check_count("--seed", seed, 0)
@@ -80,11 +83,11 @@ def make_split(imagenet_root, class_list, train_per_class=130, seed=0, out_dir=N
             is_val.extend([split == "val"] * len(found))
     labels = np.zeros((len(paths), len(wnids)), dtype=np.uint8)
     labels[np.arange(len(paths)), classes] = 1
-    is_val = np.asarray(is_val)
-    test = np.flatnonzero(is_val)
-    database = np.flatnonzero(~is_val)
+    val = np.asarray(is_val)
+    test = np.flatnonzero(val)
+    database = np.flatnonzero(~val)
     order = seeded_order(paths, seed, "imagenet100", source=imagenet_root)
-    train, _ = take_per_class(order[~is_val[order]], labels, train_per_class, wnids, "--train-per-class")
+    train, _ = take_per_class(order[~val[order]], labels, train_per_class, wnids, "--train-per-class")
     header = [f"source: ImageNet train/ and val/ folders of the {len(wnids)} classes of {os.path.basename(class_list)}",
               f"protocol: queries = all val images; database = all train images; {train_per_class} training images "
               f"a class drawn at random from the database; seed {seed}"]

@@ -23,6 +23,8 @@ Example:
     python -m tools.make_nuswide_split --nuswide-root /data/nus-wide --concepts 21
     python main_single_gpu.py -c configs/hashnet_nuswide_21.yaml --data-path /data/nus-wide --bit 64
 """
+from __future__ import annotations
+
 import glob
 import os
 
@@ -96,8 +98,9 @@ def choose_concepts(labels, names, count, label_dir):
     return sorted(ranked[:count], key=lambda c: names[c])
 
 
-def make_split(nuswide_root, concepts=21, num_query=2100, num_train=10500, per_class=False, seed=0, out_dir=None,
-               image_prefix="Flickr/", check_images=False, quiet=False):
+def make_split(nuswide_root: str, concepts: int = 21, num_query: int = 2100, num_train: int = 10500,
+               per_class: bool = False, seed: int = 0, out_dir: str | None = None, image_prefix: str = "Flickr/",
+               check_images: bool = False, quiet: bool = False) -> str:
     """Build the lists; returns the summary text. Raises DataError on bad input."""
     concepts = check_count("--concepts", concepts, 1)
     num_query = check_count("--num-query", num_query, 1)

@@ -16,10 +16,13 @@ path). It depends only on the seed and the image paths: not on the numpy or Pyth
 the platform, or the order of the input files. The same inputs and seed give byte-identical
 outputs everywhere.
 """
+from __future__ import annotations
+
 import argparse
 import hashlib
 import os
 import sys
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,7 +46,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
-def make_parser(doc, name, list_name=None):
+def make_parser(doc: str, name: str, list_name: str | None = None) -> argparse.ArgumentParser:
     """An argparse parser whose description is the tool's docstring, with --seed and --out-dir."""
     list_name = list_name or name
     p = argparse.ArgumentParser(prog=f"python -m tools.make_{name}_split", description=doc,
@@ -54,7 +57,8 @@ def make_parser(doc, name, list_name=None):
     return p
 
 
-def tool_main(parser, make_split, *flags):
+def tool_main(parser: Callable[[], argparse.ArgumentParser], make_split: Callable[..., str],
+              *flags: str) -> Callable[..., str]:
     """The main(argv=None) of a split tool: parse the tool's flags and call make_split with the values
     of `flags` (argparse dests), in order; bad input ends as one `error: ...` line (exit 2)."""
 
@@ -206,7 +210,9 @@ def _write(path, text):
         f.write(text.encode("utf-8"))
 
 
-def write_split(out_dir, dataset, tool, paths, labels, splits, class_names, header, dropped, quiet=False):
+def write_split(out_dir: str | None, dataset: str, tool: str, paths: Sequence[str], labels: Any,
+                splits: Mapping[str, Any], class_names: Sequence[str], header: Iterable[str], dropped: int,
+                quiet: bool = False) -> str:
     """Write the lists, classes.txt, SHA256SUMS and summary.txt; print the summary; return its text.
 
     tool: the module name (for the summary); paths: relative image paths [N]; labels: 0/1 array

@@ -1,6 +1,6 @@
 """Paddle Inference for an exported HashNet model: prints each image's K-bit code.
 
-    python deploy/inference_python/infer.py --bit 64 --model-dir output/inference --img-path demo.jpg
+    python -m deploy.inference_python.infer --bit 64 --model-dir output/inference --img-path demo.jpg
 Without --model-dir it runs the main job's export, ./output/inference.
 --img-path may be a folder (every .jpg/.jpeg/.png/.bmp in it, in name order). With
 --benchmark True a timing report follows: preprocess / inference / postprocess ms per image,
@@ -9,22 +9,20 @@ batch size, threads, oneDNN, precision, peak memory.
 only); --precision int8 runs a quantised model written by quantize.py (give its folder).
 """
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-
-from utils.cli import exit_on_user_error  # noqa: E402
-from utils.cli.flags import add_image_run_flags, check_image_run_flags, str2bool  # noqa: E402
-from utils.inference.precision import PRECISIONS  # noqa: E402
-from utils.runtime import configure  # noqa: E402
+from utils.cli import exit_on_user_error
+from utils.cli.flags import add_image_run_flags, check_image_run_flags, str2bool
+from utils.inference.precision import PRECISIONS
+from utils.runtime import configure
+from utils.storage.run_folder import RunFolder
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length K (selects inference_<K>.json)")
     p.add_argument("--model-dir", "--model_dir", default=None,
-                   help="folder written by export_model.py (default: ./output/inference, the main job's export)")
+                   help=f"folder written by export_model.py (default: {RunFolder().export.path}, the main job's export)")
     add_image_run_flags(p, batch_help="images per predictor run")
     p.add_argument("--use-gpu", "--use_gpu", type=str2bool, default=False, help="run on GPU (paddlepaddle-gpu)")
     p.add_argument("--use-mkldnn", "--use_mkldnn", type=str2bool, default=True, help="oneDNN kernels on CPU")
@@ -40,13 +38,12 @@ def main(argv=None):
     args = parse_args(argv)
     from utils.inference.encoders import InferenceEncoder
     from utils.inference.image_runner import image_files, print_codes
-    from utils.inference.model_files import default_model_dir
     from utils.runtime.log import quiet_library_logging
 
     files = image_files(args.img_path)
     if args.model_dir is None:
-        args.model_dir = default_model_dir("./output", args.bit)
-        print(f"model: {args.model_dir}/inference_{args.bit}.json (no --model-dir given)", file=sys.stderr)
+        args.model_dir = RunFolder().default_export(args.bit)
+        print(f"model: {RunFolder().export.graph_files(args.bit)[0]} (no --model-dir given)", file=sys.stderr)
     quiet_library_logging()
     encoder = InferenceEncoder(args.model_dir, args.bit, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
                                cpu_threads=args.cpu_threads, precision=args.precision)

@@ -1,27 +1,24 @@
 """onnxruntime inference for a HashNet model exported with `export_model.py --format onnx`: prints
 each image's K-bit code, in the same lines as deploy/inference_python/infer.py (Paddle Inference).
 
-    python deploy/onnxruntime_python/infer.py --bit 64 --model-dir output/inference --img-path demo.jpg
+    python -m deploy.onnxruntime_python.infer --bit 64 --model-dir output/inference --img-path demo.jpg
 Without --model-dir it runs ./output/inference. --img-path may be a folder (every
 .jpg/.jpeg/.png/.bmp in it, in name order). With --benchmark True a timing report follows:
 preprocess / inference / postprocess ms per image, batch size, threads, peak memory. Needs
 requirements-onnx.txt (onnxruntime).
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-
-from utils.cli import exit_on_user_error  # noqa: E402
-from utils.cli.flags import add_image_run_flags, check_image_run_flags  # noqa: E402
-from utils.runtime import configure  # noqa: E402
+from utils.cli import exit_on_user_error
+from utils.cli.flags import add_image_run_flags, check_image_run_flags
+from utils.runtime import configure
+from utils.storage.run_folder import RunFolder
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length K (selects inference_<K>.onnx)")
-    p.add_argument("--model-dir", "--model_dir", default="./output/inference",
+    p.add_argument("--model-dir", "--model_dir", default=RunFolder().export.path,
                    help="folder written by export_model.py --format onnx")
     add_image_run_flags(p, batch_help="images per onnxruntime run", threads_help="onnxruntime intra-op threads")
     return check_image_run_flags(p.parse_args(argv))

@@ -2,10 +2,10 @@
 
 Serves an exported model (export_model.py) over a data set's database list, with a web page
 at http://HOST:PORT/. With no flags, after the main job (`python main_single_gpu.py`) it
-serves ./output/inference over the lite data; when that folder holds no exported model it
-exports ./output/model_best_<K> there first (the same as export_model.py; --no-auto-export
-turns that off and prints the command instead). Database codes are cached in --cache-dir
-(shared with predict.py), images added with POST /items are kept in --store-dir.
+serves the main job's export (./output/inference) over the lite data; when that folder holds no
+exported model it exports the main job's best weights there first (the same as export_model.py;
+--no-auto-export turns that off and prints the command instead). Database codes are cached in
+--cache-dir (shared with predict.py), images added with POST /items are kept in --store-dir.
 
 Who may talk to it (deploy/serving/README.md, "Limits and safety"): requests must name the
 service by an allowed Host (localhost, the --host address, --allowed-hosts); state-changing
@@ -21,8 +21,10 @@ from utils.cli import exit_on_user_error
 from utils.errors import ConfigError, UserError, WeightsError
 from utils.retrieval import backend_names
 from utils.runtime import configure
+from utils.storage.run_folder import DEFAULT_OUTPUT, ExportFolder, RunFolder, resolve_weights
 
 DEFAULT_BIT = 64
+RUN = RunFolder(DEFAULT_OUTPUT)  # the main job's output folder: the default model, cache and store
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -33,12 +35,12 @@ def build_parser():
     p = argparse.ArgumentParser(prog="python -m deploy.serving", description=__doc__,
                                 formatter_class=_HelpFormatter)
     m = p.add_argument_group("model")
-    m.add_argument("--model-dir", "--model_dir", default="./output/inference",
-                   help="exported model folder: inference_<K>.json/.pdiparams + infer_cfg.yml (export_model.py)")
+    m.add_argument("--model-dir", "--model_dir", default=RUN.export.path,
+                   help="exported model folder: the graph and its description (export_model.py)")
     m.add_argument("--bit", type=int, default=None,
-                   help=f"code length; default: the one in infer_cfg.yml ({DEFAULT_BIT} when exporting)")
+                   help=f"code length; default: the exported model's ({DEFAULT_BIT} when exporting)")
     m.add_argument("--pretrained", default=None, metavar="PREFIX",
-                   help="trained weights to export when --model-dir holds no model (default: ./output/model_best_<K>)")
+                   help=f"trained weights to export when --model-dir holds no model (default: {RUN.best('<K>')})")
     m.add_argument("--auto-export", action=argparse.BooleanOptionalAction, default=True,
                    help="export --pretrained into --model-dir when it holds no model (else: print the command)")
     m.add_argument("--predictors", type=int, default=2,
@@ -54,11 +56,11 @@ def build_parser():
     d.add_argument("--data-path", "--data_path", default=None,
                    help="image root of the data set (default: the config's, ./datasets/lite/ for lite)")
     d.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
-    d.add_argument("--cache-dir", "--cache_dir", default=argparse.SUPPRESS,  # unset is told apart from ./output
-                   help="database code cache database_code_<K>.npy/.json (the same as predict.py --save-path) "
-                        "(default: ./output, or the --index-config's index_dir)")
+    d.add_argument("--cache-dir", "--cache_dir", default=argparse.SUPPRESS,  # unset is told apart from the default
+                   help=f"database code cache {os.path.basename(RUN.code_cache('<K>'))}.npy/.json (the same as "
+                        f"predict.py --save-path) (default: {RUN.path}, or the --index-config's index_dir)")
     d.add_argument("--store-dir", "--store_dir", default=None,
-                   help="images added with POST /items, their list and codes (default: ./output/serving_<dataset>)")
+                   help=f"images added with POST /items, their list and codes (default: {RUN.serving_store('<dataset>')})")
     d.add_argument("--read-only", action="store_true", help="refuse POST /items (403)")
     d.add_argument("--index-backend", "--index_backend", default="auto",
                    choices=[b for b in backend_names() if b != "milvus"],
@@ -113,38 +115,22 @@ def parse_args(argv=None):
         args.index_settings = read_index_config(args.index_config)
         args.data_path = args.index_settings.image_root if args.data_path is None else args.data_path
         args.cache_dir = args.index_settings.index_dir if args.cache_dir is None else args.cache_dir
-    args.cache_dir = "./output" if args.cache_dir is None else args.cache_dir
+    args.cache_dir = RUN.path if args.cache_dir is None else args.cache_dir
     return args
 
 
 def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     """Make sure model_dir holds an exported model; export `pretrained` there when allowed."""
-    from utils.inference.model_files import read_infer_cfg
-    from utils.storage.weights import read_weights, resolve_weights
-    from utils.storage.weights import weights_digest
-
-    cfg_path = os.path.join(model_dir, "infer_cfg.yml")
-    if os.path.isfile(cfg_path):
-        info = read_infer_cfg(cfg_path)  # safe loader, values checked: one line for a damaged file
-        prefix = pretrained or f"./output/model_best_{bit or info.get('bit')}"
-        if os.path.isfile(resolve_weights(prefix)):
-            # like with like: the digest of the tensors, whichever file (.safetensors, .pdparams) holds them
-            try:
-                state, path = read_weights(prefix)
-            except UserError as exc:
-                log(f"note: cannot compare {model_dir} with {prefix}: {exc}")
-                return
-            if info.get("weights_digest") != weights_digest(state):
-                log(f"note: {model_dir} was exported from other weights than {path}; to serve those, run: "
-                    f"python export_model.py --bit {info.get('bit')} --pretrained {prefix} --save-inference-dir {model_dir}")
+    if os.path.isfile(ExportFolder(model_dir).infer_cfg):
+        _note_other_weights(model_dir, bit, pretrained, log)
         return
     bit = bit or DEFAULT_BIT
-    prefix = pretrained or f"./output/model_best_{bit}"
-    command = f"python export_model.py --bit {bit} --pretrained {prefix} --save-inference-dir {model_dir}"
+    prefix = pretrained or RUN.best(bit)
+    command = RUN.export_command(bit, prefix, model_dir)
     if not os.path.isfile(resolve_weights(prefix)):
-        raise WeightsError(f"--model-dir {model_dir}: no exported model there (infer_cfg.yml), and no weights "
-                        f"{resolve_weights(prefix)} to export from: train (python main_single_gpu.py --bit {bit}), "
-                        f"then run: {command}")
+        raise WeightsError(f"--model-dir {model_dir}: no exported model there ({os.path.basename(ExportFolder(model_dir).infer_cfg)}), "
+                           f"and no weights {resolve_weights(prefix)} to export from: train (python main_single_gpu.py "
+                           f"--bit {bit}), then run: {command}")
     if not auto_export:
         raise WeightsError(f"--model-dir {model_dir}: no exported model there; run: {command}")
     log(f"no exported model in {model_dir}: exporting {prefix} (the same as: {command})")
@@ -156,12 +142,44 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     export_model(config_for_weights(prefix, bit), prefix, model_dir)
 
 
-def database_list(dataset, data_path, list_dir):
-    """(database list, data root) as predict.py resolves them; makes the lite data when absent."""
-    from utils.config import build_config, dataset_lists
+def _note_other_weights(model_dir, bit, pretrained, log):
+    """Say so when the export in model_dir was made from other weights than `pretrained` (default: the
+    main job's best), comparing the digests of the tensors, whichever file holds them."""
+    from utils.inference.model_files import read_infer_cfg
+    from utils.storage.weights import read_weights, weights_digest
 
-    cfg = build_config(None, {"dataset": dataset, "data_path": data_path, "list_dir": list_dir})
-    return dataset_lists(cfg)["database"], cfg["dataset"]["data_path"]
+    info = read_infer_cfg(ExportFolder(model_dir).infer_cfg)  # safe loader, values checked: one line for a damaged file
+    prefix = pretrained or RUN.best(bit or info.get("bit"))
+    if not os.path.isfile(resolve_weights(prefix)):
+        return
+    try:
+        state, path = read_weights(prefix)
+    except UserError as exc:
+        log(f"note: cannot compare {model_dir} with {prefix}: {exc}")
+        return
+    if info.get("weights_digest") != weights_digest(state):
+        log(f"note: {model_dir} was exported from other weights than {path}; to serve those, run: "
+            f"{RUN.export_command(info.get('bit'), prefix, model_dir)}")
+
+
+def service_settings(args):
+    """The ServiceSettings of the flags: the export, the data set's database list (the lite data made
+    when absent) and its code cache, the store of added images, the limits."""
+    from deploy.serving.service import ServiceSettings
+    from deploy.serving.uploads import Limits
+    from utils.config import build_config
+    from utils.inference.searcher import config_database, SearchSettings
+    from utils.runtime.device import cpu_threads
+
+    cfg = build_config(None, {"dataset": args.dataset, "data_path": args.data_path, "list_dir": args.list_dir})
+    search = SearchSettings(bit=args.bit, model_dir=args.model_dir, database=config_database(cfg, args.cache_dir),
+                            cache_dir=args.cache_dir, backend=args.index_backend,
+                            threads=cpu_threads(args.threads, args.predictors), predictors=args.predictors,
+                            use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers)
+    limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k,
+                    max_request_pixels=args.max_request_pixels, max_decodes=args.max_decodes)
+    return ServiceSettings(search, args.store_dir or RUN.serving_store(args.dataset), limits, args.read_only,
+                           getattr(args, "index_settings", None))
 
 
 def listen(host, port):
@@ -179,25 +197,16 @@ def listen(host, port):
 
 def build_service(args, log=print):
     from deploy.serving.service import SearchService
-    from deploy.serving.uploads import Limits
     from utils.cli.flags import check_output_dir
-    from utils.runtime.device import cpu_threads
 
-    store_dir = args.store_dir or f"./output/serving_{args.dataset}"
+    store_dir = args.store_dir or RUN.serving_store(args.dataset)
     if not args.read_only:  # a store the service cannot write fails now, not at every POST /items
         check_output_dir(store_dir, "--store-dir")
     ensure_model(args.model_dir, args.bit, args.pretrained, args.auto_export, log)
-    db_list, data_root = database_list(args.dataset, args.data_path, args.list_dir)
-    settings = getattr(args, "index_settings", None)
-    if settings is not None and settings.note():
-        log(settings.note())
-    limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k,
-                    max_request_pixels=args.max_request_pixels, max_decodes=args.max_decodes)
-    return SearchService(args.model_dir, db_list, data_root, args.cache_dir, store_dir, bit=args.bit,
-                         predictors=args.predictors, threads=cpu_threads(args.threads, args.predictors),
-                         use_mkldnn=args.use_mkldnn, backend=args.index_backend, limits=limits,
-                         read_only=args.read_only, batch_size=args.batch_size, num_workers=args.num_workers,
-                         index_settings=settings, log=log)
+    settings = service_settings(args)
+    if settings.index_settings is not None and settings.index_settings.note():
+        log(settings.index_settings.note())
+    return SearchService(settings, log)
 
 
 @exit_on_user_error
@@ -216,7 +225,7 @@ def main(argv=None):
 
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(f"{len(service.db)} images, {service.bit}-bit codes, {service.pool.size} predictor(s) x "
+    print(f"{len(service)} images, {service.bit}-bit codes, {service.pool.size} predictor(s) x "
           f"{service.pool.threads} thread(s); serving on http://{shown}:{port}/", flush=True)
     access = Access(bound_host=args.host, allowed_hosts=args.allowed_hosts, token=args.token)
     app = create_app(service, access, upload_timeout=args.upload_timeout)

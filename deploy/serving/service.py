@@ -1,53 +1,75 @@
 """What the HTTP routes do, without HTTP: encode, search, add items, stats.
 
-Built once per process (the model is loaded once); the routes in app.py only translate
-requests and responses, so this is also what the API tests exercise through the app.
+Built once per process (the model is loaded once) over one Searcher (utils.inference.searcher): the
+data set's database plus the images added at run time (database.ItemStore). The routes in app.py
+only translate requests and responses, so this is also what the API tests exercise through the app.
 """
+from __future__ import annotations
+
+import dataclasses
 import os
 import time
 import urllib.parse
+from typing import Any
 
 import numpy as np
 
-from deploy.serving.database import ImageDatabase
-from deploy.serving.encoders import EncoderPool
+from deploy.serving.database import ItemStore
 from deploy.serving.uploads import Limits, UploadError, decode_upload
-from utils.data.lists import class_names
 from utils.errors import ConfigError, quote
+from utils.inference.searcher import Searcher, SearchSettings, build_encoder
 from utils.retrieval import format_code
 
 DEFAULT_K = 10
 
 
+@dataclasses.dataclass(frozen=True)
+class ServiceSettings:
+    """What the service is built from: the search (an export, predictors, the database list and its
+    code cache) and what the HTTP side adds (the store of added images, limits, PP-ShiTu defaults)."""
+
+    search: SearchSettings
+    store_dir: str
+    limits: Limits = Limits()
+    read_only: bool = False
+    index_settings: Any = None  # utils.retrieval.index_config.IndexSettings: radius and k of a search giving none
+
+
 class SearchService:
-    def __init__(self, model_dir, db_list, data_root, cache_dir, store_dir, *, bit=None, predictors=1,
-                 threads=1, use_mkldnn=True, backend="auto", limits=Limits(), read_only=False,
-                 batch_size=32, num_workers=2, index_settings=None, log=print):
-        """index_settings: utils.retrieval.index_config.IndexSettings (PP-ShiTu's IndexProcess): the
-        radius and k of a search that does not give its own."""
-        self.model_dir = os.path.abspath(model_dir)
-        self.limits = limits
-        self.read_only = read_only
-        self.pool = EncoderPool(model_dir, bit, size=predictors, threads=threads, use_mkldnn=use_mkldnn)
-        self.bit = self.pool.bit
+    def __init__(self, settings: ServiceSettings, log: Any = print) -> None:
+        self.settings = settings
+        self.model_dir = os.path.abspath(settings.search.model_dir)
+        self.limits, self.read_only = settings.limits, settings.read_only
+        self.store = ItemStore(settings.store_dir)
+        self.pool = build_encoder(settings.search)
+        self._check_index_settings(self.pool)  # before the database is encoded
+        self.searcher = Searcher.from_settings(settings.search, [self.store], log, encoder=self.pool)
+        self.bit = self.searcher.bit
+        self.class_names = self.searcher.class_names
+        self.backend = settings.search.backend
+        self.base_size = self.searcher.sources.count("data")
+
+    def __len__(self) -> int:
+        return len(self.searcher)
+
+    def _check_index_settings(self, encoder: Any) -> None:
+        """The PP-ShiTu settings against the model, before the database is encoded."""
+        limits, index_settings = self.settings.limits, self.settings.index_settings
         self.default_k, self.default_radius = min(DEFAULT_K, limits.max_k), None
-        if index_settings is not None:  # checked before the database is encoded
-            index_settings.check_bit(self.bit)
-            if index_settings.topk is not None and index_settings.topk > limits.max_k:
-                raise ConfigError(f"{index_settings.source}: IndexProcess.return_k: {index_settings.topk} is above "
-                                  f"--max-k {limits.max_k}")
-            self.default_k = index_settings.topk or self.default_k
-            self.default_radius = index_settings.radius
-        self.db = ImageDatabase(self.pool, db_list, data_root, cache_dir, store_dir, backend,
-                                threads=threads, batch_size=batch_size, num_workers=num_workers, log=log)
-        self.class_names = class_names(data_root, self.db.num_classes)
-        self.backend = backend
+        if index_settings is None:
+            return
+        index_settings.check_bit(encoder.bit)
+        if index_settings.topk is not None and index_settings.topk > limits.max_k:
+            raise ConfigError(f"{index_settings.source}: IndexProcess.return_k: {index_settings.topk} is above "
+                              f"--max-k {limits.max_k}")
+        self.default_k = index_settings.topk or self.default_k
+        self.default_radius = index_settings.radius
 
     # ---------------------------------------------------------------- requests
 
     def encode(self, data, name=""):
         image = decode_upload(data, name, self.limits)
-        code = self.pool.encode([image.pixels])[0]
+        code = self.searcher.encode_images([image.pixels]).codes[0]
         bits, hexcode = format_code(code)
         return {"bit": self.bit, "bits": bits, "hex": hexcode}
 
@@ -60,14 +82,14 @@ class SearchService:
         t0 = time.perf_counter()
         image = decode_upload(data, name, self.limits)
         t1 = time.perf_counter()
-        code = self.pool.encode([image.pixels])
+        code = self.searcher.encode_images([image.pixels]).codes
         t2 = time.perf_counter()
-        distances, indices, within = self.db.search(code, k, radius)
+        result = self.searcher.search(code, k, radius)
         t3 = time.perf_counter()
         bits, hexcode = format_code(code[0])
         return {"query": {"bit": self.bit, "bits": bits, "hex": hexcode}, "k": k, "radius": radius,
-                "database_size": len(self.db), "within_radius": within,
-                "matches": [self._match(rank, int(i), int(d)) for rank, (d, i) in enumerate(zip(distances, indices), 1)],
+                "database_size": result.database_size, "within_radius": result.within_radius,
+                "matches": [self._match(m) for m in result.matches],
                 "timing_ms": {"decode": _ms(t0, t1), "encode": _ms(t1, t2), "search": _ms(t2, t3)}}
 
     def add_items(self, uploads, labels=""):
@@ -78,26 +100,26 @@ class SearchService:
             raise UploadError(400, "no image: send one or more files as multipart form field 'files'")
         label_row = self._label_row(labels)
         images = [decode_upload(data, name, self.limits) for name, data in uploads]
-        codes = self.pool.encode([image.pixels for image in images])
-        indices = self.db.add(images, label_row, codes)
+        codes = self.searcher.encode_images([image.pixels for image in images]).codes
+        indices = self.store.add(self.searcher, images, label_row, codes)
         added = []
         for i, code in zip(indices, codes):
-            source, path, _ = self.db.entry(i)
+            source, path, _ = self.searcher.entry(i)
             added.append({"index": i, "path": path, "url": self._url(source, path), "hex": format_code(code)[1]})
-        return {"added": added, "database_size": len(self.db)}
+        return {"added": added, "database_size": len(self.searcher)}
 
     def stats(self):
-        return {"database_size": len(self.db), "data_set_images": self.db.base_size,
-                "added_images": len(self.db) - self.db.base_size, "bit": self.bit,
-                "model_fingerprint": self.pool.fingerprint, "model_dir": self.model_dir,
-                "index_backend": self.backend, "index_plan": self.db.index.plan(k=10),
+        size = len(self.searcher)
+        return {"database_size": size, "data_set_images": self.base_size, "added_images": size - self.base_size,
+                "bit": self.bit, "model_fingerprint": self.pool.fingerprint, "model_dir": self.model_dir,
+                "index_backend": self.backend, "index_plan": self.searcher.index.plan(k=10),
                 "default_k": self.default_k, "default_radius": self.default_radius,
                 "predictors": self.pool.size, "threads_per_predictor": self.pool.threads,
                 "classes": self.class_names, "limits": self.limits.as_dict(), "read_only": self.read_only,
-                "data_root": self.db.data_root, "store_dir": self.db.store_dir}
+                "data_root": self.searcher.roots["data"], "store_dir": self.store.root}
 
     def image_root(self, source):
-        return self.db.data_root if source == "data" else self.db.images_dir
+        return self.searcher.roots["data"] if source == "data" else self.store.images_dir
 
     # ---------------------------------------------------------------- helpers
 
@@ -105,10 +127,9 @@ class SearchService:
         if not 1 <= k <= self.limits.max_k:
             raise UploadError(400, f"k must be between 1 and {self.limits.max_k} (--max-k), got {k}")
 
-    def _match(self, rank, i, distance):
-        source, path, labels = self.db.entry(i)
-        return {"rank": rank, "index": i, "distance": distance, "path": path, "source": source,
-                "labels": [self.class_names[c] for c in np.flatnonzero(labels)], "url": self._url(source, path)}
+    def _match(self, m):
+        return {"rank": m.rank, "index": m.index, "distance": m.distance, "path": m.path, "source": m.source,
+                "labels": [self.class_names[c] for c in np.flatnonzero(m.labels)], "url": self._url(m.source, m.path)}
 
     def _url(self, source, path):
         if source == "data":
@@ -116,7 +137,7 @@ class SearchService:
         return "/added/" + urllib.parse.quote(os.path.basename(path))
 
     def _label_row(self, text):
-        row = np.zeros(self.db.num_classes, np.int8)
+        row = np.zeros(self.searcher.num_classes, np.int8)
         for token in (t.strip() for t in (text or "").split(",")):
             if not token:
                 continue

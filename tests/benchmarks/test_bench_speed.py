@@ -7,6 +7,8 @@ import pytest
 
 from benchmarks import bench_speed
 
+pytestmark = pytest.mark.benchmark
+
 
 def _fake(calls):
     def run_worker(cmd, env):
@@ -40,7 +42,7 @@ def test_one_process_per_variant_and_bf16_only_with_the_flags(monkeypatch, capsy
     assert workers == ["prepare", "paddle:fp32"] + (["paddle:bf16"] if bf16 else []) + [
         "paddle:int8", "paddle:fp32-plain", "dygraph:fp32", "onnx:fp32"] + ["torch"] * 4
     assert all(env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1" for _, env in calls)
-    torch_cmds = [cmd for cmd, _ in calls if cmd[1].endswith("torch_reference.py")]
+    torch_cmds = [cmd for cmd, _ in calls if cmd[1:3] == ["-m", "benchmarks.torch_reference"]]
     assert [c[c.index("--batch-size") + 1] for c in torch_cmds] == ["1", "16", "1", "16"]
     assert all("--infer" in c and c[c.index("--threads") + 1] == "1" for c in torch_cmds)
     assert ["--amp" in c for c in torch_cmds] == [False, False, True, True]

@@ -1,18 +1,20 @@
 """benchmarks/compare_methods.py end to end on tiny lite data: one method + the baselines, one bit,
 two seeds, one epoch; the table's mean/std must be those of the per-seed values it logged."""
-import importlib.util
 import json
 import math
 import os
+
+import pytest
+
+pytestmark = pytest.mark.benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("compare_methods", os.path.join(ROOT, "benchmarks", "compare_methods.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import compare_methods
+
+    return compare_methods
 
 
 def reference_mean_std(values):

@@ -1,17 +1,19 @@
 """benchmarks/quality_real.py end to end, tiny: HashNet and the two floors on the digits, one seed,
 one epoch; the table is the logged runs', and --reuse takes finished runs instead of redoing them."""
-import importlib.util
 import json
 import os
+
+import pytest
+
+pytestmark = pytest.mark.benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("quality_real", os.path.join(ROOT, "benchmarks", "quality_real.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import quality_real
+
+    return quality_real
 
 
 def test_table_and_reuse(tmp_path, capsys):
@@ -20,7 +22,7 @@ def test_table_and_reuse(tmp_path, capsys):
               "-o", "model.fc_dim=64", "-o", "dataset.num_workers=0", "--threads", "2"]
     assert script.main(["--methods", "hashnet", "lsh", "itq", "--output-dir", str(tmp_path / "a"), *common]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("CPU: ") and "Command: python benchmarks/quality_real.py --methods hashnet" in printed
+    assert printed.startswith("CPU: ") and "Command: python -m benchmarks.quality_real --methods hashnet" in printed
     runs = [json.loads(line) for line in (tmp_path / "a" / "runs.jsonl").read_text().splitlines()]
     assert [r["method"] for r in runs] == ["hashnet", "lsh", "itq"] and all(0 < r["map"] <= 1 for r in runs)
     row = next(line for line in printed.splitlines() if line.startswith("hashnet ") and "+-" in line)

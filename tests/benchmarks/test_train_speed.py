@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.benchmark
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--batch-size", "4", "--steps", "2", "--warmup", "1", "--num-train", "16", "--num-classes", "12",
         "--threads", "1"]
@@ -15,13 +17,14 @@ IMPORTS_AFTER_RUN = """
 import json, runpy, sys
 sys.argv = [sys.argv[1]] + sys.argv[2:]
 try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 except SystemExit as exc:
     code = exc.code
 else:
     code = 0
-project = sorted(m for m in sys.modules if m.split(".")[0] in ("utils", "models", "paddle", "torch"))
-print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in project})}))
+frameworks = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("paddle", "torch")})
+project = sorted(m for m in sys.modules if m.split(".")[0] in ("utils", "models"))
+print(json.dumps({"code": code, "modules": frameworks, "project": project}))
 """
 
 
@@ -34,16 +37,16 @@ def imports_of(script, *argv):
 
 def test_the_torch_reference_imports_torch_and_nothing_of_the_project():
     pytest.importorskip("torch")  # requirements-dev.txt pins the CPU build; CI installs it
-    printed, result = imports_of("benchmarks/torch_reference.py", "--json", "--crop", "64", "--fc-dim", "64",
+    printed, result = imports_of("benchmarks.torch_reference", "--json", "--crop", "64", "--fc-dim", "64",
                                  "--batch-norm", "--dropout", "0", *TINY)
-    assert result == {"code": 0, "modules": ["torch"]}
+    assert result == {"code": 0, "modules": ["torch"], "project": ["utils", "utils.runtime", "utils.runtime.cpuinfo"]}
     times = json.loads(printed.strip().splitlines()[-2])
     assert len(times["wall"]) == 2 and times["threads"] == 1 and all(t > 0 for t in times["wall"])
 
 
 def test_the_harness_process_imports_neither_framework():
-    printed, result = imports_of("benchmarks/train_speed.py", *LITE, *TINY, "--rounds", "1", "--no-torch")
-    assert result == {"code": 0, "modules": []}
+    printed, result = imports_of("benchmarks.train_speed", *LITE, *TINY, "--rounds", "1", "--no-torch")
+    assert result == {"code": 0, "modules": [], "project": ["utils", "utils.runtime", "utils.runtime.cpuinfo"]}
     assert printed.splitlines()[0].startswith("CPU: ") and "train img/s: " in printed
 
 
@@ -70,7 +73,7 @@ def test_runs_one_process_at_a_time_alternating_with_the_same_threads(monkeypatc
         assert envs[name]["MKL_DEBUG_CPU_TYPE"] == "7"
     assert envs["torch alone"] == dict(os.environ)  # the plain environment, as a user runs it
     torch_cmd = dict((name, cmd) for name, cmd, _ in calls)["torch"]
-    assert torch_cmd[1].endswith("benchmarks/torch_reference.py")
+    assert torch_cmd[1:3] == ["-m", "benchmarks.torch_reference"]
     assert torch_cmd[torch_cmd.index("--threads") + 1] == "1" and "--batch-norm" in torch_cmd
     assert torch_cmd[torch_cmd.index("--crop") + 1] == "64" and torch_cmd[torch_cmd.index("--fc-dim") + 1] == "1024"
     assert "baseline check: torch reference alone 40.0 img/s, inside the harness 40.0 img/s, difference +0.0%" in out
@@ -90,7 +93,7 @@ def test_check_baseline_fails_when_the_harness_slows_the_yardstick(monkeypatch, 
 
 
 def test_configs_the_torch_reference_cannot_mirror_are_refused():
-    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", "-c", "configs/methods/csq_lite.yaml", *TINY],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.train_speed", "-c", "configs/methods/csq_lite.yaml", *TINY],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert "the torch reference implements AlexNet + the HashNet loss only" in out.stderr.strip().splitlines()[-1]
@@ -98,7 +101,7 @@ def test_configs_the_torch_reference_cannot_mirror_are_refused():
 
 def test_help_explains_the_flags():
     """--help printed nothing but a traceback while a help text held a bare '%'."""
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "train_speed.py"), "--help"],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.train_speed", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "--check-baseline" in out.stdout and "more than 5%" in out.stdout.replace("\n", " ").replace("  ", " ")
@@ -140,7 +143,7 @@ def test_bf16_training_status_is_asked_of_the_project():
 def test_torch_reference_times_bf16_autocast_and_inference_with_torch_only():
     pytest.importorskip("torch")
     for extra in (["--amp", "bf16"], ["--infer", "--amp", "bf16"]):
-        printed, result = imports_of("benchmarks/torch_reference.py", "--json", "--crop", "64", "--fc-dim", "64",
+        printed, result = imports_of("benchmarks.torch_reference", "--json", "--crop", "64", "--fc-dim", "64",
                                      *TINY, *extra)
-        assert result == {"code": 0, "modules": ["torch"]}
+        assert result["code"] == 0 and result["modules"] == ["torch"]
         assert len(json.loads(printed.strip().splitlines()[-2])["wall"]) == 2

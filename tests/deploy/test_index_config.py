@@ -8,6 +8,8 @@ import predict
 from deploy.serving import cli
 from tests.deploy.conftest import BIT, db_list
 
+pytestmark = pytest.mark.slow
+
 INDEX_YAML = """\
 Global:
   rec_inference_model_dir: "{model}"

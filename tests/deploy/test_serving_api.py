@@ -9,24 +9,28 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deploy.serving.app import create_app
-from deploy.serving.service import SearchService
+from deploy.serving.service import SearchService, ServiceSettings
 from deploy.serving.uploads import Limits
 from tests.deploy.conftest import BIT, db_list
 from utils.data.lists import parse_list
 from utils.data.transforms import preprocess_image
 from utils.storage.weights import read_weights
 from utils.inference.encoders import InferenceEncoder
+from utils.inference.searcher import ListSource, SearchSettings
 from utils.storage.weights import weights_digest
 
+pytestmark = pytest.mark.slow
 
 def local_client(service):
     """The app as the browser on this machine reaches it (the Host allow-list has localhost)."""
     return TestClient(create_app(service), base_url="http://localhost")
 
 
-def make_service(model, data, tmp, log=lambda *a: None, **kw):
-    return SearchService(model, db_list(data), data, str(tmp / "cache"), str(tmp / "store"), threads=1,
-                         num_workers=0, log=log, **kw)
+def make_service(model, data, tmp, log=lambda *a: None, predictors=1, **kw):
+    """A service over the export `model` and the data set `data`, its cache and store in tmp."""
+    search = SearchSettings(bit=None, model_dir=model, database=ListSource(db_list(data), data, str(tmp / "cache")),
+                            cache_dir=str(tmp / "cache"), threads=1, predictors=predictors, num_workers=0)
+    return SearchService(ServiceSettings(search, str(tmp / "store"), **kw), log)
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +202,7 @@ def test_items_are_added_persisted_and_survive_a_restart(serving_model, serving_
     for name in os.listdir(tmp_path / "store" / "codes"):
         os.unlink(tmp_path / "store" / "codes" / name)
     again = make_service(serving_model, serving_data, tmp_path)
-    np.testing.assert_array_equal(again.db.index.packed_codes(), service.db.index.packed_codes())
+    np.testing.assert_array_equal(again.searcher.index.packed_codes(), service.searcher.index.packed_codes())
     response = client.post("/items", files={"files": ("x.jpg", blobs[0], "image/jpeg")}, data={"labels": "nope"})
     assert response.status_code == 400 and "unknown class 'nope'" in response.json()["detail"]
 
@@ -249,12 +253,12 @@ def test_concurrent_requests_answer_like_sequential_ones(client, reference, serv
     lines = open(tmp_path / "store" / "items.txt").read().splitlines()
     assert len(lines) == 8 and len({line.split()[0] for line in lines}) == 8
     restarted = make_service(serving_model, serving_data, tmp_path)
-    np.testing.assert_array_equal(restarted.db.index.packed_codes(), store.db.index.packed_codes())
+    np.testing.assert_array_equal(restarted.searcher.index.packed_codes(), store.searcher.index.packed_codes())
 
 
 def test_the_model_is_loaded_once(client, serving_data, reference, monkeypatch):
-    import deploy.serving.encoders as encoders
     import utils.inference
+    import utils.inference.encoder_pool as encoders
 
     def no_new_predictor(*args, **kwargs):
         raise AssertionError("a request created a predictor")

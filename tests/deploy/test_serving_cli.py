@@ -11,6 +11,8 @@ from utils.errors import UserError
 from utils.inference.encoders import InferenceEncoder
 from utils.storage.fileio import file_sha256
 
+pytestmark = pytest.mark.slow
+
 
 def test_every_flag_has_an_explanation(capsys):
     flags = [a for a in cli.build_parser()._actions if a.option_strings and a.dest != "help"]

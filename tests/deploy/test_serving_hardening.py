@@ -21,6 +21,8 @@ from deploy.serving.uploads import Limits
 from tests.deploy.test_serving_api import make_service, png_bytes
 from tests.reliability.common import ROOT, file_size_limit, folder_bytes
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def service(serving_model, serving_data, tmp_path_factory):

@@ -1,8 +1,8 @@
 """Helpers of the reliability tests: run an entry point as a real process, read weights."""
 import os
 import subprocess
-import sys
 
+from tests.commands import python_argv, root_on_path
 from tests.reliability import faults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,9 +33,10 @@ def file_size_limit(limit):
 def run(*argv, env=None, timeout=300, preexec_fn=None, fault=None):
     """(exit code, stdout, stderr) of `python argv...` run from the test's own working folder; with
     fault (tests.reliability.faults), the child kills itself at that point."""
-    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
-    script = [in_repo(argv[0]), *argv[1:]]
-    cmd = faults.command(fault, *script) if fault else [sys.executable, *script]
+    full_env = root_on_path({**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
+    cmd = python_argv(*argv)
+    if fault:
+        cmd = faults.command(fault, *cmd[1:])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, preexec_fn=preexec_fn)
     return proc.returncode, proc.stdout, proc.stderr
 

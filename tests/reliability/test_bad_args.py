@@ -1,6 +1,5 @@
 """Every flag of the entry points is checked: a one-line `error: ...` naming the flag, exit 2,
 no traceback; weights for another bit count or backbone say so."""
-import importlib.util
 import os
 
 import paddle
@@ -10,11 +9,9 @@ import export_model
 import main_multi_gpu
 import main_single_gpu
 import predict
-from tests.reliability.common import ROOT, TINY
+from tests.reliability.common import TINY
 
-spec = importlib.util.spec_from_file_location("infer", os.path.join(ROOT, "deploy", "inference_python", "infer.py"))
-infer = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(infer)
+from deploy.inference_python import infer
 
 
 def one_line_error(capsys, main, argv, *fragments):

@@ -225,6 +225,7 @@ def broken_lite(tiny_lite, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_training_stops_at_the_first_bad_image_or_skips_and_reports(broken_lite, tmp_path):
     code, _, stderr = train(broken_lite, tmp_path / "strict", 1)
     line = assert_one_line_error(code, stderr, "--skip-bad-images")  # the first one met in the shuffled order:

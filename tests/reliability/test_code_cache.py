@@ -11,6 +11,8 @@ import pytest
 from tests.reliability.common import in_repo, run
 from utils.inference.code_cache import cache_paths, cached_or_built, load_cached_codes, save_codes
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def weights(tiny_lite, tmp_path_factory):

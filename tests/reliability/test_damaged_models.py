@@ -2,7 +2,6 @@
 export whose files no longer match the sha256 its infer_cfg.yml records, an infer_cfg.yml with a
 Python tag or a 100000-pixel resize, weights of the wrong dtype, a string or NaN in a .pdparams,
 an empty code cache (rebuilt)."""
-import importlib.util
 import os
 import shutil
 
@@ -13,12 +12,12 @@ import pytest
 import export_model
 import predict
 import quantize
-from tests.reliability.common import ROOT, one_line_exit
+from deploy.inference_python import infer
+from tests.reliability.common import one_line_exit
 from utils.inference.code_cache import cache_paths, cached_or_built
 
-spec = importlib.util.spec_from_file_location("infer", os.path.join(ROOT, "deploy", "inference_python", "infer.py"))
-infer = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(infer)
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

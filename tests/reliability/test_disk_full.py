@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.reliability.common import (ROOT, assert_one_line_error, assert_same_folder, file_size_limit, folder_bytes,
                                       run)
@@ -33,6 +34,7 @@ def lists_folder(tiny_lite, folder, copies=1):
     return str(folder)
 
 
+@pytest.mark.slow
 def test_defect1_a_full_disk_while_the_code_cache_is_rebuilt_keeps_the_old_cache(tiny16, tiny_lite, tmp_path):
     cache = tmp_path / "cache"
 
@@ -56,6 +58,7 @@ def test_defect1_a_full_disk_while_the_code_cache_is_rebuilt_keeps_the_old_cache
     assert np.load(cache / "database_code_16.npy").shape == (384, 16)
 
 
+@pytest.mark.slow
 def test_defect13_quantize_on_a_full_disk_is_one_line_and_keeps_the_previous_model(tiny16, tiny_lite, tmp_path):
     out = tmp_path / "int8"
     out.mkdir()

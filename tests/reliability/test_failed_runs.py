@@ -14,6 +14,8 @@ import pytest
 from tests.reliability.common import (TINY, assert_one_line_error, assert_same_folder, file_size_limit, folder_bytes,
                                       run, train)
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def good(tiny_lite, tmp_path_factory):

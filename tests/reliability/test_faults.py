@@ -17,6 +17,8 @@ import pytest
 
 from tests.reliability.common import assert_same_weights, train
 
+pytestmark = pytest.mark.slow
+
 SEED = int(os.environ.get("RELIABILITY_SEED", random.SystemRandom().randrange(1 << 30)))
 EPOCHS = 2
 TRAIN, EVAL = 32, 12 + 48  # images decoded by one training epoch / one evaluation (tiny_lite)

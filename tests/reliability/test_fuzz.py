@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from utils.config import build_config, default_config, load_yaml, parse_override
+from utils.config import build_config, default_config, load_yaml, parse_override, thaw
 from utils.data.lists import read_list
 from utils.errors import UserError
 
@@ -112,6 +112,7 @@ def test_config_overrides_parse_or_user_error(key, value):
     node = cfg
     for part in key.strip().split("."):
         node = node[part]
+    node = thaw(node)  # the validated config is frozen: a list is kept as a tuple
     assert node == parsed or (node != node and parsed != parsed), (text, node, parsed)  # nan != nan
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from tests.reliability.common import assert_one_line_error, assert_same_weights, train
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 3
 
 

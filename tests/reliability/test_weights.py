@@ -76,6 +76,7 @@ def test_convert_tool(tmp_path):
     assert_same(state, numpy_state(model))
 
 
+@pytest.mark.slow
 def test_export_writes_safetensors(tmp_path):
     model, cfg = tiny_model(seed=5)
     paddle.save(model.state_dict(), str(tmp_path / "w.pdparams"))
@@ -148,6 +149,7 @@ def test_a_pdparams_that_would_run_code_is_refused_unread(tmp_path):
     assert os.path.exists(marker)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failing", ["model_best_16.pdparams", "model_best_16.pdopt", "model_best_16.safetensors",
                                      "config_16.yaml"])
 def test_a_failed_write_anywhere_in_a_generation_changes_nothing(tmp_path, monkeypatch, failing):

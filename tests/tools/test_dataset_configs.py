@@ -70,6 +70,7 @@ def make_lists(name, tmp):
     return root, lists
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_one_epoch_run_through_the_tool_lists(name, tmp_path, capsys):
     import main_single_gpu

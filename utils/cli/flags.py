@@ -3,52 +3,20 @@ that the other entry points share (docs/architecture.md: the interface contract)
 import argparse
 import os
 
-from utils.config import SUPPORTED_BITS, build_config, saved_config
+from utils.config import FLAG_KEYS, SUPPORTED_BITS, build_config, saved_config
+from utils.config.spec import add_flags
 from utils.errors import ConfigError
 
 
-def _flag(parser, *names, **kw):
-    """Hyphenated flags, with the reference's underscore spelling accepted as an alias."""
-    aliases = ["--" + n[2:].replace("-", "_") for n in names if n.startswith("--") and "-" in n[2:]]
-    parser.add_argument(*names, *aliases, **kw)
-
-
 def train_parser(description):
+    """main_*.py's flags: -c and -o, then one flag per config key that has one (utils.config.spec)."""
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-c", "--config", default=None,
                    help="YAML config; default: configs/hashnet_<dataset>.yaml when it exists")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="set any config key, e.g. -o train.lr=0.002 -o loss.alpha=0.2 (repeatable)")
-    _flag(p, "--dataset", default=None, help="data set name: lite (built-in, generated when absent), coco, nuswide_21, ...")
-    _flag(p, "--data-path", default=None, help="image root; list paths are relative to it (lite default: ./datasets/lite/)")
-    _flag(p, "--list-dir", default=None, help="folder with train.txt/test.txt/database.txt (default: data/<dataset>/)")
-    _flag(p, "--bit", type=int, default=None, help="code length K (16, 32, 48, 64, ...)")
-    _flag(p, "--epoch", "--epochs", dest="epoch", type=int, default=None, help="number of training epochs")
-    _flag(p, "--batch-size", type=int, default=None, help="batch size per device/process")
-    _flag(p, "--lr", type=float, default=None, help="learning rate at a global batch of train.base_batch (64)")
-    _flag(p, "--seed", type=int, default=None, help="random seed (weights, data order, augmentation, dropout)")
-    _flag(p, "--num-workers", type=int, default=None, help="DataLoader worker processes")
-    _flag(p, "--output-dir", default=None, help="where weights, logs, VisualDL curves and the resolved config go")
-    _flag(p, "--pretrained", default=None, metavar="PREFIX",
-          help="start from (or, with --eval, evaluate) these weights: PREFIX.pdparams")
-    _flag(p, "--pretrained-backbone", default=None, metavar="PATH",
-          help="ImageNet AlexNet weights: a local .pdparams, or 'imagenet' to download paddle.vision's (online only)")
-    _flag(p, "--resume", default=None, metavar="PREFIX",
-          help="continue an interrupted run from PREFIX.pdparams + PREFIX.pdopt (e.g. output/model_last_64)")
-    _flag(p, "--init-from", default=None, metavar="PREFIX",
-          help="start a K-bit model from a trained shorter-code model PREFIX (K1 <= K bits, same backbone): its "
-               "backbone and first K1 hash units are copied, the rest initialised as usual (DSH's short-to-long "
-               "code training; ignored with --resume and --eval)")
-    _flag(p, "--eval", action="store_const", const=True, default=None, help="only evaluate --pretrained weights")
-    _flag(p, "--plots", action="store_const", const=True, default=None,
-          help="after evaluation, write pr_curve_<K>.png and precision_at_n_<K>.png (matplotlib) to the output dir")
-    _flag(p, "--device", default=None, choices=["auto", "cpu", "gpu"], help="default: gpu when available, else cpu")
-    _flag(p, "--threads", type=int, default=None, help="CPU threads per process (0: cores / processes)")
-    _flag(p, "--skip-bad-images", action="store_const", const=True, default=None,
-          help="skip missing/unreadable images (counted and reported at the end) instead of stopping at the first")
-    _flag(p, "--allow-outside-data-root", action="store_const", const=True, default=None,
-          help="accept list paths that are absolute or lead out of --data-path with ../ (refused by default)")
+    add_flags(p)
     return p
 
 
@@ -108,10 +76,7 @@ def check_image_run_flags(args):
 
 
 def config_from_args(args):
-    flags = {k: getattr(args, k) for k in ("dataset", "data_path", "list_dir", "bit", "epoch", "batch_size", "lr",
-                                           "seed", "num_workers", "output_dir", "pretrained", "pretrained_backbone",
-                                           "resume", "init_from", "eval", "plots", "device", "threads", "skip_bad_images",
-                                           "allow_outside_data_root")}
+    flags = {k: getattr(args, k) for k in FLAG_KEYS}
     config = args.config
     if config is None and args.eval and args.pretrained:  # evaluate with the settings that trained the weights
         config = saved_config(args.pretrained, args.bit)

@@ -3,23 +3,27 @@ vs int8 comparison it prints."""
 import os
 
 from utils.errors import ConfigError
+from utils.storage.run_folder import INFER_CFG, RunFolder
 
 
 def quantize_config(args):
-    from utils.config import config_for_weights
+    """The config of the weights, as quantize.py runs them: starting from --pretrained, training (QAT)
+    at --lr (default: the config's train.lr / 10); a new validated config, so --lr is checked as
+    train.lr is."""
+    from utils.config import config_for_weights, replace_config
 
     overrides = list(args.override) + ["train.eval_untrained=False"]
     if args.method == "qat":
         if args.batch_size is not None:
             overrides.append(f"train.batch_size={args.batch_size}")
     cfg = config_for_weights(args.pretrained, args.bit, args.config, args.dataset, args.data_path, overrides)
-    cfg["pretrained"] = args.pretrained
-    cfg["eval_only"] = False
+    changes = {"pretrained": args.pretrained, "eval_only": False}
     if args.method == "qat":
-        cfg["train"]["lr"] = args.lr if args.lr is not None else cfg["train"]["lr"] / 10
-        if cfg["train"]["lr"] <= 0:
-            raise ConfigError(f"--lr: must be positive, got {cfg['train']['lr']}")
-    return cfg
+        lr = args.lr if args.lr is not None else cfg["train"]["lr"] / 10
+        if lr <= 0:
+            raise ConfigError(f"--lr: must be positive, got {lr}")
+        changes["train.lr"] = lr
+    return replace_config(cfg, changes, "quantize.py")
 
 
 def run_quantize(args):
@@ -40,7 +44,7 @@ def run_quantize(args):
     else:
         from utils.training.qat import qat_finetune
 
-        logger = setup_logger(out, filename=f"qat_{args.bit}.log")
+        logger = setup_logger(out, filename=RunFolder.log_name("qat", args.bit))
         qat, network, losses = qat_finetune(cfg, args.epoch, logger)
         info = {"method": "qat", "epochs": args.epoch, "lr": cfg["train"]["lr"],
                 "losses": [round(v, 6) for v in losses], "start_weights": os.path.abspath(args.pretrained),
@@ -48,7 +52,7 @@ def run_quantize(args):
         prefix = ptq_int8(cfg, qat_weights(cfg, network), out, args.calib_images, args.algo,
                           args.calib_batch_size, seed=cfg["train"]["seed"], info=info)
         what = f"QAT ({args.epoch} epochs, lr {cfg['train']['lr']:g}), converted by PTQ {args.algo}"
-    print(f"int8 model ({what}): {prefix}.pdmodel / .pdiparams (+ infer_cfg.yml)")
+    print(f"int8 model ({what}): {prefix}.pdmodel / .pdiparams (+ {INFER_CFG})")
     if args.evaluate:
         encoders = {"fp32": DygraphEncoder(cfg, args.pretrained),
                     "int8": InferenceEncoder(out, args.bit, cpu_threads=args.threads, precision="int8")}

@@ -1,5 +1,11 @@
-"""Resolving a config: built-in defaults < YAML file(s) < command-line flags < `-o key=value`."""
+"""Resolving a config: built-in defaults < YAML file(s) < command-line flags < `-o key=value`, then
+validated and frozen (utils.config.frozen: read-only; replace_config makes a changed one)."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
 from utils.config.files import SCRATCH_CONFIG, default_config_path, saved_config
+from utils.config.frozen import FrozenConfig, thaw
 from utils.config.load import merge_file, parse_override, set_by_path
 from utils.config.schema import DEFAULTS, FLAG_KEYS, LEGACY_MODEL_NAMES, default_config
 from utils.config.validate import validate
@@ -11,8 +17,10 @@ def _gives_backbone_weights(flags, overrides):
         for text in overrides or ())
 
 
-def build_config(config_path=None, flags=None, overrides=()):
-    """Resolve the config. flags: {flag_name: value or None}; overrides: ['k=v', ...]."""
+def build_config(config_path: str | None = None, flags: Mapping[str, Any] | None = None,
+                 overrides: Any = ()) -> FrozenConfig:
+    """Resolve, validate and freeze the config. flags: {flag name: value or None} (FLAG_KEYS' names);
+    overrides: ['k=v', ...]."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     cfg = default_config()
     if config_path is None:
@@ -31,13 +39,24 @@ def build_config(config_path=None, flags=None, overrides=()):
     if isinstance(name, str) and name in LEGACY_MODEL_NAMES:  # a config_<K>.yaml saved by an older version
         cfg["model"]["name"] = LEGACY_MODEL_NAMES[name]
     validate(cfg)
-    return cfg
+    return FrozenConfig(cfg)
 
 
-def config_for_weights(pretrained, bit, config=None, dataset=None, data_path=None, overrides=()):
+def replace_config(cfg: Mapping[str, Any], changes: Mapping[str, Any], source: str = "replace_config") -> FrozenConfig:
+    """A new validated config: `cfg` with {"section.key": value} changed (the validated config itself
+    stays as it was)."""
+    new = thaw(cfg)
+    for key, value in changes.items():
+        set_by_path(new, key, thaw(value), source)
+    validate(new)
+    return FrozenConfig(new)
+
+
+def config_for_weights(pretrained: str | None, bit: int | None, config: str | None = None, dataset: str | None = None,
+                       data_path: str | None = None, overrides: Any = (), list_dir: str | None = None) -> FrozenConfig:
     """The config that trained these weights: -c if given, else the config_<K>.yaml the training
     run saved beside them, else configs/hashnet_<dataset>.yaml. Keeps preprocessing consistent."""
     if config is None and pretrained:
         config = saved_config(pretrained, bit)
-    flags = {"bit": bit, "dataset": dataset, "data_path": data_path}
+    flags = {"bit": bit, "dataset": dataset, "data_path": data_path, "list_dir": list_dir or None}
     return build_config(config, flags, overrides)

@@ -4,9 +4,10 @@ import os
 
 import yaml
 
+from utils.config.frozen import thaw
 from utils.errors import DataError
 from utils.storage.fileio import atomic_open
-from utils.storage.weights import weights_path
+from utils.storage.run_folder import RunFolder, weights_path
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "configs")
 # the recipe for a data set with no config of its own and no ImageNet weights
@@ -46,7 +47,7 @@ def dataset_lists(cfg):
 
 def config_yaml(cfg):
     """The resolved config as the YAML text saved beside a run's weights (config_<K>.yaml)."""
-    return yaml.safe_dump({k: v for k, v in cfg.items() if k != "config_file"}, sort_keys=False)
+    return yaml.safe_dump({k: thaw(v) for k, v in cfg.items() if k != "config_file"}, sort_keys=False)
 
 
 def save_config(cfg, path):
@@ -59,7 +60,7 @@ def saved_config(pretrained, bit=None):
     """The config_<K>.yaml a training run saved beside its weights, if there is one."""
     folder = os.path.dirname(weights_path(pretrained)) or "."
     if bit is not None:
-        path = os.path.join(folder, f"config_{bit}.yaml")
+        path = RunFolder(folder).config(bit)
         return path if os.path.isfile(path) else None
-    found = sorted(glob.glob(os.path.join(folder, "config_*.yaml")))
+    found = sorted(glob.glob(RunFolder(glob.escape(folder)).config("*")))
     return found[0] if len(found) == 1 else None

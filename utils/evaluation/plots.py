@@ -1,6 +1,4 @@
 """Optional evaluation plots (matplotlib): precision-recall over Hamming radii and precision@N."""
-import os
-
 from utils.evaluation.metrics import precision_at_n, precision_recall_curve
 
 
@@ -12,7 +10,9 @@ def save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, out_dir, bit, n
     import matplotlib.pyplot as plt
 
     from utils.storage.fileio import atomic_open
+    from utils.storage.run_folder import RunFolder
 
+    pr_file, at_n_file = RunFolder(out_dir).plots(bit)
     n_db = len(db_codes)
     ns = ns or sorted({n for n in (1, 10, 50, 100, 200, 500, 1000, 2000, 5000) if n <= n_db} | {n_db})
     curve = precision_recall_curve(q_codes, db_codes, q_labels, db_labels)
@@ -26,7 +26,7 @@ def save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, out_dir, bit, n
     ax.set(xlabel="recall", ylabel="precision", title=f"Precision-recall over Hamming radius ({bit} bits)",
            xlim=(0, 1.02), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
-    paths.append(os.path.join(out_dir, f"pr_curve_{bit}.png"))
+    paths.append(pr_file)
     with atomic_open(paths[-1], "wb") as f:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -35,7 +35,7 @@ def save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, out_dir, bit, n
     ax.set(xscale="log", xlabel="N (top-N retrieved)", ylabel="precision", ylim=(0, 1.02),
            title=f"Precision@N ({bit} bits)")
     ax.grid(alpha=0.3)
-    paths.append(os.path.join(out_dir, f"precision_at_n_{bit}.png"))
+    paths.append(at_n_file)
     with atomic_open(paths[-1], "wb") as f:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -23,15 +23,16 @@ import numpy as np
 from utils.errors import WriteError
 from utils.storage.fileio import file_sha256, staged_generation, staged_open
 from utils.storage.parsing import load_json
+from utils.storage.run_folder import RunFolder
 
 
 def cache_paths(save_dir, bit):
-    base = os.path.join(save_dir, f"database_code_{bit}")
+    base = RunFolder(save_dir).code_cache(bit)
     return base + ".npy", base + ".json"
 
 
 def lock_path(save_dir, bit):
-    return os.path.join(save_dir, f"database_code_{bit}.lock")
+    return RunFolder(save_dir).code_cache(bit) + ".lock"
 
 
 def fingerprint(encoder, list_path, data_root, list_bytes=None):

@@ -1,14 +1,18 @@
 """Turning images into codes outside training, behind one Encoder protocol: from trained weights
 (DygraphEncoder) or from an exported model (InferenceEncoder, Paddle Inference). Both take the
-same preprocessing, so predict.py, infer.py, the service and the benchmarks get identical codes
+same preprocessing and give their network's pre-sign features to the one encoding step
+(utils.encoding.encode), so predict.py, infer.py, the service and the benchmarks get identical codes
 either way, and both give the same `fingerprint` for the same weights (`weights_digest` of the
-tensors, which the export records in infer_cfg.yml), so a code cache built from one is valid for
+tensors, which the export records beside the graph), so a code cache built from one is valid for
 the other.
 """
-from typing import Protocol
+from __future__ import annotations
+
+from typing import Any, Protocol
 
 import numpy as np
 
+from utils.encoding import Encoded, encode
 from utils.inference.model_files import (create_predictor, exported_fingerprint, load_infer_cfg, model_files,
                                          model_precision, preprocess_settings)
 from utils.inference.precision import apply_precision, check_precision
@@ -22,16 +26,40 @@ class Encoder(Protocol):
     preprocess: dict     # resize_size, crop_size, mean, std: the test transform (utils.data.transforms)
     fingerprint: str     # the weights digest: equal for trained weights and their export
 
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Pre-sign features [n, K] of preprocessed float32 images [n, 3, crop, crop]."""
+        ...
+
+    def encode(self, images: np.ndarray) -> Encoded:
+        """Features and +-1 codes of preprocessed images (utils.encoding.encode)."""
+        ...
+
     def encode_batch(self, images: np.ndarray) -> np.ndarray:
         """+-1 int8 codes [n, K] of preprocessed float32 images [n, 3, crop, crop]."""
+        ...
 
 
-class InferenceEncoder:
+class EncoderBase:
+    """encode / encode_batch of every encoder, from its `features` through utils.encoding.encode."""
+
+    bit: int
+
+    def features(self, images: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, images: Any) -> Encoded:
+        return encode(self, images)
+
+    def encode_batch(self, images: Any) -> np.ndarray:
+        return self.encode(images).codes
+
+
+class InferenceEncoder(EncoderBase):
     """Paddle Inference predictor over `inference_<K>.json/.pdiparams` (oneDNN on CPU by default), in
     fp32 or bf16; or over a quantised `inference_<K>.pdmodel/.pdiparams` in int8 (utils.inference.precision)."""
 
-    def __init__(self, model_dir, bit=None, use_gpu=False, use_mkldnn=True, cpu_threads=None, gpu_id=0,
-                 precision="fp32"):
+    def __init__(self, model_dir: str, bit: int | None = None, use_gpu: bool = False, use_mkldnn: bool = True,
+                 cpu_threads: int | None = None, gpu_id: int = 0, precision: str = "fp32") -> None:
         from paddle import inference
 
         self.info = load_infer_cfg(model_dir, bit)
@@ -65,47 +93,60 @@ class InferenceEncoder:
         self.output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
         self.fingerprint = exported_fingerprint(self.info, model_file, params_file)
 
-    def encode_batch(self, images):
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The graph's output: pre-sign features (or, from an export of an earlier version, the codes)."""
         self.input.reshape(list(images.shape))
         self.input.copy_from_cpu(np.ascontiguousarray(images, dtype=np.float32))
         self.predictor.run()
-        return np.where(self.output.copy_to_cpu() >= 0, 1, -1).astype(np.int8)
+        return self.output.copy_to_cpu()
 
 
-class DygraphEncoder:
-    """The trained network in dygraph mode, from `<prefix>.pdparams`."""
+class DygraphEncoder(EncoderBase):
+    """The trained network in dygraph mode, from `<prefix>.pdparams` (or .safetensors)."""
 
-    def __init__(self, cfg, pretrained):
+    def __init__(self, cfg: Any, pretrained: str) -> None:
         import paddle
 
-        from models import CodeHead, build_model
+        from models import build_model
         from utils.storage.weights import load_weights
 
         self.bit = cfg["model"]["bit"]
         self.preprocess = preprocess_settings(cfg["dataset"])
-        model = build_model(cfg)
-        self.weights_file = load_weights(model, pretrained)
-        self.model = CodeHead(model)
-        self.model.eval()
-        self.fingerprint = weights_digest(model.state_dict())
+        self.model = build_model(cfg)
+        self.weights_file = load_weights(self.model, pretrained)
+        self.model.eval()  # every head returns its pre-sign output z in eval mode
+        self.fingerprint = weights_digest(self.model.state_dict())
         self._paddle = paddle
 
-    def encode_batch(self, images):
+    def features(self, images: np.ndarray) -> np.ndarray:
         with self._paddle.no_grad():
-            codes = self.model(self._paddle.to_tensor(np.ascontiguousarray(images, dtype=np.float32)))
-        return codes.numpy().astype(np.int8)
+            return self.model(self._paddle.to_tensor(np.ascontiguousarray(images, dtype=np.float32))).numpy()
 
 
-def encode_list(encoder, list_path, data_root, batch_size=32, num_workers=0, desc="encode"):
-    """Codes of every image of a list file, in list order, with decoding in worker processes."""
+def encode_dataset(encoder: Encoder, dataset: Any, batch_size: int = 32, num_workers: int = 0,
+                   desc: str = "encode") -> Encoded:
+    """Features and codes of every item of an image dataset (ImageListDataset), in its order, with
+    decoding in worker processes."""
     from tqdm import tqdm
 
-    from utils.data.dataset import ImageListDataset
     from utils.data.loader import build_dataloader
+    from utils.encoding import concatenate
+
+    loader = build_dataloader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=num_workers)
+    return concatenate((encoder.encode(images.numpy()) for images, _, _ in tqdm(loader, desc=desc, disable=None)),
+                       encoder.bit)
+
+
+def list_dataset(encoder: Encoder, list_path: str, data_root: str) -> Any:
+    """The images of a list file with the encoder's test-time preprocessing."""
+    from utils.data.dataset import ImageListDataset
     from utils.data.transforms import build_transform
 
-    transform = build_transform(False, **encoder.preprocess)
-    dataset = ImageListDataset(list_path, data_root, transform)
-    loader = build_dataloader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=num_workers)
-    codes = [encoder.encode_batch(images.numpy()) for images, _, _ in tqdm(loader, desc=desc, disable=None)]
-    return np.concatenate(codes), dataset
+    return ImageListDataset(list_path, data_root, build_transform(False, **encoder.preprocess))
+
+
+def encode_list(encoder: Encoder, list_path: str, data_root: str, batch_size: int = 32, num_workers: int = 0,
+                desc: str = "encode") -> tuple[np.ndarray, Any]:
+    """(codes, dataset) of every image of a list file, in list order."""
+    dataset = list_dataset(encoder, list_path, data_root)
+    return encode_dataset(encoder, dataset, batch_size, num_workers, desc).codes, dataset

@@ -1,8 +1,8 @@
-"""The files of an exported model (export_model.py / utils.inference.export): inference_<K>.json and
-.pdiparams, and infer_cfg.yml (preprocessing, bit count, the weights' digest, the files' sha256);
-and which model the commands use when none is named (the main job's ./output).
+"""Reading an exported model (export_model.py / utils.inference.export): its graph files and its
+description (preprocessing, bit count, the weights' digest, the files' sha256; the file names:
+utils.storage.run_folder.ExportFolder).
 
-Before Paddle reads a model, infer_cfg.yml is read with the safe loader (utils.storage.parsing)
+Before Paddle reads a model, its description is read with the safe loader (utils.storage.parsing)
 and range-checked, and the model files are checked against the sha256 it records
 (`model_file_sha256` per file, `model_files_sha256` of both), so a damaged or swapped file is one
 line naming it rather than a traceback from Paddle, or wrong codes.
@@ -14,6 +14,7 @@ import yaml
 
 from utils.errors import ConfigError, WeightsError, quote
 from utils.storage.parsing import load_yaml
+from utils.storage.run_folder import INFER_CFG, ExportFolder
 
 MAX_IMAGE_SIDE = 4096  # resize_size / crop_size above this are damage, not a setting (a 100000 px resize: 30 GB)
 
@@ -39,7 +40,7 @@ def _digests(files):
 
 
 def model_file_digests(files):
-    """{file name: sha256} of an export's model files, as infer_cfg.yml records them."""
+    """{file name: sha256} of an export's model files, as the export's description records them."""
     return dict(_digests(files)[0])
 
 
@@ -83,13 +84,16 @@ def create_predictor(config, files):
 
 
 def preprocess_settings(dataset_cfg):
-    return {k: dataset_cfg[k] for k in ("resize_size", "crop_size", "mean", "std")}
+    """The test-time preprocessing of a config's dataset section (or an export's description), plain
+    values (lists, as YAML and JSON write them)."""
+    return {k: list(dataset_cfg[k]) if isinstance(dataset_cfg[k], tuple) else dataset_cfg[k]
+            for k in ("resize_size", "crop_size", "mean", "std")}
 
 
 def load_infer_cfg(model_dir, bit):
     if not os.path.isdir(model_dir):
         raise ConfigError(f"--model-dir: folder not found: {model_dir}")
-    path = os.path.join(model_dir, "infer_cfg.yml")
+    path = ExportFolder(model_dir).infer_cfg
     if not os.path.isfile(path):
         raise WeightsError(f"{path} not found: is {model_dir} a folder written by export_model.py?")
     info = read_infer_cfg(path)
@@ -103,8 +107,8 @@ def _number(value):
 
 
 def read_infer_cfg(path):
-    """infer_cfg.yml read safely (no tags, no aliases, bounded nesting) with its values checked;
-    WeightsError naming the file and the key."""
+    """An export's description read safely (no tags, no aliases, bounded nesting) with its values
+    checked; WeightsError naming the file and the key."""
     try:
         with open(path, "rb") as f:
             info = load_yaml(f.read().decode("utf-8"))
@@ -112,10 +116,10 @@ def read_infer_cfg(path):
         raise WeightsError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         why = getattr(exc, "problem", None) or type(exc).__name__
-        raise WeightsError(f"{path}: not a valid infer_cfg.yml ({why})") from None
+        raise WeightsError(f"{path}: not a valid {INFER_CFG} ({why})") from None
     info = {} if info is None else info
     if not isinstance(info, dict):
-        raise WeightsError(f"{path}: not a valid infer_cfg.yml (a mapping of keys expected)")
+        raise WeightsError(f"{path}: not a valid {INFER_CFG} (a mapping of keys expected)")
     missing = [k for k in ("bit", "resize_size", "crop_size", "mean", "std") if k not in info]
     if missing:
         raise WeightsError(f"{path}: missing keys {missing}")
@@ -138,43 +142,6 @@ def read_infer_cfg(path):
     return info
 
 
-def default_model(folder, bit):
-    """The main job's model in folder (./output) when no model was named: ("pretrained", PREFIX, what)
-    for trained weights folder/model_best_<K>, else ("model_dir", DIR, what) for an export in
-    folder/inference; a WeightsError naming both and the commands that make them when neither is there."""
-    from utils.storage.weights import resolve_weights
-
-    prefix = os.path.join(folder, f"model_best_{bit}")
-    exported = os.path.join(folder, "inference")
-    weights = resolve_weights(prefix)
-    if os.path.isfile(weights):
-        return "pretrained", prefix, f"model: {weights} (trained weights; no --pretrained or --model-dir given)"
-    if os.path.isfile(os.path.join(exported, f"inference_{bit}.json")):
-        return "model_dir", exported, (f"model: {exported}/inference_{bit}.json (exported; no {prefix} weights, "
-                                       "no --pretrained or --model-dir given)")
-    raise WeightsError(f"no {bit}-bit model: neither trained weights {prefix}.pdparams nor an exported model "
-                    f"{exported}/inference_{bit}.json; make them with: python main_single_gpu.py --bit {bit} "
-                    f"--output-dir {folder}, then python export_model.py --bit {bit} --pretrained {prefix} "
-                    f"--save-inference-dir {exported} (or give --pretrained PREFIX / --model-dir DIR)")
-
-
-def default_model_dir(folder, bit):
-    """folder/inference when it holds an exported bit-bit model, else a WeightsError with the commands."""
-    exported = os.path.join(folder, "inference")
-    if os.path.isfile(os.path.join(exported, f"inference_{bit}.json")):
-        return exported
-    prefix = os.path.join(folder, f"model_best_{bit}")
-    export = f"python export_model.py --bit {bit} --pretrained {prefix} --save-inference-dir {exported}"
-    from utils.storage.weights import resolve_weights
-
-    if os.path.isfile(resolve_weights(prefix)):
-        raise WeightsError(f"no exported model {exported}/inference_{bit}.json: export the trained weights with: "
-                        f"{export} (or give --model-dir DIR)")
-    raise WeightsError(f"no exported model {exported}/inference_{bit}.json and no trained weights {prefix}.pdparams: "
-                    f"python main_single_gpu.py --bit {bit} --output-dir {folder}, then {export} "
-                    "(or give --model-dir DIR)")
-
-
 def model_precision(info):
     """What an export folder holds: 'int8' for a quantised model (quantize.py), else 'fp32'."""
     return str(info.get("precision", "fp32"))
@@ -183,12 +150,11 @@ def model_precision(info):
 def model_files(model_dir, bit, precision="fp32", info=None):
     """(graph, params) of an export: inference_<K>.json (PIR) for fp32, inference_<K>.pdmodel (the
     classic program, which Paddle Inference's oneDNN int8 passes need) for an int8 model. With
-    info (its infer_cfg.yml), the files are checked against the sha256 recorded there first."""
-    prefix = os.path.join(model_dir, f"inference_{bit}")
-    files = (prefix + (".pdmodel" if precision == "int8" else ".json"), prefix + ".pdiparams")
+    info (its description), the files are checked against the sha256 recorded there first."""
+    files = ExportFolder(model_dir).graph_files(bit, precision)
     for path in files:
         if not os.path.isfile(path):
             raise WeightsError(f"model file not found: {path} (export it with export_model.py --bit {bit})")
     if info is not None:
-        verify_model_files(info, files, os.path.join(model_dir, "infer_cfg.yml"))
+        verify_model_files(info, files, ExportFolder(model_dir).infer_cfg)
     return files

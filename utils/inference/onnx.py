@@ -7,8 +7,10 @@ import os
 import numpy as np
 
 from utils.errors import DependencyError, WeightsError
+from utils.inference.encoders import EncoderBase
 from utils.inference.model_files import load_infer_cfg, preprocess_settings
 from utils.storage.fileio import file_sha256
+from utils.storage.run_folder import ExportFolder
 
 REQUIREMENTS = "requirements-onnx.txt"
 OPSET = 13  # opset 13: every op of the HashNet graphs; onnxruntime 1.31 runs 7-22
@@ -70,16 +72,16 @@ def convert_to_onnx(model_file, params_file, onnx_file, target=None):
                            f"{str(exc).splitlines()[0]}") from None
 
 
-class OnnxEncoder:
+class OnnxEncoder(EncoderBase):
     """onnxruntime (CPU) over `inference_<K>.onnx`; the same preprocessing and fingerprint as the
-    Paddle model it was converted from (infer_cfg.yml records the ONNX file's sha256)."""
+    Paddle model it was converted from (the export's description records the ONNX file's sha256)."""
 
     def __init__(self, model_dir, bit=None, cpu_threads=None):
         (ort,) = require("onnxruntime", what="onnxruntime inference")
         self.info = load_infer_cfg(model_dir, bit)
         self.bit = int(self.info["bit"])
         self.preprocess = preprocess_settings(self.info)
-        path = os.path.join(model_dir, f"inference_{self.bit}.onnx")
+        path = ExportFolder(model_dir).onnx(self.bit)
         if not os.path.isfile(path):
             raise WeightsError(f"model file not found: {path} (export it with export_model.py --bit {self.bit} "
                                "--format onnx)")
@@ -95,11 +97,11 @@ class OnnxEncoder:
         self.input_name = self.session.get_inputs()[0].name
         sha = file_sha256(path)
         if self.info.get("onnx_sha256") != sha:  # an older conversion beside a newer Paddle export
-            raise WeightsError(f"{path} is not the ONNX model {model_dir}/infer_cfg.yml describes (exported again "
+            raise WeightsError(f"{path} is not the ONNX model {ExportFolder(model_dir).infer_cfg} describes (exported again "
                                "without --format onnx, or changed since): export it with export_model.py "
                                f"--bit {self.bit} --format onnx")
         self.fingerprint = self.info.get("weights_digest") or "files:" + sha
 
-    def encode_batch(self, images):
+    def features(self, images):
         (out,) = self.session.run(None, {self.input_name: np.ascontiguousarray(images, dtype=np.float32)})
-        return np.where(out >= 0, 1, -1).astype(np.int8)
+        return out

@@ -17,7 +17,7 @@ INT8_OPS = {"conv2d", "fused_conv2d", "fc", "matmul_v2", "matmul", "pool2d"}
 
 def check_precision(precision, model_precision="fp32", use_gpu=False, use_mkldnn=True, fields=None):
     """Raise the one-line error that says why `precision` cannot run this model here; None when it can.
-    model_precision: what the model folder holds (infer_cfg.yml's `precision`, fp32 when absent)."""
+    model_precision: what the model folder holds (its description's `precision`, fp32 when absent)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     if model_precision == "int8" and precision != "int8":

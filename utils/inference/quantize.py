@@ -13,7 +13,7 @@ int8 passes (only the classic-IR quant_dequant_onednn / cpu_quantize passes exis
 PostTrainingQuantization reads only classic programs, and a PIR export of quantised layers fails
 for a dynamic batch size (quantize_linear creates a persistable buffer of the input's shape [-1, ...]).
 So both chains save under paddle.pir_utils' old-IR guards. The folder is a normal export folder
-(infer_cfg.yml with `precision: int8`), written as export_model.py writes its own: in full before
+(its description file says `precision: int8`), written as export_model.py writes its own: in full before
 anything of a previous model there is replaced.
 """
 import os
@@ -27,8 +27,11 @@ from utils.errors import ConfigError, DataError, WriteError
 from utils.inference.model_files import model_file_digests, preprocess_settings
 from utils.storage.fileio import Staged, file_sha256, remove_stale_temp_dirs, stage_bytes, staged_generation
 from utils.storage.library_writes import check_library_files
+from utils.storage.run_folder import ExportFolder
 from utils.storage.weights import load_weights, weights_digest
 
+# what an int8 graph outputs (its description's `output`): the code, not the pre-sign features (_code_output)
+OUTPUT = "code, float32 +1/-1 per bit"
 # PostTrainingQuantization's activation algorithms (weights: channel-wise abs max for all of them)
 PTQ_ALGOS = ("KL", "hist", "abs_max", "avg", "mse")
 QUANTIZED_OPS = ["conv2d", "matmul_v2"]  # AlexNet's convolutions and fully connected layers
@@ -54,6 +57,28 @@ def save_program(network, crop, prefix, target=None):
     check_library_files([(prefix + ext, (target or prefix) + ext) for ext in (".pdmodel", ".pdiparams")])
 
 
+def _code_output(network):
+    """The network followed by its code as a graph op (models.codes_from_logits), the int8 graph's
+    output. Why not the pre-sign features, as the fp32 export: Paddle 3.3.1's oneDNN int8 passes
+    quantise a graph that ends at the hash layer differently (measured on the TIPC PTQ chain's lite
+    model: 7 of 100 codes changed by one bit), so int8 models keep the graph they always had. Their
+    codes go through utils.encoding.sign_codes like any other output (the sign of +-1 is itself); an
+    int8 model has no real-valued features to re-rank by."""
+    import paddle
+
+    from models import codes_from_logits
+
+    class CodeOutput(paddle.nn.Layer):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return codes_from_logits(self.model(x))
+
+    return CodeOutput(network)
+
+
 def calibration_images(cfg, num_images, seed=0):
     """num_images preprocessed images [n, 3, crop, crop] of the training list (test transform), drawn
     without replacement with `seed`: the activation ranges PTQ calibrates on."""
@@ -74,9 +99,9 @@ def calibration_images(cfg, num_images, seed=0):
 
 def write_int8_model(out_dir, bit, cfg, save, info):
     """Write an int8 model folder: save(work_dir, name) writes name.pdmodel/.pdiparams into work_dir;
-    infer_cfg.yml gets the preprocessing, `precision: int8` and `info`. Returns DIR/inference_<K>."""
-    name = f"inference_{bit}"
-    prefix = os.path.join(out_dir, name)
+    its description gets the preprocessing, `precision: int8` and `info`. Returns DIR/inference_<K>."""
+    folder = ExportFolder(out_dir)
+    name, prefix = folder.graph_name(bit), folder.graph_prefix(bit)
     try:
         os.makedirs(out_dir, exist_ok=True)
         work = tempfile.mkdtemp(prefix=f".quant-{os.getpid()}-", dir=out_dir)
@@ -94,10 +119,10 @@ def write_int8_model(out_dir, bit, cfg, save, info):
             # no weights_digest: int8 codes differ from the fp32 weights', so a code cache of those
             # must not be taken for this model's (the fingerprint is the files' digest)
             meta = {"bit": bit, "backbone": cfg["model"]["backbone"], **preprocess_settings(cfg["dataset"]),
-                    "precision": "int8", "output": "code, float32 +1/-1 per bit", **info,
+                    "precision": "int8", "output": OUTPUT, **info,
                     "model_files_sha256": file_sha256(*graph), "model_file_sha256": model_file_digests(graph)}
             text = yaml.safe_dump(meta, sort_keys=False).encode("utf-8")
-            staged.append(stage_bytes(os.path.join(out_dir, "infer_cfg.yml"), text))
+            staged.append(stage_bytes(folder.infer_cfg, text))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     remove_stale_temp_dirs(out_dir, ".quant-")  # of runs killed before they finished
@@ -113,7 +138,7 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
     from paddle.pir_utils import OldIrGuard
     from paddle.static.quantization import PostTrainingQuantization
 
-    from models import CodeHead, build_model
+    from models import build_model
 
     if algo not in PTQ_ALGOS:
         raise ConfigError(f"--algo: {algo!r} is not one of {', '.join(PTQ_ALGOS)}")
@@ -135,7 +160,7 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
 
     def save(work, name):
         fp32 = os.path.join(work, "fp32")
-        save_program(CodeHead(model), crop, os.path.join(fp32, name), target=os.path.join(out_dir, name))
+        save_program(_code_output(model), crop, os.path.join(fp32, name), target=os.path.join(out_dir, name))
         with OldIrGuard(), paddle.static.scope_guard(paddle.static.Scope()):  # leaves the global scope alone
             paddle.enable_static()
             try:

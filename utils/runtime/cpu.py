@@ -3,7 +3,7 @@
 - MKL's AVX2 kernels on AMD (use_mkl_avx2_on_amd, called by utils.runtime.configure());
 - reuse of freed large buffers (train.cpu_malloc_reuse) and oneDNN convolutions
   (train.onednn_conv), applied to the built model by apply_training_options.
-`python benchmarks/train_speed.py --ablation` times each switched off, side by side.
+`python -m benchmarks.train_speed --ablation` times each switched off, side by side.
 """
 import ctypes
 import ctypes.util

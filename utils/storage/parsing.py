@@ -1,4 +1,4 @@
-"""Reading YAML and JSON that came from outside (configs, -o values, index configs, infer_cfg.yml,
+"""Reading YAML and JSON that came from outside (configs, -o values, index configs, an export's description,
 the code cache's fingerprint, the index file's header) with bounded work.
 
 - YAML: PyYAML's safe loader (no `!!python` tags), with aliases refused: a few hundred bytes of

@@ -16,34 +16,9 @@ import numpy as np
 
 from utils.errors import WeightsError
 from utils.storage.fileio import atomic_write_bytes
+from utils.storage.run_folder import RELEASED_SUFFIX, resolve_weights, strip_suffix, weights_path  # noqa: F401
 
 FORMAT = "hashnet-paddle-weights"
-WEIGHT_SUFFIXES = (".pdparams", ".safetensors")
-
-
-# --------------------------------------------------------------------------- file names
-
-
-def weights_path(prefix):
-    """Accept `output/model_best_64` or `output/model_best_64.pdparams`."""
-    return prefix if prefix.endswith(".pdparams") else prefix + ".pdparams"
-
-
-def strip_suffix(prefix):
-    for suffix in WEIGHT_SUFFIXES:
-        if prefix.endswith(suffix):
-            return prefix[: -len(suffix)]
-    return prefix
-
-
-def resolve_weights(prefix):
-    """The weights file for PREFIX: as given when it names a file, else PREFIX.safetensors when it
-    exists (no code runs on load), else PREFIX.pdparams."""
-    if prefix.endswith(WEIGHT_SUFFIXES):
-        return prefix
-    if os.path.isfile(prefix + ".safetensors"):
-        return prefix + ".safetensors"
-    return prefix + ".pdparams"
 
 
 # --------------------------------------------------------------------------- reading
@@ -52,7 +27,7 @@ def resolve_weights(prefix):
 def load_state_file(path, what, trust_pickle=False):
     """A state dict (or training state) from a .safetensors or a paddle pickle file; WeightsError
     naming the file when it is missing, refused or unreadable."""
-    if path.endswith(".safetensors"):
+    if path.endswith(RELEASED_SUFFIX):
         return load_safetensors(path, what)[0]
     import paddle
 

@@ -20,17 +20,11 @@ import os
 
 from utils.errors import ConfigError, WeightsError
 from utils.storage.fileio import atomic_link_or_copy, stage_bytes, staged_generation
-from utils.storage.weights import (load_state_file, paddle_bytes, safetensors_bytes, set_weights, strip_suffix,
-                                   weights_path)
-
-PREVIOUS = ".prev"  # <prefix>.prev.pdparams/.pdopt: the generation before <prefix>
+from utils.storage.run_folder import previous_prefix, released_path, state_path, strip_suffix, weights_path
+from utils.storage.weights import load_state_file, paddle_bytes, safetensors_bytes, set_weights
 
 _verified = set()  # checkpoint prefixes this process wrote or checked: safe to keep as the previous one
 _swept = set()  # prefixes whose leftover temp files this process has removed (once, before its first save)
-
-
-def state_path(prefix):
-    return weights_path(prefix)[: -len(".pdparams")] + ".pdopt"
 
 
 def load_backbone_weights(backbone, source, logger=None):
@@ -108,7 +102,7 @@ def _remove_leftover_temp_files(prefix, others=()):
     """Temp files of writes a crash interrupted (hidden `.<name>.*.tmp` / `.link`); never read."""
     import glob
 
-    for path in (weights_path(prefix), state_path(prefix), prefix + ".safetensors", *others):
+    for path in (weights_path(prefix), state_path(prefix), released_path(prefix), *others):
         folder, name = os.path.split(path)
         for leftover in glob.glob(os.path.join(glob.escape(folder), "." + glob.escape(name) + ".*")):
             if leftover.endswith((".tmp", ".link")):
@@ -130,7 +124,7 @@ def save_checkpoint(prefix, model, extra_state, release=False, files=None):
     full, file size limit, read-only folder) changes nothing on disk. Only then does the current
     pair become PREFIX.prev and do the new files take their names (one rename each)."""
     prefix = os.path.abspath(prefix)
-    previous = prefix + PREVIOUS
+    previous = previous_prefix(prefix)
     files = {os.path.abspath(path): data for path, data in (files or {}).items()}
     if prefix not in _swept:  # the first save of this process: clear what a crash may have left
         _remove_leftover_temp_files(prefix, files)
@@ -142,7 +136,7 @@ def save_checkpoint(prefix, model, extra_state, release=False, files=None):
            (state_path(prefix), paddle_bytes({**extra_state, "weights_sha256": _sha256(weights)}))]
     if release:
         metadata = {k: extra_state[k] for k in ("bit", "backbone") if k in extra_state}
-        new.append((prefix + ".safetensors", safetensors_bytes(state_dict, metadata)))
+        new.append((released_path(prefix), safetensors_bytes(state_dict, metadata)))
     new += list(files.items())  # the config last: never newer than the weights it describes
     with staged_generation(os.path.dirname(prefix)) as staged:
         for path, data in new:  # the whole generation on disk before anything is replaced
@@ -153,8 +147,8 @@ def save_checkpoint(prefix, model, extra_state, release=False, files=None):
             _verified.add(previous)
         elif previous not in _verified:  # a pair from some other run: never fall back to it
             _remove_pair(previous)
-        if release and os.path.isfile(prefix + ".safetensors"):
-            os.unlink(prefix + ".safetensors")  # never leave released weights older than the .pdparams
+        if release and os.path.isfile(released_path(prefix)):
+            os.unlink(released_path(prefix))  # never leave released weights older than the .pdparams
     _verified.add(prefix)
 
 
@@ -183,7 +177,7 @@ def load_checkpoint(model, prefix, logger=None):
         state = _load_pair(model, prefix)
         used = prefix
     except WeightsError as exc:
-        previous = prefix + PREVIOUS
+        previous = previous_prefix(prefix)
         if not os.path.isfile(weights_path(previous)):
             raise WeightsError(f"{exc}; no previous checkpoint {weights_path(previous)} to fall back to") from None
         try:

@@ -13,9 +13,12 @@ model selection keeps the latest evaluated epoch (no labels decide it); evaluati
 mAP when the query and database lists have labels, else code health. A shallow method (ITQ, PCAH,
 LSH, spectral hashing) is fitted instead of trained (utils/training/shallow.py).
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import time
+from typing import Any
 
 import numpy as np
 import paddle
@@ -27,6 +30,7 @@ from utils.errors import ConfigError, Interrupted, TrainingError, WeightsError
 from utils.losses import is_shallow, loss_class
 from utils.runtime.distributed import Comm
 from utils.runtime.log import ScalarWriter, open_log_files, setup_logger
+from utils.storage.run_folder import RunFolder, weights_path
 from utils.training.amp import amp_step, check_amp_device, keep_code_layer_fp32
 from utils.training.builders import build_data, build_network, build_training, seed_everything
 from utils.training.checkpoint import load_checkpoint, optimizer_state, save_checkpoint, set_optimizer_state
@@ -52,29 +56,39 @@ class RunState:
     history: dict = dataclasses.field(default_factory=dict)
     losses: list = dataclasses.field(default_factory=list)  # epoch losses of this process's epochs
     epoch_seconds: list = dataclasses.field(default_factory=list)  # training time of each epoch (no evaluation)
-    last_codes: tuple = None  # (query codes, db codes, query labels, db labels) of the latest test evaluation
-    best_codes: tuple = None  # the same, of the best model
-    untrained_weights: dict = None  # a model-selection candidate, kept in memory until an epoch beats it
+    last_codes: tuple | None = None  # (query codes, db codes, query labels, db labels) of the latest test evaluation
+    best_codes: tuple | None = None  # the same, of the best model
+    untrained_weights: dict | None = None  # a model-selection candidate, kept in memory until an epoch beats it
 
 
 class Engine:
-    def __init__(self, cfg, rank=0, world_size=1):
+    """One run: Engine(cfg).run() trains (or with eval_only evaluates) and prints the last line.
+
+    save_checkpoints=False: no weights, training state or config file is written (benchmarks and tests
+    that only need the numbers; the log and the curves are still written). show_progress=False: no
+    progress bars (the log says the same)."""
+
+    def __init__(self, cfg: Any, rank: int = 0, world_size: int = 1, *, save_checkpoints: bool = True,
+                 show_progress: bool = True) -> None:
         self.cfg = cfg
         self.rank, self.world_size = rank, world_size
         self.comm = Comm(rank, world_size)
         self.bit = cfg["model"]["bit"]
-        self.out = cfg["output_dir"]
+        self.folder = RunFolder(cfg["output_dir"])
+        self.out = self.folder.path
         self.topk = cfg["dataset"]["topk"]
         self.shallow = is_shallow(cfg["loss"]["name"])
         self.label_free = not loss_class(cfg["loss"]["name"]).SUPERVISED  # model selection without labels
         if self.shallow and cfg["resume"]:
             raise ConfigError(f"--resume: loss {cfg['loss']['name']!r} is fitted in one pass, there is nothing to "
                               f"resume; run it again")
+        self.save_checkpoints = save_checkpoints
+        self.show_progress = show_progress and rank == 0
         os.makedirs(self.out, exist_ok=True)
         mode = "eval" if cfg["eval_only"] else "train"
         # the log file waits until the run has weights (or, with --eval, a result): a run that fails
         # before leaves the output folder as it was
-        self.logger = setup_logger(self.out, filename=f"{mode}_{self.bit}.log", rank=rank, deferred=True)
+        self.logger = setup_logger(self.out, filename=RunFolder.log_name(mode, self.bit), rank=rank, deferred=True)
         self.health = RunHealth(self.logger, cfg["train"]["loss_rise_epochs"])
         self.state = RunState()
         amp, device = cfg["train"]["amp"] and not cfg["eval_only"], paddle.device.get_device().split(":")[0]
@@ -83,9 +97,9 @@ class Engine:
         seed_everything(cfg["train"]["seed"])
         self.data = build_data(cfg, rank, world_size)
         self.model = build_network(cfg, self.data.num_classes, self.logger)
-        self.parts = None if cfg["eval_only"] else build_training(cfg, self.data, self.model, self.comm, world_size)
+        self.parts: Any = None if cfg["eval_only"] else build_training(cfg, self.data, self.model, self.comm, world_size)
         self.step = train_step
-        self._saved_last = False  # this run wrote model_last_<K> (what --resume continues from)
+        self._saved_last = False  # this run wrote the last checkpoint (what --resume continues from)
         if amp:
             step = amp_step(cfg["train"]["amp"], device)
             if step is not None:  # paddle.amp (GPU); bf16 on CPU: the plain step, bf16 convolutions
@@ -101,9 +115,9 @@ class Engine:
     best_codes = property(lambda self: self.state.best_codes)
 
     # -- evaluation -------------------------------------------------------------------------
-    def evaluate(self):
+    def evaluate(self) -> dict[str, Any]:
         """Query-set metrics, plus the validation mAP when a validation split picks the best epoch."""
-        result = evaluate(self.model, self.data, self.topk, self.bit, self.comm, show_progress=self.rank == 0)
+        result = evaluate(self.model, self.data, self.topk, self.bit, self.comm, show_progress=self.show_progress)
         self.state.last_codes = result["test_codes"]
         return result
 
@@ -123,14 +137,15 @@ class Engine:
 
     # -- checkpoints ------------------------------------------------------------------------
     def _prefix(self, kind):
-        return os.path.join(self.out, f"model_{kind}_{self.bit}")
+        return self.folder.checkpoint(kind, self.bit)
 
     def _save(self, kind, epoch, writer):
         """Checkpoint `kind` with the config that describes it (config_<K>.yaml, part of the same
         generation, never written before there are weights); then the log and curves follow."""
-        save_checkpoint(self._prefix(kind), self.model, self._checkpoint_state(epoch),
-                        release=kind == "best", files=self._config_file())  # best: + model_best_<K>.safetensors
-        self._saved_last = self._saved_last or kind == "last"
+        if self.save_checkpoints:
+            save_checkpoint(self._prefix(kind), self.model, self._checkpoint_state(epoch),
+                            release=kind == "best", files=self._config_file())  # best: + the released .safetensors
+            self._saved_last = self._saved_last or kind == "last"
         open_log_files(self.logger)
         writer.open()
 
@@ -167,7 +182,7 @@ class Engine:
         steps = len(self.data.train_loader)
         losses, seen, start = [], 0, time.time()
         bar = tqdm(self.data.train_loader, total=steps, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False,
-                   disable=None if self.rank == 0 else True)
+                   disable=None if self.show_progress else True)
         for step, (images, labels, indices) in enumerate(bar):
             p.criterion.on_step(epoch * steps + step)
             # each rank's loss is its share of the global loss; DataParallel averages gradients,
@@ -265,14 +280,14 @@ class Engine:
             if self.rank == 0:
                 self._save("best", epoch, writer)
 
-    def train(self):
+    def train(self) -> dict[str, Any]:
         if self.shallow:  # fitted, not trained (benchmarks and tests call train() for any method)
             return self.fit()
         cfg, t = self.cfg, self.cfg["train"]
         self._log_start()
         self.health, self.state = RunHealth(self.logger, t["loss_rise_epochs"]), RunState()
         self.health.recipe_notes(cfg)
-        writer = ScalarWriter(os.path.join(self.out, f"vdl_{self.bit}") if self.rank == 0 else None, deferred=True)
+        writer = ScalarWriter(self.folder.curves(self.bit) if self.rank == 0 else None, deferred=True)
         self._epoch = 0
         try:
             with StopOnSignal():  # SIGINT / SIGTERM: stop after the current step
@@ -329,8 +344,8 @@ class Engine:
         if trained is None:  # no evaluated training epoch (--epoch 0): report the untrained network
             return {**result, "map": history.get("untrained", float("nan")), "best_epoch": 0}
         if best["epoch"] == 0:
-            kept = (f"{self._prefix('best')} holds the UNTRAINED weights" if os.path.exists(self._prefix("best") + ".pdparams")
-                    else "the untrained weights were not kept (resumed run): no model_best was written")
+            kept = (f"{self._prefix('best')} holds the UNTRAINED weights" if os.path.exists(weights_path(self._prefix("best")))
+                    else f"the untrained weights were not kept (resumed run): no {self._prefix('best')} was written")
             self.health.warn(f"no trained epoch beat the untrained network: untrained mAP@{label} "
                              f"{history.get('untrained', float('nan')):.4f}, best trained (epoch {trained['epoch']}) "
                              f"{trained['map']:.4f}; {kept} (check the recipe, --lr, and the warnings above)")
@@ -340,42 +355,28 @@ class Engine:
             self.logger.info(f"untrained network mAP@{label}: {history['untrained']:.4f}  ->  "
                              f"trained (best, epoch {best['epoch']}): {best['map']:.4f}")
         self.health.report()
-        self.logger.info(f"best weights: {self._prefix('best')}.pdparams"
+        self.logger.info(f"best weights: {weights_path(self._prefix('best'))}"
                          + (" (the untrained network)" if best["epoch"] == 0 else f" (epoch {best['epoch']})"))
         return result
 
     def _plots(self, codes, what):
         from utils.evaluation.plots import save_retrieval_plots
 
-        paths, _, at_n = save_retrieval_plots(*codes, self.out, self.bit)
+        q_codes, db_codes, q_labels, db_labels = codes
+        paths, _, at_n = save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, self.out, self.bit)
         self.logger.info(f"plots of the {what} model: {', '.join(paths)}; precision@N "
                          + " ".join(f"{n}:{p:.3f}" for n, p in at_n.items()))
 
-    def fit(self):
-        """A shallow method: fitted on the training images' backbone features (utils/training/shallow.py),
-        evaluated, and saved as model_best_<K> / model_last_<K> like a trained model."""
-        from utils.training.shallow import fit_shallow
+    def fit(self) -> dict[str, Any]:
+        """A shallow method: fitted instead of trained, evaluated and saved like a trained model."""
+        from utils.training.shallow import fit_run
 
-        s = self.state
-        s.history["fitted"] = fit_shallow(self.cfg, self.model, self.data, self.logger)
-        result = self.evaluate()
-        self._log_eval(f"fitted {self.cfg['loss']['name']}", result)
-        s.best = {"map": result["map"], "select": 0.0, "precision_r2": result["precision_r2"], "epoch": 1,
-                  "codes": result["codes"]}
-        s.best_codes = s.last_codes
-        state = {"epoch": 0, "best": s.best, "history": s.history, "bit": self.bit, "fitted": self.cfg["loss"]["name"],
-                 "backbone": self.cfg["model"]["backbone"]}
-        for kind in ("best", "last") if self.rank == 0 else ():
-            save_checkpoint(self._prefix(kind), self.model, state, release=kind == "best", files=self._config_file())
-        if self.rank == 0:
-            open_log_files(self.logger)
-        return {"map": result["map"], "best_epoch": 1, "history": s.history, "precision_r2": result["precision_r2"],
-                "epoch_seconds": [], "warnings": self.health.warnings}
+        return fit_run(self)
 
     def _config_file(self):
-        return {os.path.join(self.out, f"config_{self.bit}.yaml"): config_yaml(self.cfg).encode("utf-8")}
+        return {self.folder.config(self.bit): config_yaml(self.cfg).encode("utf-8")}
 
-    def run(self):
+    def run(self) -> float:
         """Train (or fit, or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line (without
         labels: the code health line)."""
         if self.cfg["eval_only"]:  # with --pretrained: config validation checked the pair

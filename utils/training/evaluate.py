@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 from tqdm import tqdm
 
-from models import codes_from_logits
+from utils.encoding import encode as encode_batch
 from utils.evaluation.code_health import code_statistics, codes_collapsed, quantisation_errors
 from utils.evaluation.metrics import mean_average_precision, precision_within_radius
 from utils.errors import Interrupted
@@ -20,20 +20,32 @@ def topk_label(topk):
     return "all" if topk in (None, -1) else str(topk)
 
 
+class NetworkFeatures:
+    """A network in eval mode as a utils.encoding.FeatureEncoder: its pre-sign output z, as numpy."""
+
+    def __init__(self, model):
+        self.model = model
+        self.bit = getattr(model, "bit", None)
+
+    def features(self, images):
+        return self.model(images).numpy()
+
+
 @paddle.no_grad()
 def encode(model, loader, desc="encode", show_progress=True, comm=None):
     """Codes (+-1 int8), labels and the quantisation error of every item (1 - cos(z, sign z),
     code_health.quantisation_errors), in dataset order (gathered from all ranks)."""
     was_training = model.training
     model.eval()
+    network = NetworkFeatures(model)
     codes, labels, indices, errors = [], [], [], []
     for images, batch_labels, batch_indices in tqdm(loader, desc=desc, leave=False,
                                                     disable=None if show_progress else True):
         if (comm is None or not comm.active) and stop_requested() is not None:  # ranks stop at training steps
             raise Interrupted("interrupted during evaluation", stop_requested())
-        z = model(images)
-        codes.append(codes_from_logits(z).numpy().astype(np.int8))
-        errors.append(quantisation_errors(z.numpy()))
+        encoded = encode_batch(network, images)
+        codes.append(encoded.codes)
+        errors.append(quantisation_errors(encoded.features))
         labels.append(batch_labels.numpy())
         indices.append(batch_indices.numpy())
     if was_training:

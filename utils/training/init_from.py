@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from utils.errors import WeightsError
+from utils.storage.run_folder import RunFolder
 from utils.storage.weights import read_weights, resolve_weights
 
 HASH_WEIGHT, HASH_BIAS = "hash_layer.weight", "hash_layer.bias"
@@ -47,7 +48,7 @@ def init_from_shorter(model, prefix, backbone_name="?"):
     K1 > K, a different backbone or weights without a hash layer."""
     if not os.path.isfile(resolve_weights(prefix)):
         raise WeightsError(f"--init-from: weights not found: {resolve_weights(prefix)} (give the prefix of a "
-                           f"trained shorter-code model, e.g. output16/model_best_16)")
+                           f"trained shorter-code model, e.g. {RunFolder('output16').best(16)})")
     state, path = read_weights(prefix)
     own = model.state_dict()
     if HASH_WEIGHT not in state or HASH_BIAS not in state:

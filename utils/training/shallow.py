@@ -16,6 +16,8 @@ import paddle
 from utils.data.loader import build_dataloader
 from utils.evaluation.baselines import BASELINES
 from utils.losses import loss_class
+from utils.runtime.log import open_log_files
+from utils.training.checkpoint import save_checkpoint
 
 
 @paddle.no_grad()
@@ -49,3 +51,24 @@ def fit_shallow(cfg, model, data, logger):
     logger.info(f"fitted {name} on the backbone features of {len(features)} training images "
                 f"({features.shape[1]} dimensions) in {seconds:.1f}s")
     return {"method": name, "images": len(features), "feature_dim": int(features.shape[1]), "seconds": seconds}
+
+
+def fit_run(engine):
+    """Engine.fit: fit, evaluate, and save the best and last checkpoints (the same model) with the config,
+    as a trained run's; returns the result Engine.train() returns."""
+    s, bit, name = engine.state, engine.bit, engine.cfg["loss"]["name"]
+    s.history["fitted"] = fit_shallow(engine.cfg, engine.model, engine.data, engine.logger)
+    result = engine.evaluate()
+    engine._log_eval(f"fitted {name}", result)
+    s.best = {"map": result["map"], "select": 0.0, "precision_r2": result["precision_r2"], "epoch": 1,
+              "codes": result["codes"]}
+    s.best_codes = s.last_codes
+    state = {"epoch": 0, "best": s.best, "history": s.history, "bit": bit, "fitted": name,
+             "backbone": engine.cfg["model"]["backbone"]}
+    for kind in ("best", "last") if engine.rank == 0 and engine.save_checkpoints else ():
+        save_checkpoint(engine.folder.checkpoint(kind, bit), engine.model, state, release=kind == "best",
+                        files=engine._config_file())
+    if engine.rank == 0:
+        open_log_files(engine.logger)
+    return {"map": result["map"], "best_epoch": 1, "history": s.history, "precision_r2": result["precision_r2"],
+            "epoch_seconds": [], "warnings": engine.health.warnings}

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from utils.cli.flags import config_from_args, train_parser
-from utils.config import DEFAULTS, build_config, save_config
+from utils.config import DEFAULTS, build_config, save_config, thaw
 from utils.errors import UserError
 
 
@@ -160,7 +160,7 @@ def test_the_generic_head_is_linear_and_configs_saved_with_its_old_name_still_lo
 
     assert build_config(None, {})["model"]["name"] == "linear" and "hashnet" not in MODELS
     assert build_config(None, {}, ["model.name=hashnet"])["model"]["name"] == "linear"
-    old = build_config(None, {"bit": 16})
+    old = thaw(build_config(None, {"bit": 16}))  # a validated config is read-only: change its plain form
     old["model"]["name"] = "hashnet"  # what config_<K>.yaml said before the rename
     save_config(old, str(tmp_path / "config_16.yaml"))
     cfg = config_for_weights(str(tmp_path / "model_best_16"), 16)

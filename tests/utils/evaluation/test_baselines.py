@@ -55,6 +55,7 @@ def test_itq_rotation_is_orthogonal_and_lowers_the_quantization_error():
         fit_itq(x[:10], 16)
 
 
+@pytest.mark.slow
 def test_baseline_codes_from_a_models_backbone(tiny_lite):
     cfg = build_config(None, {"bit": 16}, ["model.fc_dim=64"])
     paddle.seed(0)

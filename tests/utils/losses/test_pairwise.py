@@ -2,7 +2,6 @@
 import math
 
 import numpy as np
-import paddle
 import pytest
 
 from tests.utils.losses.common import call, dot, make_batch, shares_label, sign, sigmoid

@@ -502,6 +502,7 @@ def test_corrupt_or_truncated_index_files_are_user_errors_naming_the_file(tmp_pa
 # missing or broken install fails here instead of skipping)
 
 
+@pytest.mark.slow
 def test_milvus_backend_matches_the_exact_index_on_100k_codes(tmp_path):
     import milvus_lite  # noqa: F401  (needs pkg_resources: setuptools < 81, pinned in requirements-milvus.txt)
     import pymilvus  # noqa: F401

@@ -46,6 +46,7 @@ def five_losses(env=None, overrides=()):
     return result["losses"]
 
 
+@pytest.mark.slow
 def test_speed_options_leave_the_first_five_losses_unchanged():
     tuned = five_losses()
     plain = five_losses({"HASHNET_MKL_AVX2": "0"},
@@ -82,16 +83,18 @@ def test_training_options_apply_on_cpu_only():
     assert cpu.apply_training_options(off, "cpu", nn.Conv2D(3, 4, 3)) == []
 
 
+@pytest.mark.benchmark
 @pytest.mark.parametrize("flag", ["--batch-size=0", "--steps=0", "--threads=0", "--crop=16"])
 def test_train_speed_rejects_bad_flags(flag):
-    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", flag, "--no-torch"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.train_speed", flag, "--no-torch"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     word = flag.lstrip("-").split("-")[0].split("=")[0]  # --crop is checked as dataset.crop_size
     assert out.returncode == 2 and word in out.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.benchmark
 def test_train_speed_reports_images_per_second():
-    out = subprocess.run([sys.executable, "benchmarks/train_speed.py", "-c", "configs/hashnet_lite.yaml", "--crop", "64",
+    out = subprocess.run([sys.executable, "-m", "benchmarks.train_speed", "-c", "configs/hashnet_lite.yaml", "--crop", "64",
                           "--batch-size", "4", "--steps", "2", "--rounds", "1", "--warmup", "1", "--num-train", "16",
                           "--threads", "1", "--no-torch"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -172,6 +172,7 @@ def _tiny_training(enable, steps=5):
     return losses, switched, model
 
 
+@pytest.mark.slow
 def test_training_steps_match(monkeypatch):
     want, _, _ = _tiny_training(False)
     monkeypatch.setattr(onednn_conv, "_PLANS", onednn_conv.collections.OrderedDict())

@@ -13,6 +13,8 @@ from utils.config import build_config
 from utils.storage.weights import read_weights, save_safetensors
 from utils.training.builders import build_network
 
+pytestmark = pytest.mark.slow  # builds full-size networks (AlexNet 4096, VGG16, ResNet50) or trains
+
 CONFIG = os.path.join(ROOT, "configs", "methods", "dsh_lite.yaml")
 TINY = ["-o", "model.fc_dim=64", "-o", "dataset.resize_size=72", "-o", "dataset.crop_size=64",
         "-o", "dataset.num_workers=0", "-o", "train.eval_untrained=false"]

@@ -1,0 +1,79 @@
+"""utils.inference.searcher: the Searcher behind predict.py and the service, with a stand-in encoder
+(a fixed random projection of the pixels), against a pair-by-pair reference written here."""
+import os
+
+import numpy as np
+import pytest
+
+from utils.data.images import read_image
+from utils.data.lists import parse_list
+from utils.data.transforms import build_transform
+from utils.inference.encoders import EncoderBase
+from utils.inference.searcher import ListSource, Searcher
+
+BIT = 16
+
+
+class Projection(EncoderBase):
+    """Pre-sign features = flattened preprocessed pixels @ a seeded Gaussian matrix."""
+
+    bit = BIT
+    preprocess = {"resize_size": 72, "crop_size": 64, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    fingerprint = "projection-seed-0"
+
+    def __init__(self):
+        self.w = np.random.default_rng(0).standard_normal((3 * 64 * 64, BIT)).astype(np.float32)
+
+    def features(self, images):
+        return np.asarray(images, np.float32).reshape(len(images), -1) @ self.w
+
+
+def ranked(code, codes):
+    """(distance, index) of every database code, pair by pair, ties to the lower index."""
+    return sorted((int(sum(a != b for a, b in zip(code, c))), i) for i, c in enumerate(codes))
+
+
+@pytest.fixture
+def searcher(tiny_lite, tmp_path):
+    source = ListSource(os.path.join(tiny_lite, "database.txt"), tiny_lite, str(tmp_path / "cache"))
+    return Searcher(Projection(), [source], backend="numpy", num_workers=0, log=lambda *a: None)
+
+
+def test_top_k_and_radius_equal_the_reference(searcher, tiny_lite):
+    paths, labels = parse_list(os.path.join(tiny_lite, "database.txt"))
+    transform = build_transform(False, **Projection.preprocess)
+    db_codes = np.stack([Projection().encode(transform(read_image(os.path.join(tiny_lite, p)))[None]).codes[0]
+                         for p in paths])
+    assert len(searcher) == len(paths) and searcher.num_classes == labels.shape[1]
+    query = read_image(os.path.join(tiny_lite, "images", "test", "00000.jpg"))
+    code = searcher.encode_images([query]).codes
+    expected = ranked(code[0], db_codes)
+    result = searcher.search(code, k=7)
+    assert [(m.distance, m.index) for m in result.matches] == expected[:7]
+    assert [m.rank for m in result.matches] == list(range(1, 8)) and result.within_radius is None
+    first = result.matches[0]
+    assert (first.path, first.source) == (paths[first.index], "data")
+    np.testing.assert_array_equal(first.labels, labels[first.index])
+    assert searcher.image_path(first) == os.path.join(os.path.abspath(tiny_lite), paths[first.index])
+    radius = expected[10][0]
+    within = [(d, i) for d, i in expected if d <= radius]
+    capped = searcher.search(code, k=3, radius=radius)
+    assert capped.within_radius == len(within) and [(m.distance, m.index) for m in capped.matches] == within[:3]
+    everything = searcher.search(code, k=None, radius=radius)
+    assert [(m.distance, m.index) for m in everything.matches] == within
+
+
+def test_the_database_codes_are_cached_and_entries_can_be_added(searcher, tiny_lite, tmp_path):
+    said = []
+    source = ListSource(os.path.join(tiny_lite, "database.txt"), tiny_lite, str(tmp_path / "cache"))
+    again = Searcher(Projection(), [source], backend="numpy", num_workers=0, log=said.append)
+    assert len(said) == 1 and "cache up to date" in said[0]
+    np.testing.assert_array_equal(again.index.packed_codes(), searcher.index.packed_codes())
+    code = np.where(np.arange(BIT) % 2 == 0, 1, -1).astype(np.int8)[None]
+    added = again.append("added", ["x.jpg"], [np.zeros(again.num_classes)], code)
+    assert list(added) == [len(searcher)] and again.entry(added[0])[:2] == ("added", "x.jpg")
+    top = again.search(code, k=1).matches[0]
+    assert (top.distance, top.source, top.path) == (0, "added", "x.jpg")
+    paths, labels = parse_list(os.path.join(tiny_lite, "database.txt"))
+    np.testing.assert_array_equal(again.labels_of(paths[5]), labels[5])
+    assert again.labels_of("nope.jpg") is None

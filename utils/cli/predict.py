@@ -1,0 +1,144 @@
+"""predict.py's work: its flags checked, the model it uses, one Searcher (utils.inference.searcher),
+and the answer printed (standard output); which model, the cache and progress go to standard error."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from utils.cli.flags import check_bit, check_output_dir, check_range
+from utils.errors import UserError
+from utils.storage.run_folder import RunFolder
+
+DEFAULT_TOPK = 10
+
+
+def check_predict_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Merge the --index-config's settings under the flags given, then check every flag (one line
+    naming the flag or the key at fault). Sets args.index_settings and args.radius_cap (with a radius:
+    at most this many matches, PP-ShiTu's return_k or an explicit --topk; None: all)."""
+    check_bit(args.bit)
+    args.topk = getattr(args, "topk", None)
+    args.index_settings = None
+    if args.index_config is not None:
+        from utils.retrieval.index_config import read_index_config
+
+        settings = args.index_settings = read_index_config(args.index_config).check_bit(args.bit)
+        args.radius = settings.radius if args.radius is None else args.radius
+        args.topk = settings.topk if args.topk is None else args.topk
+        args.data_path = settings.image_root if args.data_path is None else args.data_path
+    args.radius_cap = args.topk
+    args.topk = DEFAULT_TOPK if args.topk is None else args.topk
+    check_range("--topk", args.topk, 1)
+    check_range("--radius", args.radius, 0, args.bit)  # beyond K bits every image is within the radius
+    check_range("--batch-size", args.batch_size, 1)
+    check_range("--num-workers", args.num_workers, 0, 64)
+    check_range("--threads", args.threads, 0, 1024)
+    if args.model_dir is not None and not os.path.isdir(args.model_dir):
+        raise UserError(f"--model-dir: folder not found: {args.model_dir}")
+    if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset != "lite":
+        given = args.index_settings is None or args.data_path != args.index_settings.image_root
+        raise UserError(f"{'--data-path' if given else 'IndexProcess.image_root'}: folder not found: {args.data_path}")
+    if os.path.exists(args.save_path) and not os.path.isdir(args.save_path):
+        raise UserError(f"--save-path {args.save_path}: exists and is not a folder")
+    return args
+
+
+def status(message: str) -> None:
+    """What predict.py is doing (which model, the cache): standard error, so stdout is the answer alone."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def label_text(label_row: np.ndarray, names: list[str]) -> str:
+    return ",".join(names[i] for i in label_row.nonzero()[0]) or "-"
+
+
+def search_settings(args: argparse.Namespace) -> Any:
+    """The SearchSettings of predict.py's flags: the model (the run folder's default when none is
+    named), its config, the code cache (the --index-config's index_dir or --save-path)."""
+    from utils.config import config_for_weights
+    from utils.inference.searcher import SearchSettings
+
+    folder = RunFolder(args.save_path)
+    pretrained, model_dir = args.pretrained, args.model_dir
+    if pretrained is None and model_dir is None:
+        kind, path, said = folder.default_model(args.bit)
+        pretrained, model_dir = (path, None) if kind == "pretrained" else (None, path)
+        status(said)
+    check_output_dir(args.save_path, "--save-path")
+    cache_dir, settings = args.save_path, args.index_settings
+    if settings is not None:
+        if settings.index_dir is not None:
+            cache_dir = check_output_dir(settings.index_dir, "IndexProcess.index_dir")
+        if settings.note():
+            status(settings.note())
+    cfg = config_for_weights(pretrained, args.bit, args.config, args.dataset, args.data_path, args.override,
+                             list_dir=args.list_dir)
+    options = {}
+    if args.index_backend == "milvus":  # a fresh collection of the current codes, in a local milvus-lite file
+        options = {"uri": folder.milvus(args.bit), "drop": True}
+    return SearchSettings(bit=args.bit, config=cfg, pretrained=pretrained, model_dir=model_dir, cache_dir=cache_dir,
+                          backend=args.index_backend, index_options=options, threads=args.threads,
+                          use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers)
+
+
+def run_predict(args: argparse.Namespace) -> np.ndarray:
+    """Everything predict.py does after parsing its flags; returns the database indices of the matches."""
+    from utils.config import dataset_lists
+    from utils.data.images import read_image
+    from utils.data.lists import labels_of
+    from utils.inference.searcher import ListSource, Searcher
+    from utils.retrieval import format_code
+    from utils.runtime.log import quiet_library_logging
+
+    quiet_library_logging()
+    settings = search_settings(args)
+    if not os.path.isfile(args.img):
+        raise UserError(f"--img: image not found: {args.img}")
+    query_image = read_image(args.img)  # a bad query fails before any model or database work
+    data_root, lists = settings.config["dataset"]["data_path"], dataset_lists(settings.config)
+    database = ListSource(lists["database"], data_root, settings.cache_dir)
+    searcher = Searcher.from_settings(dataclasses.replace(settings, database=database), log=status)
+    q_labels = labels_of(args.img, data_root, (lists["test"],))
+    if q_labels is None:  # a database image: its row is known already
+        q_labels = searcher.labels_of(os.path.relpath(os.path.abspath(args.img), database.root))
+    code = searcher.encode_images([query_image]).codes
+    bits, hexcode = format_code(code[0])
+    print(f"query {args.img}  code {hexcode}  ({args.bit} bits: {bits})")
+    if args.radius is not None:
+        result = searcher.search(code, args.radius_cap, radius=args.radius)
+        within = result.within_radius or 0
+        shown = f", the nearest {len(result.matches)}" if len(result.matches) < within else ""
+        print(f"{within} database images within Hamming radius {args.radius}{shown}:")
+    else:
+        result = searcher.search(code, args.topk)
+        print(f"top {len(result.matches)} of {result.database_size} database images:")
+    print_matches(searcher, result, q_labels, args, data_root)
+    return np.asarray([m.index for m in result.matches])
+
+
+def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args: argparse.Namespace,
+                  data_root: str) -> None:
+    """The table of matches (judged when the query has labels), and with --show the picture."""
+    names = searcher.class_names
+    judge = q_labels is not None and q_labels.size > 0  # unlabelled lists: nothing to judge matches by
+    if judge:
+        print(f"query labels: {label_text(q_labels, names)} (relevant = shares a label)")
+    print(f"{'rank':>4} {'distance':>8}  {'image':<40} labels" + ("  relevant" if judge else ""))
+    shown = []
+    for m in result.matches:
+        text = label_text(m.labels, names)
+        relevant = bool((q_labels * m.labels).sum() > 0) if judge else None
+        print(f"{m.rank:>4} {m.distance:>8}  {m.path:<40} {text}" + (f"  {'yes' if relevant else 'no'}" if judge else ""))
+        shown.append((os.path.join(data_root, m.path), m.distance, text, relevant))
+    if args.show:
+        from utils.evaluation.pictures import draw_matches, try_display
+
+        caption = [label_text(q_labels, names) if judge else f"{args.bit} bits"]
+        out = draw_matches(args.img, caption, shown[:20], RunFolder(args.save_path).picture(args.img, args.bit))
+        print(f"picture: {out}")
+        try_display(out)
