@@ -125,7 +125,10 @@ def _read(upload):
 
 
 def create_app(service, access=Access(), upload_timeout=60.0):
-    """The app over `service`; access (guard.Access): the Host allow-list and the token."""
+    """The app over `service`; access (guard.Access): the Host allow-list and the token.
+
+    Over 60 lines because each route is a closure over the service and the decode slots (a few lines each).
+    """
     app = FastAPI(title="HashNet image search", docs_url=None, redoc_url=None,
                   description="Search a database of images by Hamming distance of HashNet codes.")
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_bytes + FORM_OVERHEAD, timeout=upload_timeout)

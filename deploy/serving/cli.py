@@ -32,6 +32,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 
 def build_parser():
+    """The service's flags; over 60 lines because it is one add_argument per flag."""
     p = argparse.ArgumentParser(prog="python -m deploy.serving", description=__doc__,
                                 formatter_class=_HelpFormatter)
     m = p.add_argument_group("model")
