@@ -34,6 +34,7 @@ def digits_without_training_labels(tmp_path_factory):
     return root, lists
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["bihalf", "cibhash"])
 def test_learns_real_images_without_labels_above_the_floors(method, digits_without_training_labels, tmp_path):
     root, lists = digits_without_training_labels
@@ -41,7 +42,7 @@ def test_learns_real_images_without_labels_above_the_floors(method, digits_witho
                        {"dataset": "digits", "data_path": root, "list_dir": lists, "bit": BIT, "epoch": EPOCHS,
                         "seed": 0, "output_dir": str(tmp_path), "threads": 2, "num_workers": 0},
                        [f"train.eval_every={EPOCHS}"])
-    engine = Engine(cfg)
+    engine = Engine(cfg, save_checkpoints=False, show_progress=False)
     assert engine.train_set.num_classes == 0  # no label reaches the training
     train_x, _ = backbone_features(engine.model, build_dataloader(build_split(cfg, os.path.join(lists, "train.txt"),
                                                                               train=False), 64, False, False))

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.tipc
+
 SCRIPT = "test_tipc/test_train_inference_python.sh"
 METHODS = ["bihalf", "greedyhash_unsup", "cibhash"]
 

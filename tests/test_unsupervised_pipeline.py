@@ -19,6 +19,8 @@ from utils.inference.features import backbone_features
 from utils.losses import LOSSES, SHALLOW_METHODS
 from utils.training.engine import Engine
 
+pytestmark = pytest.mark.slow  # every test trains, fits, exports or runs a command
+
 BIT = 16
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs", "methods")
 UNSUPERVISED = ["bihalf", "greedyhash_unsup", "cibhash"]

@@ -1,31 +1,26 @@
-"""benchmarks/quality_unsupervised.py end to end, tiny (also through quality_real.py --no-labels): a method
+"""benchmarks.quality_unsupervised end to end, tiny (also through benchmarks.quality_real --no-labels): a method
 trained on the digits' database listed without labels and a shallow one, one seed, one epoch; the table has
 the untrained network and the LSH / ITQ floors of the same features; --reuse takes finished runs."""
-import importlib.util
+import importlib
 import json
-import os
 
 import pytest
 
 from utils.errors import UserError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
 
 
+@pytest.mark.benchmark
 def test_table_floors_and_reuse(tmp_path, capsys):
     common = ["--bits", "16", "--seeds", "0", "--epochs", "1", "--data-dir", str(tmp_path / "digits"),
               "-o", "model.fc_dim=64", "-o", "dataset.num_workers=0", "--threads", "2"]
     assert load("quality_real").main(["--no-labels", "--methods", "bihalf", "pcah", "--output-dir",
                                       str(tmp_path / "a"), *common]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("CPU: ") and "Command: python benchmarks/quality_unsupervised.py --methods bihalf" in printed
+    assert printed.startswith("CPU: ") and "Command: python -m benchmarks.quality_unsupervised --methods bihalf" in printed
     train = (tmp_path / "digits" / "no_labels" / "train.txt").read_text().splitlines()
     assert len(train) == 1597 and all(" " not in line for line in train)  # the database's paths, no labels
     runs = [json.loads(line) for line in (tmp_path / "a" / "runs.jsonl").read_text().splitlines()]

@@ -67,9 +67,8 @@ def test_spectral_head_is_cos_of_its_fc():
 
 
 def test_a_frozen_backbone_gets_no_gradient_and_stays_in_eval_mode():
-    config = cfg("unsupervised", "bihalf")
-    config["model"]["freeze_backbone"] = True
-    model = build_model(config)
+    model = build_model(build_config(None, {"bit": 16}, ["model.name=unsupervised", "loss.name=bihalf",
+                                                         "model.fc_dim=32", "model.freeze_backbone=true"]))
     model.train()
     assert model.training and not model.backbone.training
     assert all(p.stop_gradient for p in model.backbone.parameters())

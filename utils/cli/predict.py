@@ -125,8 +125,10 @@ def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args:
                   data_root: str) -> None:
     """The table of matches (judged when the query has labels), and with --show the picture."""
     names = searcher.class_names
-    judge = q_labels is not None and q_labels.size > 0  # unlabelled lists: nothing to judge matches by
-    if judge:
+    if q_labels is not None and q_labels.size == 0:  # unlabelled lists: nothing to judge matches by
+        q_labels = None
+    judge = q_labels is not None
+    if q_labels is not None:
         print(f"query labels: {label_text(q_labels, names)} (relevant = shares a label)")
     print(f"{'rank':>4} {'distance':>8}  {'image':<40} labels" + ("  relevant" if judge else ""))
     shown = []
@@ -138,7 +140,7 @@ def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args:
     if args.show:
         from utils.evaluation.pictures import draw_matches, try_display
 
-        caption = [label_text(q_labels, names) if judge else f"{args.bit} bits"]
+        caption = [label_text(q_labels, names) if q_labels is not None else f"{args.bit} bits"]
         out = draw_matches(args.img, caption, shown[:20], RunFolder(args.save_path).picture(args.img, args.bit))
         print(f"picture: {out}")
         try_display(out)
