@@ -73,3 +73,20 @@ def test_a_frozen_backbone_gets_no_gradient_and_stays_in_eval_mode():
     assert model.training and not model.backbone.training
     assert all(p.stop_gradient for p in model.backbone.parameters())
     assert not any(p.stop_gradient for p in model.hash_layer.parameters())
+
+
+def test_a_bihalf_model_is_evaluated_by_the_sign_never_the_bi_half_layer():
+    """DeepHash-pytorch issues #18/#20: BiHalf scored 0.223 with the bi-half layer at test time. With every z > 0
+    the evaluation's codes must be all +1 (sign); the bi-half layer would make half of every bit -1."""
+    from utils.losses.bihalf import bi_half
+    from utils.training.evaluate import encode
+
+    paddle.seed(3)
+    model = build_model(cfg("unsupervised", "bihalf"))
+    model.hash_layer.bias.set_value(paddle.full([16], 1e4))  # z > 0 for any image
+    images = paddle.randn([8, 3, 64, 64])
+    codes, _, _ = encode(model, [(images, paddle.zeros([8, 0]), paddle.arange(8))], show_progress=False)
+    np.testing.assert_array_equal(codes, np.ones((8, 16), dtype=np.int8))
+    model.eval()
+    z = model(images)
+    assert (z.numpy() > 0).all() and (bi_half(z).numpy() < 0).sum() == 8 * 16 // 2  # what the peer bug gives
