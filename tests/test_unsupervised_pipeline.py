@@ -124,7 +124,7 @@ def test_a_shallow_method_is_fitted_into_the_model(method, tiny_lite, tmp_path):
         Engine(config(method, tiny_lite, tiny_lite, tmp_path, resume=str(tmp_path / f"model_last_{BIT}")))
 
 
-def test_a_shallow_method_on_the_backbone_of_a_trained_model(tiny_lite, tmp_path, capsys):
+def test_a_shallow_method_on_the_backbone_of_a_trained_model(tiny_lite, unlabelled, tmp_path, capsys):
     trained = Engine(config("bihalf", tiny_lite, tiny_lite, tmp_path / "bihalf", ["train.eval_untrained=false"]))
     trained.run()
     weights = str(tmp_path / "bihalf" / f"model_best_{BIT}.safetensors")
@@ -136,7 +136,13 @@ def test_a_shallow_method_on_the_backbone_of_a_trained_model(tiny_lite, tmp_path
     query = os.path.join(tiny_lite, "images", "test", "00000.jpg")
     predict.main(["--bit", str(BIT), "--img", query, "--data-path", tiny_lite, "--topk", "3", "--num-workers", "0",
                   "--pretrained", str(tmp_path / "itq" / f"model_best_{BIT}"), "--save-path", str(tmp_path / "p")])
-    assert "00000.jpg" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "00000.jpg" in out and "relevant" in out  # labelled lists: the matches are judged
+    predict.main(["--bit", str(BIT), "--img", query, "--data-path", tiny_lite, "--list-dir", unlabelled, "--topk", "3",
+                  "--num-workers", "0", "--pretrained", str(tmp_path / "itq" / f"model_best_{BIT}"),
+                  "--save-path", str(tmp_path / "q")])
+    out = capsys.readouterr().out
+    assert "top 3 of 48 database images" in out and "relevant" not in out and "query labels" not in out  # no labels
 
 
 @pytest.mark.parametrize("method", UNSUPERVISED + sorted(SHALLOW_METHODS))
@@ -154,14 +160,16 @@ def test_the_export_gives_the_trained_models_codes(method, tiny_lite, tmp_path):
 
 
 def test_the_service_searches_with_a_fitted_model_and_an_unlabelled_database(tiny_lite, unlabelled, tmp_path):
-    from deploy.serving.service import SearchService
+    from deploy.serving.service import SearchService, ServiceSettings
+    from utils.inference.searcher import ListSource, SearchSettings
 
     Engine(config("itq", tiny_lite, tiny_lite, tmp_path)).run()
     export_model.main(["--bit", str(BIT), "--pretrained", str(tmp_path / f"model_best_{BIT}"),
                        "--save-inference-dir", str(tmp_path / "inf")])
-    service = SearchService(str(tmp_path / "inf"), os.path.join(unlabelled, "database.txt"), tiny_lite,
-                            str(tmp_path / "cache"), str(tmp_path / "store"), threads=1, num_workers=0,
-                            log=lambda *a: None)
+    database = ListSource(os.path.join(unlabelled, "database.txt"), tiny_lite, str(tmp_path / "cache"))
+    search = SearchSettings(bit=None, model_dir=str(tmp_path / "inf"), database=database,
+                            cache_dir=str(tmp_path / "cache"), threads=1, predictors=1, num_workers=0)
+    service = SearchService(ServiceSettings(search, str(tmp_path / "store")), lambda *a: None)
     first = open(os.path.join(unlabelled, "database.txt")).readline().strip()
     with open(os.path.join(tiny_lite, first), "rb") as f:
         data = f.read()
