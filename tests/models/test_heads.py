@@ -7,9 +7,10 @@ from models import MODELS, build_model
 from utils.encoding import sign_codes
 from utils.storage.weights import load_weights
 from utils.config import build_config
+from models.classifier_head import HashClassifierNet
 from utils.errors import UserError
 
-CLASSIFIER_HEADS = [name for name in MODELS if name != "linear"]
+CLASSIFIER_HEADS = [name for name, cls in MODELS.items() if issubclass(cls, HashClassifierNet)]
 
 
 def lite_cfg(name, bit=16, loss=None):

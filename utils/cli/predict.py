@@ -137,9 +137,11 @@ def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args:
                   data_root: str) -> None:
     """The table of matches (judged when the query has labels), and with --show the picture."""
     names = searcher.class_names
+    if q_labels is not None and q_labels.size == 0:  # unlabelled lists: nothing to judge matches by
+        q_labels = None
+    judge = q_labels is not None
     if q_labels is not None:
         print(f"query labels: {label_text(q_labels, names)} (relevant = shares a label)")
-    judge = q_labels is not None
     scored = any(m.score is not None for m in result.matches)
     print(f"{'rank':>4} {'distance':>8}" + (f" {'cosine':>7}" if scored else "") + f"  {'image':<40} labels"
           + ("  relevant" if judge else ""))

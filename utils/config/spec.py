@@ -128,6 +128,7 @@ SPEC: tuple[Key, ...] = (
        where_="model.backbone_weights", metavar="PATH",
        help="ImageNet AlexNet weights: a local .pdparams, or 'imagenet' to download paddle.vision's (online only)"),
     _k("model.needs_backbone_weights", False, "bool"),  # a fine-tuning recipe: warn when trained without them
+    _k("model.freeze_backbone", False, "bool"),  # train the head alone on the backbone's fixed features (eval mode)
     # -- train
     _k("train.epochs", 150, "int", low=0, flags=("--epoch", "--epochs"), help="number of training epochs"),
     _k("train.batch_size", 64, "int", low=2, flags=("--batch-size",), help="batch size per device/process",
@@ -156,6 +157,9 @@ SPEC: tuple[Key, ...] = (
     _k("train.onednn_conv", "auto", "choice", choices=("auto", True, False)),  # convolutions through oneDNN on CPU
     _k("train.amp", None, "choice", choices=(None, "fp16", "bf16"),
        what_="null (fp32), fp16 or bf16 (mixed precision on GPU)"),  # utils/training/amp.py
+    # false: train without the lists' labels (a method that learns without them, loss SUPERVISED = False);
+    # evaluation still uses the query/database labels when the lists have them
+    _k("train.use_labels", True, "bool"),
     # -- the run
     _k("device", "auto", "choice", choices=("auto", "cpu", "gpu"), flags=("--device",), where_="--device",
        help="auto: gpu when this build has CUDA and sees one, else cpu"),
