@@ -12,12 +12,13 @@ deploy/onnxruntime_python/infer.py (pip install -r requirements-onnx.txt first).
 import argparse
 
 from utils.cli import exit_on_user_error
+from utils.cli.flags import HelpFormatter
 from utils.runtime import configure
 from utils.storage.run_folder import INFER_CFG, RunFolder
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length of the weights")
     p.add_argument("--pretrained", required=True, metavar="PREFIX", help="trained weights PREFIX(.pdparams)")
     p.add_argument("--save-inference-dir", "--save_inference_dir", default=RunFolder().export.path,

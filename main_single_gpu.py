@@ -1,4 +1,5 @@
-"""Train (or evaluate) HashNet on one device. See `python main_single_gpu.py --help`."""
+"""Train (or evaluate) HashNet on one device: with no flag, the main job (64 bits on the generated lite
+data set, ./output). README "Flags and configs" lists the config keys; -o sets any of them."""
 from utils.cli.flags import config_from_args, train_parser
 from utils.cli import exit_on_user_error
 from utils.runtime import configure

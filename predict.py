@@ -9,7 +9,7 @@ standard output; which model, the cache and progress go to standard error.
 import argparse
 
 from utils.cli import exit_on_user_error
-from utils.cli.flags import str2bool
+from utils.cli.flags import HelpFormatter, str2bool
 from utils.cli.predict import check_predict_args, run_predict
 from utils.retrieval import backend_names
 from utils.runtime import configure
@@ -19,7 +19,7 @@ BEST = RunFolder("<save-path>").best("<K>")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length K of the model")
     p.add_argument("--img", required=True, help="the query image")
     src = p.add_mutually_exclusive_group()
@@ -29,7 +29,9 @@ def parse_args(argv=None):
     src.add_argument("--model-dir", "--model_dir", default=None,
                      help="exported model folder (export_model.py), run with Paddle Inference; default, with no "
                           "--pretrained either and no trained weights: <save-path>/inference")
-    p.add_argument("--dataset", default="lite", help="data set whose database is searched")
+    p.add_argument("--dataset", default=None,
+                   help="data set whose database is searched (default: the one the weights were trained on, "
+                        "from the config saved beside them; else lite)")
     p.add_argument("--data-path", "--data_path", default=None, help="image root of the data set")
     p.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
     p.add_argument("--topk", type=int, default=argparse.SUPPRESS,  # unset is told apart from 10: radius_cap
@@ -37,6 +39,9 @@ def parse_args(argv=None):
                         "--radius: at most this many, the nearest")
     p.add_argument("--radius", type=int, default=None,
                    help="return every database image within this Hamming distance (inclusive) instead of top-k")
+    p.add_argument("--rescore", type=int, default=0, metavar="N",
+                   help="re-rank the top-k among the N nearest codes by the cosine similarity of the images' "
+                        "real-valued features (kept as int8 beside the code cache); 0: off (docs/retrieval.md)")
     p.add_argument("--index-config", "--index_config", default=None, metavar="FILE.yaml",
                    help="PP-ShiTu index settings: a yaml with an IndexProcess section (index_method FLAT, dist_type "
                         "hamming; hamming_radius N as --radius N, return_k as --topk, image_root as --data-path, "

@@ -15,6 +15,12 @@ and prints images/s for each, side by side, and checks both give the same codes.
 what data loading costs; on a machine with few cores the decoding workers compete with the
 predictor's threads.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_encode [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import shutil
@@ -32,11 +38,11 @@ def main():
     configure()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-path", default="./datasets/lite", help="lite data root (generated when absent)")
-    p.add_argument("--bit", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--bit", type=int, default=64, help="code length of the (untrained) model (default 64)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per encoding batch (default 16)")
     p.add_argument("--threads", type=int, default=2, help="predictor CPU threads")
     p.add_argument("--num-workers", type=int, nargs="+", default=[0, 2], help="decoding processes (pipeline)")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2, help="timed runs per path, the median is reported (default 2)")
     p.add_argument("--images", type=int, default=0, help="encode only the first N database images (0: all)")
     args = p.parse_args()
     print(machine_line())

@@ -19,6 +19,12 @@ build time is reported separately). The numpy flat scans are slow, so they are t
 first --numpy-queries queries only (ms/query is per query either way). Exactness is checked:
 distances against faiss, indices against a stable-sort reference (ties by index ascending).
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_index [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import statistics
@@ -155,7 +161,7 @@ def bench_radius(faiss, bits, args, rng):
     contenders["scan"] = lambda: scan.radius_words(qw, dbw, bits, r)
     res = race(contenders, args.repeats)
     want, t_flat, _ = res.pop("flat")
-    scan, t_scan, _ = res.pop("scan")
+    scanned, t_scan, _ = res.pop("scan")  # not `scan`: that name is the module the lambda above calls
     results = {name: (indexes[name], *res[name]) for name in indexes}
 
     base = t_flat / nq
@@ -168,7 +174,7 @@ def bench_radius(faiss, bits, args, rng):
     row("faiss IndexBinaryFlat.range_search (flat scan)", t_flat, nq, base)
     row(f"numpy flat scan [{nsub} q]", t_scan, nsub, base)
     exact = {name: same_ranges(got, want) for name, (_, got, _, _) in results.items()}
-    scan_ok = same_ranges([(d.astype(np.int64), i) for d, i in scan], want[:nsub])
+    scan_ok = same_ranges([(d.astype(np.int64), i) for d, i in scanned], want[:nsub])
     print(f"  {hits} hits in all; identical to faiss' flat scan (sorted by distance, index): "
           + ", ".join(f"{k} {v}" for k, v in exact.items()) + f", numpy flat scan {scan_ok}")
     t_proj = results["project"][2] / nq
@@ -177,15 +183,17 @@ def bench_radius(faiss, bits, args, rng):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=1_000_000)
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--k", type=int, default=100)
-    p.add_argument("--bits", type=int, nargs="+", default=[64, 16])
-    p.add_argument("--radius", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--numpy-queries", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=1_000_000, help="random database codes (default 1,000,000)")
+    p.add_argument("--queries", type=int, default=1000, help="random queries per search (default 1000)")
+    p.add_argument("--k", type=int, default=100, help="top-k of the exact search (default 100)")
+    p.add_argument("--bits", type=int, nargs="+", default=[64, 16],
+                   help="code lengths of the top-k part; the radius part uses the first (default 64 16)")
+    p.add_argument("--radius", type=int, default=2, help="Hamming radius of the radius search, inclusive (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="threads of every contender (faiss OpenMP, numpy workers; default 2)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per contender, the median is reported (default 3)")
+    p.add_argument("--numpy-queries", type=int, default=200,
+                   help="queries the slow numpy flat scans are timed on (default 200; ms/query either way)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random codes and queries (default 0)")
     args = p.parse_args()
 
     import faiss

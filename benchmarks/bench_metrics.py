@@ -8,6 +8,12 @@ row, relevance by a label product, AP by cumsum. It runs on the first
 --queries queries only (it is slow); both implementations are compared on
 exactly those queries, and the project's one is also timed on all of them.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_metrics [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import resource
@@ -71,11 +77,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1000,
                         help="queries the slow reference runs on (default 1000; 5000 = all, ~1 min)")
-    parser.add_argument("--total-queries", type=int, default=5000)
-    parser.add_argument("--db", type=int, default=117218)
-    parser.add_argument("--bit", type=int, default=64)
-    parser.add_argument("--classes", type=int, default=80)
-    parser.add_argument("--topk", type=int, default=5000)
+    parser.add_argument("--total-queries", type=int, default=5000, help="queries the project's mAP runs on (default 5000, COCO's)")
+    parser.add_argument("--db", type=int, default=117218, help="database codes (default 117218, COCO's)")
+    parser.add_argument("--bit", type=int, default=64, help="code length (default 64)")
+    parser.add_argument("--classes", type=int, default=80, help="labels of the generated multi-label data (default 80, COCO's)")
+    parser.add_argument("--topk", type=int, default=5000, help="mAP@topk (default 5000)")
     args = parser.parse_args()
     print(machine_line())
 

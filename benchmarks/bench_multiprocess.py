@@ -6,6 +6,12 @@ Runs main_single_gpu.py and `paddle.distributed.launch --nproc_per_node N main_m
 alternately on the lite data with the same per-process batch, and prints the median epoch
 time of each (the first epoch is warm-up and excluded) and their ratio.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_multiprocess [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import re
@@ -35,10 +41,10 @@ def run(cmd, log_dir=None):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--nproc", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--nproc", type=int, default=2, help="training processes of the data-parallel run (default 2)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of each run (default 3)")
     p.add_argument("--rounds", type=int, default=2, help="alternating repetitions of the pair")
-    p.add_argument("--data-path", default="./datasets/lite/")
+    p.add_argument("--data-path", default="./datasets/lite/", help="lite data root (default ./datasets/lite/)")
     args = p.parse_args()
     common = ["--data-path", args.data_path, "--epoch", str(args.epochs), "-o", "train.eval_untrained=false",
               "-o", f"train.eval_every={args.epochs}"]

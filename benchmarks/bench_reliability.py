@@ -11,6 +11,12 @@ tracebacks seen (goal 0), bytes of data lost (goal 0), and any case that broke a
 when there is one. The timings: the image-header check against a decode, a PNG bomb refused from its
 header against decoded, a checkpoint write and weight loading against bare paddle.save / load.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_reliability [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import sys

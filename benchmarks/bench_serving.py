@@ -12,6 +12,12 @@ untrained lite-architecture model exported to a temporary folder (as fast as a t
 The clients run on the same machine as the service and take CPU from it: on a machine with few
 cores the numbers are a lower bound, and on a shared machine they are noisy.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_serving [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import shutil

@@ -15,6 +15,12 @@ paddle2onnx and onnxruntime are installed (requirements-onnx.txt; the export is 
 --format onnx's). Prints the CPU line, one row per
 variant (median ms/image at batch 1 and 16, and the speed-up over Paddle Inference fp32 at 16).
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.bench_speed [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import json
 import os

@@ -16,6 +16,12 @@ Runs go one after another (a progress bar counts them); each run's log and confi
 numbers in <output-dir>/runs.jsonl, the table in <output-dir>/compare_methods.{txt,md}.
 A method whose runs fail is reported under the table, and the exit status is then 1.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.compare_methods [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import contextlib
 import glob
@@ -53,7 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--plot", default=None, metavar="PATH", help="also draw mAP vs bits per method (matplotlib PNG)")
     p.add_argument("--markdown", action="store_true", help="print the table as markdown (for README)")
     p.add_argument("--keep-weights", action="store_true", help="keep each run's checkpoints (large)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
+                   help="device of every run (default auto: gpu when available, else cpu)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     args = p.parse_args(argv)
     if args.epochs < 1:

@@ -4,6 +4,7 @@
     python -m benchmarks.quality_real                       # every method, 16, 32 and 64 bits, seeds 0 1 2
     python -m benchmarks.quality_real --methods hashnet csq lsh --bits 16 --seeds 0 --epochs 10
     python -m benchmarks.quality_real --variant "hashnet_memory=loss.memory_max_age=null" --methods hashnet_memory
+    python -m benchmarks.quality_real --no-labels           # the methods that learn without labels: quality_unsupervised
 
 Data: scikit-learn's handwritten digits (`tools/make_digits_split.py`: 1,797 real 8x8 grayscale
 scans, 10 classes; 200 queries, the other 1,597 images are the database, 500 of them train),
@@ -25,6 +26,12 @@ the seeds) and, for trained methods, the worst share of distinct query codes ove
 collapsed run has a few codes for 200 queries); it starts with the CPU model and the command.
 Outputs in --output-dir: runs.jsonl, quality_real.{txt,md}, and with --plot a PNG.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.quality_real [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import os
 import sys
@@ -162,6 +169,11 @@ def format_rows(rows, markdown):
 
 @exit_on_user_error
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--no-labels" in argv:  # the table without labels has its own module (and flags)
+        from benchmarks.quality_unsupervised import main as no_labels
+
+        return no_labels([a for a in argv if a != "--no-labels"])
     configure()
     args = parse_args(argv)
     configs = method_configs(args.variant)

@@ -13,6 +13,12 @@ own timing; train_speed.py and bench_speed.py start it the same way (one process
 alive) with --json. It imports torch, numpy and the standard library only: never
 paddle or the project. Only used for timing: nothing in the project imports torch.
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.torch_reference [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import json
 import statistics
@@ -125,8 +131,8 @@ def parse_args(argv=None):
     p.add_argument("--num-train", type=int, default=10000, help="loss memory size")
     p.add_argument("--num-classes", type=int, default=80, help="labels per image vector")
     p.add_argument("--lr", type=float, default=0.001, help="learning rate")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=0.0005)
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum of the PyTorch step (default 0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0005, help="SGD weight decay of the PyTorch step (default 0.0005)")
     p.add_argument("--hash-lr-mult", type=float, default=10.0, help="learning-rate multiplier of the hash layer")
     p.add_argument("--alpha", type=float, default=0.1, help="theta = alpha * <h_i, h_j>")
     p.add_argument("--amp", choices=["bf16"], default=None, help="bf16: torch.autocast('cpu', bfloat16)")

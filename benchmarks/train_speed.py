@@ -24,6 +24,12 @@ figure differs from it by more than 5%.
 Prints one line per run, then medians over all timed steps: img/s, CPU s/step, ratio to torch;
 ends with `train img/s: X` (Paddle).
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.train_speed [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import json
 import os

@@ -6,11 +6,14 @@ from models.pplcnet import PPLCNetX25Backbone
 from models.resnet import ResNet18Backbone, ResNet50Backbone
 from models.vgg import VGG16Backbone
 from models.hash_model import HashModel, codes_from_logits
+from models.cibhash import CIBHashNet
 from models.dshsd import DSHSDNet
 from models.greedyhash import GreedyHashNet
 from models.orthohash import OrthoHashNet
 from models.ppshitu import PPShiTuNet
+from models.spectral import SpectralHashNet
 from models.ssdh import SSDHNet
+from models.unsupervised import UnsupervisedHashNet
 
 BACKBONES = {
     "alexnet": AlexNetBackbone,
@@ -34,6 +37,10 @@ MODELS = {
     "greedyhash": GreedyHashNet,
     "ppshitu": PPShiTuNet,  # tanh embedding + FC, PaddleClas's binary general-recognition model
     "orthohash": OrthoHashNet,  # fc(K) + BatchNorm (no classifier): OrthoHash's code balance
+    # heads of the methods that learn without labels (utils/losses/{bihalf,greedyhash_unsup,cibhash}.py)
+    "unsupervised": UnsupervisedHashNet,  # centred features -> fc(K); train mode: (z, centred features)
+    "cibhash": CIBHashNet,  # centred features -> fc(1024) -> ReLU -> fc(K), CIBHash's encoder
+    "spectral": SpectralHashNet,  # spectral hashing's fitted sinusoids, z = cos(fc(K)) (utils/training/shallow.py)
 }
 
 
@@ -49,10 +56,13 @@ def build_model(cfg, num_classes=None):
         raise ConfigError(f"model.name: unknown model {mcfg['name']!r}; choose from {sorted(MODELS)}")
     backbone = BACKBONES[mcfg["backbone"]](dropout=mcfg["dropout"], fc_dim=mcfg["fc_dim"],
                                          batch_norm=mcfg["batch_norm"])
-    return MODELS[mcfg["name"]](backbone, bit=mcfg["bit"], hash_lr_mult=mcfg["hash_lr_mult"],
+    model = MODELS[mcfg["name"]](backbone, bit=mcfg["bit"], hash_lr_mult=mcfg["hash_lr_mult"],
                                 hash_bias_lr_mult=mcfg["hash_bias_lr_mult"], num_classes=num_classes,
                                 hash_init_std=mcfg["hash_init_std"], hash_bias_init=mcfg["hash_bias_init"],
                                 classifier_init_std=mcfg["classifier_init_std"])
+    if mcfg.get("freeze_backbone"):
+        model.freeze_backbone()
+    return model
 
 
 __all__ = ["BACKBONES", "MODELS", "HashModel", "build_model", "codes_from_logits"]

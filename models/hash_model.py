@@ -29,6 +29,22 @@ class HashModel(nn.Layer):
                                        learning_rate=bias_mult),
         )
 
+    backbone_frozen = False
+
+    def freeze_backbone(self):
+        """Train the head alone on fixed features (model.freeze_backbone; the unsupervised papers' setting):
+        the backbone's parameters get no gradient and it stays in eval mode (BatchNorm statistics, dropout)."""
+        self.backbone_frozen = True
+        for param in self.backbone.parameters():
+            param.stop_gradient = True
+        self.backbone.eval()
+
+    def train(self):
+        super().train()
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
     def forward(self, x):
         return self.hash_layer(self.backbone(x))
 

@@ -54,6 +54,11 @@ pick_launcher() {
     NPROC=${NPROC:-2}
     DEVICE=cpu
   fi
+  if [ "$DEVICE" = cpu ] && [ -n "${GPUS:-}" ]; then
+    # paddle's own launcher would stop with "ValueError: substring not found" on --gpus here
+    echo "error: GPUS=$GPUS: this PaddlePaddle build is CPU-only or sees no GPU (install paddlepaddle-gpu for your CUDA version, https://www.paddlepaddle.org.cn/install; or unset GPUS to run NPROC CPU processes)" >&2
+    return 2
+  fi
   if ! is_count "$NPROC"; then
     echo "error: NPROC must be a positive number of processes, got '$NPROC'" >&2
     return 2

@@ -53,7 +53,15 @@ def config_path(method):
     return os.path.join(CONFIGS, "hashnet_lite.yaml" if method == "hashnet" else f"methods/{method}_lite.yaml")
 
 
-@pytest.mark.parametrize("method", sorted(LOSSES))
+# The methods that learn without labels train a head on the frozen initial backbone (their papers' setting), so
+# their floor is the same features' LSH / ITQ; on this generated set nothing but the labels' shapes is there to
+# find, and they stay at the floors (8 epochs: BiHalf 0.3490, CIBHash 0.3330, GreedyHash unsupervised 0.3440;
+# 30 epochs: 0.3379, 0.3550, 0.3535; LSH 0.3542, ITQ 0.3432). Their check against the floors is on real images:
+# tests/test_quality_real_unsupervised.py, and benchmarks/quality_unsupervised.py over seeds and code lengths.
+SUPERVISED = sorted(name for name, cls in LOSSES.items() if cls.SUPERVISED)
+
+
+@pytest.mark.parametrize("method", SUPERVISED)
 def test_short_training_beats_lsh_and_itq_on_the_same_backbone(method, small_lite, tmp_path):
     cfg = build_config(config_path(method), {"data_path": small_lite, "bit": BIT, "epoch": EPOCHS, "batch_size": 16,
                                              "seed": 0, "output_dir": str(tmp_path), "threads": 2, "num_workers": 0,

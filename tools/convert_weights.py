@@ -8,6 +8,12 @@ code the file names: use it only for files whose origin you trust.
 The bit count and backbone are stored in the safetensors header when the config_<K>.yaml the
 run saved is found beside the weights (or --bit/--backbone are given).
 """
+
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m tools.convert_weights [flags]", file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 
 

@@ -20,6 +20,12 @@ Example:
 """
 from __future__ import annotations
 
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m tools.make_flickr25k_split [flags]", file=sys.stderr)
+    raise SystemExit(2)
+
 import os
 
 import numpy as np

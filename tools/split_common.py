@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from utils.cli import exit_on_user_error
+from utils.cli.flags import HelpFormatter as CliHelpFormatter
 from utils.errors import DataError, quote
 from utils.storage import fileio
 from utils.storage.fileio import atomic_open
@@ -37,13 +38,8 @@ LISTS = ("train", "test", "database")
 # --------------------------------------------------------------------------- command line
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Keep the module docstring's layout and show the defaults (except None / False ones)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
+class HelpFormatter(CliHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Keep the module docstring's layout and show the defaults (utils.cli.flags.HelpFormatter's rules)."""
 
 
 def make_parser(doc: str, name: str, list_name: str | None = None) -> argparse.ArgumentParser:

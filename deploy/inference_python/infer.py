@@ -12,14 +12,14 @@ import argparse
 import sys
 
 from utils.cli import exit_on_user_error
-from utils.cli.flags import add_image_run_flags, check_image_run_flags, str2bool
+from utils.cli.flags import HelpFormatter, add_image_run_flags, check_image_run_flags, str2bool
 from utils.inference.precision import PRECISIONS
 from utils.runtime import configure
 from utils.storage.run_folder import RunFolder
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length K (selects inference_<K>.json)")
     p.add_argument("--model-dir", "--model_dir", default=None,
                    help=f"folder written by export_model.py (default: {RunFolder().export.path}, the main job's export)")

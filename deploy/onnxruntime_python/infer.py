@@ -10,13 +10,13 @@ requirements-onnx.txt (onnxruntime).
 import argparse
 
 from utils.cli import exit_on_user_error
-from utils.cli.flags import add_image_run_flags, check_image_run_flags
+from utils.cli.flags import HelpFormatter, add_image_run_flags, check_image_run_flags
 from utils.runtime import configure
 from utils.storage.run_folder import RunFolder
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--bit", type=int, required=True, help="code length K (selects inference_<K>.onnx)")
     p.add_argument("--model-dir", "--model_dir", default=RunFolder().export.path,
                    help="folder written by export_model.py --format onnx")

@@ -18,6 +18,7 @@ import socket
 
 from deploy.serving.guard import TOKEN_ENV
 from utils.cli import exit_on_user_error
+from utils.cli.flags import HelpFormatter
 from utils.errors import ConfigError, UserError, WeightsError
 from utils.retrieval import backend_names
 from utils.runtime import configure
@@ -27,7 +28,7 @@ DEFAULT_BIT = 64
 RUN = RunFolder(DEFAULT_OUTPUT)  # the main job's output folder: the default model, cache and store
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _HelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 
 
@@ -125,6 +126,8 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     if os.path.isfile(ExportFolder(model_dir).infer_cfg):
         _note_other_weights(model_dir, bit, pretrained, log)
         return
+    if bit is None and pretrained is not None and os.path.isfile(resolve_weights(pretrained)):
+        bit = _weights_bit(pretrained)  # a 16-bit model is exported as 16 bits, not as the default 64
     bit = bit or DEFAULT_BIT
     prefix = pretrained or RUN.best(bit)
     command = RUN.export_command(bit, prefix, model_dir)
@@ -143,11 +146,27 @@ def ensure_model(model_dir, bit, pretrained, auto_export, log=print):
     export_model(config_for_weights(prefix, bit), prefix, model_dir)
 
 
+def _weights_bit(prefix):
+    """The code length of trained weights (their hash layer's width), or None when it cannot be read."""
+    from utils.storage.weights import read_weights
+
+    try:
+        state, _ = read_weights(prefix)
+    except UserError:
+        return None  # the export that follows says what is wrong with the file
+    widths = [value.shape[-1] for key, value in state.items() if key.startswith("hash_layer.") and key.endswith("weight")]
+    return int(widths[0]) if widths else None
+
+
 def _note_other_weights(model_dir, bit, pretrained, log):
     """Say so when the export in model_dir was made from other weights than `pretrained` (default: the
-    main job's best), comparing the digests of the tensors, whichever file holds them."""
+    main job's best, and only for the main job's export folder: a user's own --model-dir has nothing
+    to do with ./output), comparing the digests of the tensors, whichever file holds them."""
     from utils.inference.model_files import read_infer_cfg
     from utils.storage.weights import read_weights, weights_digest
+
+    if pretrained is None and os.path.abspath(model_dir) != os.path.abspath(RUN.export.path):
+        return
 
     info = read_infer_cfg(ExportFolder(model_dir).infer_cfg)  # safe loader, values checked: one line for a damaged file
     prefix = pretrained or RUN.best(bit or info.get("bit"))
@@ -173,14 +192,18 @@ def service_settings(args):
     from utils.runtime.device import cpu_threads
 
     cfg = build_config(None, {"dataset": args.dataset, "data_path": args.data_path, "list_dir": args.list_dir})
+    backend, options = args.index_backend, {}
+    index_settings = getattr(args, "index_settings", None)
+    if index_settings is not None:  # PP-ShiTu's index_method HNSW<M> / IVF<n> pick an approximate backend
+        backend, options = index_settings.index_choice(backend, options)
     search = SearchSettings(bit=args.bit, model_dir=args.model_dir, database=config_database(cfg, args.cache_dir),
-                            cache_dir=args.cache_dir, backend=args.index_backend,
+                            cache_dir=args.cache_dir, backend=backend, index_options=options,
                             threads=cpu_threads(args.threads, args.predictors), predictors=args.predictors,
                             use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers)
     limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k,
                     max_request_pixels=args.max_request_pixels, max_decodes=args.max_decodes)
     return ServiceSettings(search, args.store_dir or RUN.serving_store(args.dataset), limits, args.read_only,
-                           getattr(args, "index_settings", None))
+                           index_settings)
 
 
 def listen(host, port):

@@ -89,7 +89,7 @@ class SearchService:
         bits, hexcode = format_code(code[0])
         return {"query": {"bit": self.bit, "bits": bits, "hex": hexcode}, "k": k, "radius": radius,
                 "database_size": result.database_size, "within_radius": result.within_radius,
-                "matches": [self._match(m) for m in result.matches],
+                "nearest_distance": result.nearest_distance, "matches": [self._match(m) for m in result.matches],
                 "timing_ms": {"decode": _ms(t0, t1), "encode": _ms(t1, t2), "search": _ms(t2, t3)}}
 
     def add_items(self, uploads, labels=""):

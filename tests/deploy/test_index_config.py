@@ -84,7 +84,7 @@ def one_line_error(capsys, main, argv, fragment):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    ('  index_method: "HNSW32"\n', "IndexProcess.index_method: 'HNSW32' is not supported"),
+    ('  index_method: "PQ8"\n', "IndexProcess.index_method: 'PQ8' is not supported"),
     ('  dist_type: "IP"\n', "IndexProcess.dist_type: 'IP' is not supported"),
     ("  hamming_radius: two\n", "IndexProcess.hamming_radius: must be an integer >= 0, got 'two'"),
 ])
@@ -104,3 +104,37 @@ def test_unsupported_values_refused_in_one_line_by_both(serving_model, serving_d
     one_line_error(capsys, predict.main, ["--bit", str(BIT), "--img", query_image(serving_data), "--model-dir",
                                           serving_model, "--index-config", str(embedding)],
                    "IndexProcess.embedding_size: 512, but the model's codes are 64 bits")
+
+
+def test_predict_with_hnsw32_runs_and_says_the_answer_is_approximate(serving_model, serving_data, tmp_path, capsys):
+    """PP-ShiTu's default index_method, HNSW32: predict.py searches faiss IndexBinaryHNSW (M=32) and says on
+    standard error that the answer is approximate; on 48 images it finds what the exact index finds."""
+    common = ["--bit", str(BIT), "--img", query_image(serving_data), "--model-dir", serving_model,
+              "--data-path", serving_data, "--num-workers", "0", "--threads", "1", "--save-path", str(tmp_path)]
+    path = tmp_path / "hnsw.yaml"
+    path.write_text('IndexProcess:\n  index_method: "HNSW32"\n  dist_type: "hamming"\n  return_k: 5\n')
+    rows, _, err = answer([*common, "--index-config", str(path)], capsys)
+    assert f"{path}: IndexProcess.index_method HNSW32: approximate search (an HNSW graph, as in PP-ShiTu): the " \
+        f"answer may miss nearer database images" in err
+    exact_rows = answer([*common, "--topk", "5"], capsys)[0]
+    assert len(rows) == 5 and [d for _, d, _ in rows] == [d for _, d, _ in exact_rows] and rows[0][1] == "0"
+    within = answer([*common, "--index-config", str(path), "--radius", "20"], capsys)  # return_k caps the radius
+    assert within[:2] == answer([*common, "--radius", "20", "--topk", "5"], capsys)[:2]
+
+
+def test_hnsw32_and_ivf_pick_the_approximate_backend_in_predict_and_the_service(serving_model, serving_data,
+                                                                                  tmp_path):
+    """The settings both commands build their Searcher from carry the backend the index_method asks for."""
+    from utils.cli.predict import search_settings
+
+    for method, backend in (("HNSW32", "hnsw"), ("IVF4,Flat", "ivf"), ("FLAT", "numpy")):
+        path = tmp_path / f"{backend}.yaml"
+        path.write_text(f'IndexProcess:\n  index_method: "{method}"\n  dist_type: "hamming"\n')
+        args = predict.parse_args(["--bit", str(BIT), "--img", query_image(serving_data), "--model-dir", serving_model,
+                                   "--data-path", serving_data, "--save-path", str(tmp_path), "--index-backend",
+                                   "numpy", "--index-config", str(path)])
+        assert search_settings(args).backend == backend
+        service = cli.service_settings(cli.parse_args(["--model-dir", serving_model, "--data-path", serving_data,
+                                                       "--cache-dir", str(tmp_path), "--index-backend", "numpy",
+                                                       "--index-config", str(path)]))
+        assert service.search.backend == backend

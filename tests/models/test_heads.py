@@ -10,7 +10,7 @@ from utils.storage.weights import load_weights
 from utils.config import build_config
 from utils.errors import UserError
 
-CLASSIFIER_HEADS = [name for name in MODELS if issubclass(MODELS[name], HashClassifierNet)]
+CLASSIFIER_HEADS = [name for name, cls in MODELS.items() if issubclass(cls, HashClassifierNet)]
 
 
 def lite_cfg(name, bit=16, loss=None):

@@ -95,6 +95,29 @@ def test_codes_that_do_not_belong_to_the_fingerprint_are_rebuilt(tmp_path):
     assert "codes_sha256" in messages[0] and load_cached_codes(str(tmp_path), EXPECTED)[1] == "up to date"
 
 
+def test_features_ride_in_the_same_generation_and_are_checked_like_the_codes(tmp_path):
+    """Features cached with the codes are read back; other features (same shape) or none are rebuilt when
+    features are asked for, while a plain codes read still serves the codes."""
+    from utils.encoding import Encoded, sign_codes
+    from utils.inference.code_cache import feature_paths, load_cached_features
+
+    feats = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    built = Encoded(feats, sign_codes(feats))
+    codes, store = cached_or_built(str(tmp_path), EXPECTED, lambda: built, lambda *a: None, features=True)
+    np.testing.assert_array_equal(codes, built.codes)
+    assert np.abs(store.dequantize() - feats).max() <= store.scale.max() / 2 + 1e-6
+    assert load_cached_features(str(tmp_path), EXPECTED, 5)[1] == "up to date"
+    np.save(feature_paths(str(tmp_path), 16)[0], -store.values)
+    assert load_cached_features(str(tmp_path), EXPECTED, 5) == (None, "cached features do not match their "
+                                                                      "fingerprint (features_sha256)")
+    assert load_cached_codes(str(tmp_path), EXPECTED)[1] == "up to date"
+    messages = []
+    again = cached_or_built(str(tmp_path), EXPECTED, lambda: built, messages.append, features=True)[1]
+    assert "features_sha256" in messages[0]
+    np.testing.assert_array_equal(again.values, store.values)
+    save_codes(str(tmp_path), EXPECTED, built.codes)  # codes only (the service's added images): no features
+    assert load_cached_features(str(tmp_path), EXPECTED, 5) == (None, "no features cached")
+
 def test_a_pickled_cache_is_refused_without_running_it(tmp_path):
     save_codes(str(tmp_path), EXPECTED, np.ones((5, 16), np.int8))
     marker = tmp_path / "pwned"

@@ -26,8 +26,8 @@ def reference_parse(raw):
         if not tokens:
             continue
         path, values = tokens[0], tokens[1:]
-        if not values or "\x00" in path:
-            return None
+        if "\x00" in path:
+            return None  # no label columns is valid (unlabelled images) if every line has none
         if count is None:
             count = len(values)
         if len(values) != count:
@@ -44,7 +44,8 @@ def reference_parse(raw):
         rows.append((path, row, number))
     if not rows:
         return None
-    return [r[0] for r in rows], np.array([r[1] for r in rows], dtype=np.float32), [r[2] for r in rows]
+    labels = np.array([r[1] for r in rows], dtype=np.float32).reshape(len(rows), count)
+    return [r[0] for r in rows], labels, [r[2] for r in rows]
 
 
 TOKENS = st.sampled_from(["0", "1", "1.0", "0.0", "2", "-1", "nan", "x", "1e0", "a.jpg", "d/é.png", "\x00"])

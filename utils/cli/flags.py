@@ -3,20 +3,38 @@ that the other entry points share (docs/architecture.md: the interface contract)
 import argparse
 import os
 
-from utils.config import FLAG_KEYS, SUPPORTED_BITS, build_config, saved_config
+from utils.config import DEFAULTS, FLAG_KEYS, SUPPORTED_BITS, build_config, default_config_path, saved_config
+from utils.config.load import flag_defaults
 from utils.config.spec import add_flags
 from utils.errors import ConfigError
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds `(default: X)` where there is a default to tell: not after a help text that already says
+    its default, nor for a flag with no value (None), an on/off flag or a repeatable one starting empty."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is argparse.SUPPRESS or default is False or default == []
+                or "default" in text.lower() or "%(default)" in text or not action.option_strings):
+            return text
+        return super()._get_help_string(action)
+
+
 def train_parser(description):
     """main_*.py's flags: -c and -o, then one flag per config key that has one (utils.config.spec)."""
-    p = argparse.ArgumentParser(description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    default_config = default_config_path(DEFAULTS["dataset"]["name"])
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=HelpFormatter,
+        epilog=f"The defaults shown are a run's with no -c and no --dataset: configs/{os.path.basename(default_config)} "
+               "over the built-in ones (utils/config/spec.py); -c (or --dataset's config) sets its own, flags "
+               "override the config, -o any key.")
     p.add_argument("-c", "--config", default=None,
-                   help="YAML config; default: configs/hashnet_<dataset>.yaml when it exists")
+                   help="YAML config (default: configs/hashnet_<dataset>.yaml when it exists)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="set any config key, e.g. -o train.lr=0.002 -o loss.alpha=0.2 (repeatable)")
-    add_flags(p)
+    add_flags(p, shown=flag_defaults(DEFAULTS, default_config))
     return p
 
 

@@ -35,12 +35,16 @@ def check_predict_args(args: argparse.Namespace) -> argparse.Namespace:
     args.topk = DEFAULT_TOPK if args.topk is None else args.topk
     check_range("--topk", args.topk, 1)
     check_range("--radius", args.radius, 0, args.bit)  # beyond K bits every image is within the radius
+    args.rescore = getattr(args, "rescore", 0)
+    check_range("--rescore", args.rescore, 0)
+    if args.rescore and args.radius is not None:
+        raise UserError("--rescore re-ranks a top-k search; it does not apply with --radius (or hamming_radius)")
     check_range("--batch-size", args.batch_size, 1)
     check_range("--num-workers", args.num_workers, 0, 64)
     check_range("--threads", args.threads, 0, 1024)
     if args.model_dir is not None and not os.path.isdir(args.model_dir):
         raise UserError(f"--model-dir: folder not found: {args.model_dir}")
-    if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset != "lite":
+    if args.data_path is not None and not os.path.isdir(args.data_path) and args.dataset not in (None, "lite"):
         given = args.index_settings is None or args.data_path != args.index_settings.image_root
         raise UserError(f"{'--data-path' if given else 'IndexProcess.image_root'}: folder not found: {args.data_path}")
     if os.path.exists(args.save_path) and not os.path.isdir(args.save_path):
@@ -78,12 +82,15 @@ def search_settings(args: argparse.Namespace) -> Any:
             status(settings.note())
     cfg = config_for_weights(pretrained, args.bit, args.config, args.dataset, args.data_path, args.override,
                              list_dir=args.list_dir)
-    options = {}
-    if args.index_backend == "milvus":  # a fresh collection of the current codes, in a local milvus-lite file
+    backend, options = args.index_backend, {}
+    if backend == "milvus":  # a fresh collection of the current codes, in a local milvus-lite file
         options = {"uri": folder.milvus(args.bit), "drop": True}
+    if settings is not None:  # PP-ShiTu's index_method HNSW<M> / IVF<n> pick an approximate backend
+        backend, options = settings.index_choice(backend, options)
     return SearchSettings(bit=args.bit, config=cfg, pretrained=pretrained, model_dir=model_dir, cache_dir=cache_dir,
-                          backend=args.index_backend, index_options=options, threads=args.threads,
-                          use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers)
+                          backend=backend, index_options=options, threads=args.threads,
+                          use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers,
+                          rescore=args.rescore)
 
 
 def run_predict(args: argparse.Namespace) -> np.ndarray:
@@ -106,17 +113,22 @@ def run_predict(args: argparse.Namespace) -> np.ndarray:
     q_labels = labels_of(args.img, data_root, (lists["test"],))
     if q_labels is None:  # a database image: its row is known already
         q_labels = searcher.labels_of(os.path.relpath(os.path.abspath(args.img), database.root))
-    code = searcher.encode_images([query_image]).codes
+    encoded = searcher.encode_images([query_image])
+    code = encoded.codes
     bits, hexcode = format_code(code[0])
     print(f"query {args.img}  code {hexcode}  ({args.bit} bits: {bits})")
     if args.radius is not None:
         result = searcher.search(code, args.radius_cap, radius=args.radius)
         within = result.within_radius or 0
         shown = f", the nearest {len(result.matches)}" if len(result.matches) < within else ""
+        if result.nearest_distance is not None:
+            shown = (f" (the nearest of {result.database_size} is at distance {result.nearest_distance}: "
+                     f"--radius {result.nearest_distance} reaches it)")
         print(f"{within} database images within Hamming radius {args.radius}{shown}:")
     else:
-        result = searcher.search(code, args.topk)
-        print(f"top {len(result.matches)} of {result.database_size} database images:")
+        result = searcher.search(code, args.topk, features=encoded.features[0])
+        rescored = f", re-ranked by feature cosine among the {args.rescore} nearest codes" if args.rescore else ""
+        print(f"top {len(result.matches)} of {result.database_size} database images{rescored}:")
     print_matches(searcher, result, q_labels, args, data_root)
     return np.asarray([m.index for m in result.matches])
 
@@ -125,15 +137,20 @@ def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args:
                   data_root: str) -> None:
     """The table of matches (judged when the query has labels), and with --show the picture."""
     names = searcher.class_names
+    if q_labels is not None and q_labels.size == 0:  # unlabelled lists: nothing to judge matches by
+        q_labels = None
+    judge = q_labels is not None
     if q_labels is not None:
         print(f"query labels: {label_text(q_labels, names)} (relevant = shares a label)")
-    judge = q_labels is not None
-    print(f"{'rank':>4} {'distance':>8}  {'image':<40} labels" + ("  relevant" if judge else ""))
+    scored = any(m.score is not None for m in result.matches)
+    print(f"{'rank':>4} {'distance':>8}" + (f" {'cosine':>7}" if scored else "") + f"  {'image':<40} labels"
+          + ("  relevant" if judge else ""))
     shown = []
     for m in result.matches:
         text = label_text(m.labels, names)
         relevant = bool((q_labels * m.labels).sum() > 0) if judge else None
-        print(f"{m.rank:>4} {m.distance:>8}  {m.path:<40} {text}" + (f"  {'yes' if relevant else 'no'}" if judge else ""))
+        score = f" {m.score:>7.4f}" if scored and m.score is not None else ""
+        print(f"{m.rank:>4} {m.distance:>8}{score}  {m.path:<40} {text}" + (f"  {'yes' if relevant else 'no'}" if judge else ""))
         shown.append((os.path.join(data_root, m.path), m.distance, text, relevant))
     if args.show:
         from utils.evaluation.pictures import draw_matches, try_display

@@ -28,13 +28,30 @@ def list_dir(cfg):
     return os.path.join("data", d["name"])
 
 
+def _is_default_lite_path(path):
+    """Whether `path` is the lite data set's default place (./datasets/lite/, however it is spelled)."""
+    from utils.config.schema import DEFAULTS
+
+    return os.path.abspath(path) == os.path.abspath(DEFAULTS["dataset"]["data_path"])
+
+
 def dataset_lists(cfg):
-    """Make the built-in lite data when asked for and absent; return {split: list path}."""
+    """Make the built-in lite data when asked for and absent, at its default place only (a user's own
+    folder never gets generated shapes written into it); return {split: list path}."""
     d = cfg["dataset"]
-    if d["name"] == "lite":
+    lists_there = os.path.isfile(os.path.join(list_dir(cfg), "database.txt"))
+    if d["name"] == "lite" and _is_default_lite_path(d["data_path"]):
         from utils.data.lite import ensure_lite_dataset
 
         ensure_lite_dataset(d["data_path"], seed=d["lite_seed"])
+    elif d["name"] == "lite" and not lists_there:
+        from utils.config.schema import DEFAULTS
+
+        raise DataError(
+            f"--data-path: no lite data set at {d['data_path']} (database.txt not found); the lite set is "
+            f"generated only at its default place {DEFAULTS['dataset']['data_path']}; for your own data give "
+            "--dataset NAME (and --list-dir)"
+        )
     elif not os.path.isdir(d["data_path"]):
         raise DataError(f"--data-path: folder not found: {d['data_path']}")
     folder = list_dir(cfg)

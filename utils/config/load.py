@@ -144,3 +144,13 @@ def merge_file(cfg, path):
     """Merge the YAML config at path (its `_base_` chain first) into cfg."""
     for source, data in _read_yaml(path):
         _merge(cfg, data, source)
+
+
+def flag_defaults(defaults, config_path):
+    """{config key: value} of the keys that have a flag, as a run with no flag and no -c gets them: the
+    built-in defaults under config_path (loss section aside: no flag sets it). For --help; reads YAML only."""
+    cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in defaults.items()}
+    for source, data in _read_yaml(config_path):
+        _merge(cfg, {k: v for k, v in data.items() if k != "loss"}, source)
+    return cfg
+

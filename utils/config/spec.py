@@ -95,9 +95,9 @@ SPEC: tuple[Key, ...] = (
     _k("dataset.name", "lite", "name", flags=("--dataset",), where_="--dataset",
        help="data set name: lite (built-in, generated when absent), coco, nuswide_21, ..."),
     _k("dataset.data_path", "./datasets/lite/", "path", flags=("--data-path",),
-       help="image root; list paths are relative to it (lite default: ./datasets/lite/)"),
+       help="image root; list paths are relative to it"),
     _k("dataset.list_dir", None, "path", nullable=True, flags=("--list-dir",),
-       help="folder with train.txt/test.txt/database.txt (default: data/<dataset>/)"),  # lite: in data_path
+       help="folder with train.txt/test.txt/database.txt (default: data/<dataset>/; lite: --data-path)"),  # lite: in data_path
     _k("dataset.num_classes", None, "int", low=1, nullable=True),  # None: read from the list files
     _k("dataset.topk", -1, "topk", what_="-1 (all), None or a positive integer"),  # mAP@topK; -1/None: all
     _k("dataset.resize_size", 256),  # with crop_size: validate.py's rule
@@ -128,6 +128,7 @@ SPEC: tuple[Key, ...] = (
        where_="model.backbone_weights", metavar="PATH",
        help="ImageNet AlexNet weights: a local .pdparams, or 'imagenet' to download paddle.vision's (online only)"),
     _k("model.needs_backbone_weights", False, "bool"),  # a fine-tuning recipe: warn when trained without them
+    _k("model.freeze_backbone", False, "bool"),  # train the head alone on the backbone's fixed features (eval mode)
     # -- train
     _k("train.epochs", 150, "int", low=0, flags=("--epoch", "--epochs"), help="number of training epochs"),
     _k("train.batch_size", 64, "int", low=2, flags=("--batch-size",), help="batch size per device/process",
@@ -156,9 +157,12 @@ SPEC: tuple[Key, ...] = (
     _k("train.onednn_conv", "auto", "choice", choices=("auto", True, False)),  # convolutions through oneDNN on CPU
     _k("train.amp", None, "choice", choices=(None, "fp16", "bf16"),
        what_="null (fp32), fp16 or bf16 (mixed precision on GPU)"),  # utils/training/amp.py
+    # false: train without the lists' labels (a method that learns without them, loss SUPERVISED = False);
+    # evaluation still uses the query/database labels when the lists have them
+    _k("train.use_labels", True, "bool"),
     # -- the run
     _k("device", "auto", "choice", choices=("auto", "cpu", "gpu"), flags=("--device",), where_="--device",
-       help="default: gpu when available, else cpu"),
+       help="auto: gpu when this build has CUDA and sees one, else cpu"),
     _k("threads", 0, "int", low=0, flags=("--threads",), where_="--threads",
        help="CPU threads per process (0: cores / processes)"),
     _k("output_dir", DEFAULT_OUTPUT, "path", flags=("--output-dir",),
@@ -196,15 +200,28 @@ def flag_keys(keys: Iterable[Key] = SPEC) -> dict[str, str]:
     return {key.flags[0][2:].replace("-", "_"): key.path for key in keys if key.flags}
 
 
-def add_flags(parser: argparse.ArgumentParser, keys: Iterable[Key] = SPEC) -> None:
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def add_flags(parser: argparse.ArgumentParser, keys: Iterable[Key] = SPEC, shown: dict | None = None) -> None:
     """The training flags: hyphenated, with the reference's underscore spelling accepted as an alias.
-    Every default is None, so a flag that is not given leaves the config's value."""
+    Every default is None, so a flag that is not given leaves the config's value. shown: the nested
+    config whose values --help gives as each flag's default (a run's with no -c; else the built-in ones);
+    a help text that says its own default, a None and an on/off flag get none added."""
     types = {"int": int, "bit": int, "number": float}
+    values = shown if shown is not None else nested_defaults(keys)
     for key in keys:
         if not key.flags:
             continue
         aliases = ["--" + f[2:].replace("-", "_") for f in key.flags if "-" in f[2:]]
-        kw: dict[str, Any] = {"dest": key.dest, "default": None, "help": key.help}
+        value = values.get(key.section, {}).get(key.name) if key.section else values.get(key.path)
+        text = key.help
+        if value is not None and key.path not in STORE_TRUE and "default" not in text:
+            text = f"{text} (default: {_shown(value)})"
+        kw: dict[str, Any] = {"dest": key.dest, "default": None, "help": text}
         if key.path in STORE_TRUE:
             kw.update(action="store_const", const=True)
         else:

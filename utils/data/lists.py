@@ -1,5 +1,8 @@
 """List files: one image a line, `<relative/path.jpg> <v1> ... <vC>` (0/1 multi-hot labels, paths
-relative to the data root), and the data set's class names (classes.txt beside the images)."""
+relative to the data root), and the data set's class names (classes.txt beside the lists, else beside the images).
+
+A list of unlabelled images has the path alone on every line (C = 0: labels of shape [n, 0]), for the
+methods that learn without labels; a list that mixes both forms is an error naming the line."""
 import os
 
 import numpy as np
@@ -11,10 +14,10 @@ _DROP_01 = str.maketrans("", "", "01")
 
 
 def read_list(list_path, num_classes=None):
-    """Parse a list file: (paths, labels float32 [n, C], line numbers)."""
+    """Parse a list file: (paths, labels float32 [n, C], line numbers); C = 0 for a list of paths alone."""
     list_path = os.fspath(list_path)
-    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
-        raise ConfigError(f"{list_path}: num_classes must be >= 1, got {num_classes!r}")
+    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 0):
+        raise ConfigError(f"{list_path}: num_classes must be >= 0 (0: paths alone), got {num_classes!r}")
     raw = read_bytes(list_path, "list file", folder_hint=", expected a list file")
     try:
         text = raw.decode("utf-8-sig")  # utf-8-sig drops a BOM
@@ -31,13 +34,16 @@ def read_list(list_path, num_classes=None):
             continue
         labels = tokens[1:]
         where = f"{list_path}:{lineno}"
-        if not labels:
-            raise DataError(f"{where}: no labels")
         if "\x00" in tokens[0]:
             raise DataError(f"{where}: the image path contains a NUL character")
         if expected is None:
             expected = len(labels)
         if len(labels) != expected:
+            if not labels:
+                raise DataError(f"{where}: no labels")
+            if expected == 0:
+                raise DataError(f"{where}: {len(labels)} labels in a list whose first image has none (a list is "
+                                f"either all unlabelled or all labelled)")
             raise DataError(f"{where}: expected {expected} labels, got {len(labels)}")
         joined = "".join(labels)
         if len(joined) != expected or joined.translate(_DROP_01):
@@ -57,6 +63,8 @@ def read_list(list_path, num_classes=None):
         linenos.append(lineno)
     if not paths:
         raise DataError(f"{list_path}: no images listed (the list is empty)")
+    if expected == 0:
+        return paths, np.zeros((len(paths), 0), dtype=np.float32), linenos
     flat = np.frombuffer("".join(bits).encode("ascii"), dtype=np.uint8)
     labels = (flat - ord("0")).reshape(len(paths), expected).astype(np.float32)
     return paths, labels, linenos
@@ -66,21 +74,24 @@ def parse_list(list_path, num_classes=None):
     """Read a list file. Returns (paths as written, labels float32 [n, C]).
 
     Blank lines are skipped, CRLF is fine. Every malformed line is a DataError
-    ``"<file>:<line>: ..."``. When num_classes is None, C is taken from the first line.
+    ``"<file>:<line>: ..."``. When num_classes is None, C is taken from the first line (0 when it has
+    the path alone: a list of unlabelled images).
     """
     paths, labels, _ = read_list(list_path, num_classes)
     return paths, labels
 
 
-def class_names(data_root, num_classes):
-    """The class names of data_root/classes.txt (one a line, in label order) when it lists
-    num_classes of them, else "0", "1", ...: what predict.py and the search service print."""
-    path = os.path.join(data_root, "classes.txt")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-        if len(names) == num_classes:
-            return names
+def class_names(data_root, num_classes, list_dir=None):
+    """The class names of classes.txt (one a line, in label order) beside the lists (where the split
+    tools write it) or else in data_root, when it lists num_classes of them, else "0", "1", ...: what
+    predict.py and the search service print."""
+    for folder in (list_dir, data_root):
+        path = os.path.join(folder, "classes.txt") if folder else None
+        if path and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+            if len(names) == num_classes:
+                return names
     return [str(i) for i in range(num_classes)]
 
 

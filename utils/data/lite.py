@@ -272,8 +272,8 @@ def _install(tmp, root, overwrite):
         return  # another process (e.g. another rank) finished first: keep its copy
     if not _is_lite_dataset(root):
         raise DataError(
-            f"{root}: folder exists, is not empty and is not a lite data set; "
-            "remove it or choose another --data-path"
+            f"{root}: folder exists, is not empty and is not a lite data set, so the lite set is not generated "
+            "there; for your own images give --dataset NAME (and --list-dir), or choose another --data-path"
         )
     old = f"{root}.old-{os.getpid()}"
     os.replace(root, old)

@@ -13,6 +13,12 @@ reads what the first wrote. No pickle is involved (np.load(allow_pickle=False), 
 nesting bounded). A cache that cannot be read for any reason (empty, truncated, foreign) is
 rebuilt; a folder where the lock or the cache cannot be written is one WriteError line (an
 up-to-date cache in a read-only folder is still read).
+
+Beside the codes, a cache built from the images keeps their pre-sign features for rescoring
+(utils.retrieval.rescore.Int8Features: `database_code_<K>_features.npy`, int8 [n, K], and
+`database_code_<K>_feature_scale.npy`, float32 [K]), staged in the same generation before the .json,
+which records their sha256; a cache without them (older, or the service's added images) still
+serves codes, and is rebuilt only when features are asked for.
 """
 import hashlib
 import json
@@ -20,7 +26,9 @@ import os
 
 import numpy as np
 
+from utils.encoding import Encoded
 from utils.errors import WriteError
+from utils.retrieval.rescore import Int8Features
 from utils.storage.fileio import file_sha256, staged_generation, staged_open
 from utils.storage.parsing import load_json
 from utils.storage.run_folder import RunFolder
@@ -29,6 +37,12 @@ from utils.storage.run_folder import RunFolder
 def cache_paths(save_dir, bit):
     base = RunFolder(save_dir).code_cache(bit)
     return base + ".npy", base + ".json"
+
+
+def feature_paths(save_dir, bit):
+    """The feature store's files: (int8 values .npy, float32 per-dimension scale .npy)."""
+    base = RunFolder(save_dir).code_cache(bit)
+    return base + "_features.npy", base + "_feature_scale.npy"
 
 
 def lock_path(save_dir, bit):
@@ -73,22 +87,55 @@ def load_cached_codes(save_dir, expected):
     return codes, "up to date"
 
 
-def stage_codes(save_dir, expected, codes, staged):
-    """Write the cache's two files as complete temp files, appended to `staged` (a
-    utils.storage.fileio.staged_generation list): the .npy first, its fingerprint last."""
+def _features_sha256(store):
+    digest = hashlib.sha256(np.ascontiguousarray(store.values, dtype=np.int8).tobytes())
+    digest.update(np.ascontiguousarray(store.scale, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def load_cached_features(save_dir, expected, count):
+    """The feature store of an up-to-date cache of `count` codes, else (None, reason)."""
+    with open(cache_paths(save_dir, expected["bit"])[1], "rb") as f:
+        meta = load_json(f.read())
+    if not isinstance(meta, dict) or "features_sha256" not in meta:
+        return None, "no features cached"
+    values_path, scale_path = feature_paths(save_dir, expected["bit"])
+    try:
+        store = Int8Features(np.load(values_path, allow_pickle=False), np.load(scale_path, allow_pickle=False))
+    except Exception as exc:
+        return None, f"features unreadable ({type(exc).__name__})"
+    if store.values.dtype != np.int8 or store.values.shape != (count, expected["bit"]) or \
+            store.scale.dtype != np.float32 or store.scale.shape != (expected["bit"],):
+        return None, "features do not match the codes"
+    if meta["features_sha256"] != _features_sha256(store):
+        return None, "cached features do not match their fingerprint (features_sha256)"
+    return store, "up to date"
+
+
+def stage_codes(save_dir, expected, codes, staged, features=None):
+    """Write the cache's files as complete temp files, appended to `staged` (a
+    utils.storage.fileio.staged_generation list): the .npy (and the feature store, an Int8Features,
+    when given) first, their fingerprint last."""
     codes = np.asarray(codes, dtype=np.int8)
     codes_path, meta_path = cache_paths(save_dir, expected["bit"])
     with staged_open(codes_path, "wb") as (f, item):
         np.save(f, codes, allow_pickle=False)  # the size is read back: numpy's last block is unchecked
     staged.append(item)
+    meta = {**expected, "count": int(codes.shape[0]), "codes_sha256": _codes_sha256(codes)}
+    if features is not None:
+        for path, array in zip(feature_paths(save_dir, expected["bit"]), (features.values, features.scale)):
+            with staged_open(path, "wb") as (f, item):
+                np.save(f, array, allow_pickle=False)
+            staged.append(item)
+        meta["features_sha256"] = _features_sha256(features)
     with staged_open(meta_path, "w", encoding="utf-8") as (f, item):
-        json.dump({**expected, "count": int(codes.shape[0]), "codes_sha256": _codes_sha256(codes)}, f, indent=1)
+        json.dump(meta, f, indent=1)
     staged.append(item)
 
 
-def save_codes(save_dir, expected, codes):
+def save_codes(save_dir, expected, codes, features=None):
     with staged_generation(save_dir) as staged:
-        stage_codes(save_dir, expected, codes, staged)
+        stage_codes(save_dir, expected, codes, staged, features)
 
 
 def _lock(save_dir, bit):
@@ -110,8 +157,10 @@ def _lock(save_dir, bit):
     return FileLock(path), None
 
 
-def cached_or_built(save_dir, expected, build, log=print):
-    """The database codes from the cache, or from build() (then cached), under a file lock."""
+def cached_or_built(save_dir, expected, build, log=print, features=False):
+    """The database codes from the cache, or from build() (then cached), under a file lock.
+    build() returns the codes, or an Encoded (its features are then cached too). features=True:
+    returns (codes, Int8Features), rebuilding a cache that holds no features."""
     from filelock import Timeout
 
     lock, unwritable = _lock(save_dir, expected["bit"])
@@ -123,26 +172,39 @@ def cached_or_built(save_dir, expected, build, log=print):
             lock.acquire()
     try:
         codes, reason = load_cached_codes(save_dir, expected)
+        store = None
+        if codes is not None and features:
+            store, reason = load_cached_features(save_dir, expected, len(codes))
+            codes = None if store is None else codes
         if codes is None and unwritable is not None:
             raise WriteError(lock_path(save_dir, expected["bit"]), unwritable)
         if codes is None:
             log(f"encoding the database ({reason}) -> {cache_paths(save_dir, expected['bit'])[0]}")
-            codes = np.asarray(build(), dtype=np.int8)
-            save_codes(save_dir, expected, codes)
+            built = build()
+            if isinstance(built, Encoded):
+                codes, store = built.codes, Int8Features.quantize(built.features)
+            else:
+                codes = np.asarray(built, dtype=np.int8)
+            if features and store is None:
+                raise ValueError("cached_or_built(features=True) needs a build() that returns an Encoded")
+            save_codes(save_dir, expected, codes, store)
         else:
             log(f"database codes: {cache_paths(save_dir, expected['bit'])[0]} (cache up to date)")
-        return codes
+        return (codes, store) if features else codes
     finally:
         if lock is not None:
             lock.release()
 
 
 def list_codes(encoder, list_path, data_root, cache_dir, batch_size=32, num_workers=0, desc="encode database",
-               log=print):
+               log=print, features=False):
     """The codes of every image of a list file (any Encoder): from the cache in cache_dir when its
-    fingerprint matches, else encoded and cached, under the cache's file lock (concurrent predict.py
-    runs and the service build it once). What predict.py and the search service both call."""
-    from utils.inference.encoders import encode_list
+    fingerprint matches, else encoded and cached (with their features), under the cache's file lock
+    (concurrent predict.py runs and the service build it once). What predict.py and the search
+    service both call. features=True: (codes, Int8Features)."""
+    from utils.inference.encoders import encode_dataset, list_dataset
 
-    return cached_or_built(cache_dir, fingerprint(encoder, list_path, data_root),
-                           lambda: encode_list(encoder, list_path, data_root, batch_size, num_workers, desc)[0], log)
+    def build():
+        return encode_dataset(encoder, list_dataset(encoder, list_path, data_root), batch_size, num_workers, desc)
+
+    return cached_or_built(cache_dir, fingerprint(encoder, list_path, data_root), build, log, features)

@@ -62,6 +62,10 @@ class InferenceEncoder(EncoderBase):
                  cpu_threads: int | None = None, gpu_id: int = 0, precision: str = "fp32") -> None:
         from paddle import inference
 
+        if use_gpu:
+            from utils.runtime.device import require_gpu_build
+
+            require_gpu_build("--use-gpu True")  # a CPU build would run on the CPU and report gpu
         self.info = load_infer_cfg(model_dir, bit)
         self.bit = int(self.info["bit"])
         self.preprocess = preprocess_settings(self.info)

@@ -6,6 +6,10 @@ The one search pipeline behind predict.py, the search service (deploy/serving) a
     result = searcher.search(searcher.encode_images([rgb]).codes, k=10)     # or radius=2
     for match in result.matches: match.rank, match.distance, match.path, match.labels
 
+With `rescore=N` a top-k search takes the N nearest codes and re-ranks them by the cosine
+similarity of their pre-sign features (kept as int8 beside the code cache, utils.retrieval.rescore)
+to the query's features; search() then needs the query's features (`encode_images(...).features`).
+
 A database is one or more sources (ListSource: the images of a list file under a data root, their
 codes cached by utils.inference.code_cache); the service appends the images it is sent. Database
 indices count from 0 over the sources in order. Searches and appends hold one lock, so a search
@@ -24,7 +28,9 @@ from utils.data.lists import class_names, parse_list
 from utils.encoding import Encoded
 from utils.inference.code_cache import list_codes
 from utils.inference.encoders import Encoder
+from utils.errors import ConfigError
 from utils.retrieval import HammingIndex
+from utils.retrieval.rescore import Int8Features, rescore
 from utils.storage.run_folder import DEFAULT_OUTPUT
 
 Log = Callable[[str], Any]
@@ -76,6 +82,13 @@ class ListSource:
         workers = num_workers if self.num_workers is None else self.num_workers
         return list_codes(encoder, self.list_path, self.data_root, self.cache_dir, batch_size, workers, self.desc, log)
 
+    def codes_and_features(self, encoder: Encoder, batch_size: int, num_workers: int,
+                           log: Log) -> tuple[np.ndarray, Int8Features]:
+        """The codes and their int8 features (both cached; a cache without features is rebuilt)."""
+        workers = num_workers if self.num_workers is None else self.num_workers
+        return list_codes(encoder, self.list_path, self.data_root, self.cache_dir, batch_size, workers, self.desc, log,
+                          features=True)
+
 
 @dataclasses.dataclass(frozen=True)
 class Match:
@@ -87,6 +100,7 @@ class Match:
     source: str
     path: str
     labels: np.ndarray  # int8 0/1 [C]
+    score: float | None = None  # with rescoring: the feature similarity the match was ranked by
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +109,7 @@ class SearchResult:
     radius: int | None
     within_radius: int | None   # with a radius: how many were within it (before the cap)
     database_size: int
+    nearest_distance: int | None = None  # with a radius and nothing within it: how far the nearest image is
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +133,7 @@ class SearchSettings:
     use_mkldnn: bool = True
     batch_size: int = 32
     num_workers: int = 2
+    rescore: int = 0                       # > 0: top-k re-ranked among this many Hamming candidates by features
 
 
 class Searcher:
@@ -125,7 +141,7 @@ class Searcher:
 
     def __init__(self, encoder: Encoder, sources: Iterable[DatabaseSource], *, backend: str = "auto",
                  threads: int | None = None, index_options: Mapping[str, Any] | None = None, batch_size: int = 32,
-                 num_workers: int = 2, log: Log = print) -> None:
+                 num_workers: int = 2, log: Log = print, rescore: int = 0) -> None:
         from utils.data.transforms import build_transform
 
         self.encoder = encoder
@@ -133,20 +149,32 @@ class Searcher:
         self.transform = build_transform(False, **encoder.preprocess)
         self.index = HammingIndex(self.bit, backend, threads=threads, **(index_options or {}))
         self.backend = backend
+        self.rescore = int(rescore)
+        self.features: Int8Features | None = None  # with rescoring: the database's, row for row
         self.paths: list[str] = []
         self.sources: list[str] = []
         self.labels: list[np.ndarray] = []
         self.roots: dict[str, str] = {}
         self.num_classes: int | None = None
         self._lock = threading.Lock()
+        list_dir = None  # the first source's list folder: where the split tools write classes.txt
         for source in sources:
-            codes = source.codes(encoder, batch_size, num_workers, log)
+            if not self.roots and isinstance(source, ListSource):
+                list_dir = os.path.dirname(os.path.abspath(source.list_path))
+            features = None
+            if self.rescore:
+                if not hasattr(source, "codes_and_features"):
+                    raise ConfigError(f"rescoring needs the features of every database source; {source.name!r} keeps "
+                                      f"codes only")
+                codes, features = source.codes_and_features(encoder, batch_size, num_workers, log)
+            else:
+                codes = source.codes(encoder, batch_size, num_workers, log)
             paths, labels = source.entries(self.num_classes)
             self.roots[source.name] = source.root
             self.num_classes = labels.shape[1] if self.num_classes is None else self.num_classes
-            self.append(source.name, paths, labels, codes)
+            self.append(source.name, paths, labels, codes, features)
         first = next(iter(self.roots.values()), None)
-        self.class_names = class_names(first, self.num_classes or 0) if first is not None else []
+        self.class_names = class_names(first, self.num_classes or 0, list_dir) if first is not None else []
 
     @classmethod
     def from_settings(cls, settings: SearchSettings, extra_sources: Sequence[DatabaseSource] = (),
@@ -157,7 +185,7 @@ class Searcher:
         database = settings.database or config_database(settings.config, settings.cache_dir)
         return cls(encoder, [database, *extra_sources], backend=settings.backend, threads=settings.threads or None,
                    index_options=settings.index_options, batch_size=settings.batch_size,
-                   num_workers=settings.num_workers, log=log)
+                   num_workers=settings.num_workers, log=log, rescore=settings.rescore)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -168,20 +196,37 @@ class Searcher:
         """Features and codes of uint8 RGB images (the test-time preprocessing of the model)."""
         return self.encoder.encode(np.stack([self.transform(image) for image in images]))
 
-    def search(self, code: np.ndarray, k: int | None = 10, radius: int | None = None) -> SearchResult:
+    def search(self, code: np.ndarray, k: int | None = 10, radius: int | None = None,
+               features: np.ndarray | None = None) -> SearchResult:
         """The matches of one query code: the k nearest, or with a radius every database image within
-        it (inclusive), the nearest k of them when k is not None; ranked by (distance, index)."""
+        it (inclusive), the nearest k of them when k is not None; ranked by (distance, index). With
+        rescoring (top-k only) the k best by feature similarity among the `rescore` nearest codes;
+        `features`: the query's pre-sign features [K] or [1, K]."""
+        scores = None
         with self._lock:
             if radius is None:
-                distances, indices = (a[0] for a in self.index.search(code, k))
+                if k is None:
+                    raise ValueError("Searcher.search: give k, a radius, or both")
+                distances, indices = (a[0] for a in self.index.search(code, max(k, self.rescore)))
                 within = None
             else:
                 distances, indices = self.index.range_search(code, radius)[0]
                 within = len(indices)
                 distances, indices = distances[:k], indices[:k]
-            matches = [Match(rank, int(i), int(d), self.sources[i], self.paths[i], self.labels[i])
+            nearest = None
+            if radius is not None and not within and len(self.paths):  # say how far the answer would be
+                nearest = int(self.index.search(code, 1)[0][0][0])
+            found = indices >= 0  # an approximate backend marks the places it found nothing for with -1
+            distances, indices = distances[found], indices[found]
+            if self.rescore and radius is None:
+                if features is None or self.features is None:
+                    raise ValueError("Searcher.search: rescoring needs the query's features")
+                query = np.asarray(features, np.float32).reshape(-1)
+                distances, indices, scores = rescore(query, self.features, distances, indices, k or len(indices))
+            matches = [Match(rank, int(i), int(d), self.sources[i], self.paths[i], self.labels[i],
+                             None if scores is None else float(scores[rank - 1]))
                        for rank, (d, i) in enumerate(zip(distances, indices), 1)]
-            return SearchResult(matches, radius, within, len(self.paths))
+            return SearchResult(matches, radius, within, len(self.paths), nearest)
 
     def entry(self, index: int) -> tuple[str, str, np.ndarray]:
         """(source, path, labels) of a database index."""
@@ -201,17 +246,33 @@ class Searcher:
 
     # ------------------------------------------------------------------ growing
 
-    def append(self, source: str, paths: Sequence[str], labels: Any, codes: np.ndarray) -> range:
-        """Add entries of `source` with their codes; returns their database indices."""
+    def append(self, source: str, paths: Sequence[str], labels: Any, codes: np.ndarray,
+               features: Int8Features | np.ndarray | None = None) -> range:
+        """Add entries of `source` with their codes (and, with rescoring, their features: float
+        [n, K] or an Int8Features, requantised to the database's scales); returns their indices."""
         rows = [np.asarray(row, np.int8) for row in labels]
+        if self.rescore and features is None:
+            raise ConfigError(f"rescoring needs the features of the entries added from {source!r}")
         with self._lock:
             first = len(self.paths)
+            if self.rescore:
+                self.features = grown_store(self.features, features)
             if len(rows):
                 self.index.add(codes)
             self.paths.extend(paths)
             self.sources.extend([source] * len(paths))
             self.labels.extend(rows)
             return range(first, len(self.paths))
+
+
+def grown_store(store: Int8Features | None, features: Int8Features | np.ndarray | None) -> Int8Features:
+    """`store` with `features` after it: the first store is taken as it is, later features are
+    requantised to its per-dimension scales."""
+    if isinstance(features, Int8Features):
+        if store is None:
+            return features
+        features = features.dequantize()
+    return Int8Features.quantize(np.asarray(features)) if store is None else store.append(np.asarray(features))
 
 
 def config_database(cfg: Any, cache_dir: str) -> ListSource:

@@ -6,7 +6,10 @@ indices of the batch; `on_epoch_start(epoch)` / `on_step(iteration)` before each
 logs `beta` when it is not None; checkpoints `state_dict()`; and, after data-parallel
 training, compares `buffers()` across ranks. A loss declares its config keys and published
 defaults in `DEFAULTS` (the `loss` section's schema for that method), the head it needs in
-`MODEL` (a models.MODELS name) and whether it works on multi-label data in `MULTI_LABEL`.
+`MODEL` (a models.MODELS name), whether it works on multi-label data in `MULTI_LABEL`, whether it
+learns from labels in `SUPERVISED` (False: it trains on lists without label columns, and the engine
+never hands it labels) and how many augmented views of each training image it needs in `VIEWS`
+(2: the batch holds two views per image, utils/data/views.py).
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ class HashLoss(nn.Layer):
     DEFAULTS: ClassVar[Mapping[str, Any]] = {}  # config keys of the `loss` section (besides name) and their defaults
     MODEL: ClassVar[str] = "linear"             # the head whose outputs this loss consumes
     MULTI_LABEL: ClassVar[bool] = True          # False: the engine refuses multi-label data sets for this method
+    SUPERVISED: ClassVar[bool] = True           # False: learns without labels (lists of paths alone, train.use_labels: false)
+    VIEWS: ClassVar[int] = 1                    # augmented views of each training image in a batch (2: utils/data/views.py)
     beta: Optional[float] = None                # a continuation parameter to log, when the method has one
 
     def __init__(self, comm: Any = None) -> None:  # comm: utils.runtime.distributed.Comm, or None (one process)
@@ -127,6 +132,23 @@ def squared_distances(x: paddle.Tensor) -> paddle.Tensor:
 def log1p_exp(x: paddle.Tensor) -> paddle.Tensor:
     """log(1 + exp(x)), stable for any x."""
     return paddle.log1p(paddle.exp(-paddle.abs(x))) + paddle.clip(x, min=0)
+
+
+def pair_cosines(x: paddle.Tensor) -> paddle.Tensor:
+    """cos(x_i, x_{i + n/2}) for i < n/2: the pairs of a batch split in halves (an odd last row is left out),
+    the pairs BiHalf's and GreedyHash's unsupervised losses compare."""
+    half = x.shape[0] // 2
+    return nn.functional.cosine_similarity(x[:half], x[half:2 * half], axis=1)
+
+
+def bit_scale(bit: int, reference_bits: Optional[int]) -> float:
+    """K / reference_bits (1 when reference_bits is None). The losses that compare codes by their cosine
+    cos(b_i, b_j) = b_i . b_j / K (or average a penalty over the K bits) give each unit of z a gradient of
+    order 1 / K, so with the paper's scale one learning rate cannot serve every code length (BiHalf on the
+    digits, hash layer alone: the best SGD lr was 0.005 at 16 bits and 0.02 at 64, 4x for 4x the bits). Times
+    K / reference_bits the loss is the paper's at reference_bits and one lr serves every K (as DPSH's
+    eta_reference_size makes one eta serve every training-set size)."""
+    return 1.0 if reference_bits is None else bit / reference_bits
 
 
 def binary_codes(x: paddle.Tensor) -> paddle.Tensor:

@@ -7,8 +7,12 @@ search (deploy/python/predict_system.py) asks the index for the `return_k` neare
 those within `hamming_radius`; that is the first `return_k` items of this project's radius search,
 which ranks by (distance, index). What each key does here:
 
-    index_method    FLAT (any case; absent: FLAT): the exact index. HNSW32, IVF and anything
-                    else are approximate or float indexes: refused
+    index_method    FLAT (any case; absent: FLAT): the exact index (--index-backend's). HNSW<M>
+                    (PP-ShiTu's default HNSW32): the approximate `hnsw` backend (faiss
+                    IndexBinaryHNSW, M links). IVF<n>,Flat, IVF<n> or IVF: the approximate `ivf`
+                    backend (faiss IndexBinaryIVF, n lists; IVF alone: sqrt(n) lists), or Milvus'
+                    BIN_IVF_FLAT with --index-backend milvus. note() says the answer is
+                    approximate. Anything else (PQ, LSH, ...): refused
     dist_type       hamming (required). IP and L2 are float-feature distances: refused
     hamming_radius  N >= 0: radius search, every item within N bits (predict.py --radius N)
     return_k        k >= 1: at most k results, the nearest (predict.py --topk k)
@@ -23,14 +27,19 @@ which ranks by (distance, index). What each key does here:
 Anything else under IndexProcess is an error naming the key, as is a value of the wrong type.
 Flags given on the command line win over the file.
 """
+from __future__ import annotations
+
 import dataclasses
 import numbers
 import os
+import re
 
 from utils.errors import ConfigError
 
-EXACT_METHODS = ("flat",)
-KNOWN_METHODS = ("hnsw32", "ivf", "flat")  # PP-ShiTu's build_gallery.py: HNSW32 (its default), IVF, Flat
+# PP-ShiTu's build_gallery.py: HNSW32 (its default), IVF (IVF<n>,Flat with n = gallery / 8), Flat;
+# for hamming it puts "B" in front and calls faiss.index_binary_factory
+METHODS = (("flat", re.compile(r"^flat$", re.I)), ("hnsw", re.compile(r"^hnsw(\d+)$", re.I)),
+           ("ivf", re.compile(r"^ivf(\d*)(?:\s*,\s*flat)?$", re.I)))
 UNUSED_KEYS = ("delimiter", "data_file", "index_operation", "batch_size", "score_thres")
 KEYS = ("index_method", "dist_type", "hamming_radius", "return_k", "embedding_size", "index_dir", "image_root",
         *UNUSED_KEYS)
@@ -40,12 +49,32 @@ KEYS = ("index_method", "dist_type", "hamming_radius", "return_k", "embedding_si
 class IndexSettings:
     """What an IndexProcess section asks for; None: not set (the command line's default holds)."""
     source: str
-    radius: int = None
-    topk: int = None
-    embedding_size: int = None
-    index_dir: str = None
-    image_root: str = None
+    radius: int | None = None
+    topk: int | None = None
+    embedding_size: int | None = None
+    index_dir: str | None = None
+    image_root: str | None = None
     unused: tuple = ()
+    method: str = "FLAT"  # index_method as written
+    backend: str | None = None  # "hnsw" or "ivf" for an approximate method, None for FLAT
+    backend_options: tuple = ()  # (name, value) pairs for that backend: m, nlist
+
+    @property
+    def approximate(self) -> bool:
+        return self.backend is not None
+
+    def index_choice(self, backend: str, options: dict) -> tuple[str, dict]:
+        """(backend, options) of HammingIndex for these settings, given the command line's backend and
+        its options: FLAT keeps them; HNSW/IVF take the approximate backend (IVF on milvus: BIN_IVF_FLAT)."""
+        if not self.approximate:
+            return backend, options
+        extra = dict(self.backend_options)
+        if backend == "milvus":
+            if self.backend != "ivf":
+                raise ConfigError(f"{self.source}: IndexProcess.index_method: {self.method!r} has no Milvus form (its "
+                                  f"binary indexes are BIN_FLAT and BIN_IVF_FLAT): use IVF<n>,Flat or FLAT")
+            return "milvus", {**options, "index_type": "BIN_IVF_FLAT", **extra}
+        return str(self.backend), extra
 
     def check_bit(self, bit):
         """ConfigError naming the key when the settings do not fit a `bit`-bit model."""
@@ -58,11 +87,16 @@ class IndexSettings:
         return self
 
     def note(self):
-        """One line naming the keys read and not used, or None."""
-        if not self.unused:
-            return None
-        return (f"{self.source}: IndexProcess keys not used here: {', '.join(self.unused)} (PP-ShiTu's gallery "
-                f"building and float scores; the database is the data set's database.txt)")
+        """A line naming the keys read and not used, and one saying the search is approximate; or None."""
+        lines = []
+        if self.unused:
+            lines.append(f"{self.source}: IndexProcess keys not used here: {', '.join(self.unused)} (PP-ShiTu's "
+                         f"gallery building and float scores; the database is the data set's database.txt)")
+        if self.approximate:
+            engine = {"hnsw": "an HNSW graph", "ivf": "inverted lists"}[self.backend]
+            lines.append(f"{self.source}: IndexProcess.index_method {self.method}: approximate search ({engine}, "
+                         f"as in PP-ShiTu): the answer may miss nearer database images; FLAT is exact")
+        return "\n".join(lines) or None
 
 
 def _fail(source, key, message):
@@ -93,17 +127,26 @@ def parse_index_process(section, source="IndexProcess"):
         if key not in KEYS:
             _fail(source, key, f"unknown key; PP-ShiTu's keys are {', '.join(KEYS)}")
     method = section.get("index_method", "FLAT")
-    if not isinstance(method, str) or method.lower() not in EXACT_METHODS:
-        kind = "an approximate index" if isinstance(method, str) and method.lower() in KNOWN_METHODS else "unknown"
-        _fail(source, "index_method", f"{method!r} is not supported ({kind}): this project's Hamming index is "
-                                      f"exact; use FLAT")
+    values = {"method": method}
+    matched = [(name, m) for name, pattern in METHODS if isinstance(method, str) for m in [pattern.match(method)] if m]
+    if not matched:
+        _fail(source, "index_method", f"{method!r} is not supported: use FLAT (exact), HNSW<M> such as HNSW32, or "
+                                      f"IVF<n>,Flat (approximate)")
+    kind, match = matched[0]
+    if kind == "hnsw":
+        if int(match[1]) < 2:
+            _fail(source, "index_method", f"{method!r}: an HNSW graph needs at least 2 links per node (HNSW32)")
+        values.update(backend="hnsw", backend_options=(("m", int(match[1])),))
+    elif kind == "ivf":
+        if match[1] and int(match[1]) < 1:
+            _fail(source, "index_method", f"{method!r}: IVF needs at least 1 list (IVF1024,Flat)")
+        values.update(backend="ivf", backend_options=(("nlist", int(match[1])),) if match[1] else ())
     if "dist_type" not in section:
         _fail(source, "dist_type", "missing; set dist_type: hamming (the codes here are binary)")
     dist = section["dist_type"]
     if not isinstance(dist, str) or dist.lower() != "hamming":
         _fail(source, "dist_type", f"{dist!r} is not supported: the codes here are binary and searched by Hamming "
                                    f"distance (IP and L2 are for float features); use hamming")
-    values = {}
     for key, low, name in (("hamming_radius", 0, "radius"), ("return_k", 1, "topk"), ("embedding_size", 1,
                                                                                        "embedding_size")):
         if section.get(key) is not None:

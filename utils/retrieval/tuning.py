@@ -34,3 +34,17 @@ FAISS_BATCH_BYTES = 64 << 20  # per search call into faiss
 TIMING_QUERIES = 32
 TIMING_ITEMS = 32 << 20
 TIMING_MIN_ITEMS = 50_000
+# and runs each path for at least this long a round (the fastest call counts)
+TIMING_MIN_SECONDS = 0.02
+
+# Multi-index hashing (backends/mih.py): the widest substring (a dense table of 2**width offsets),
+# the cost of one candidate and of one probe in items of a flat scan (a query whose stages would
+# cost more than scanning the database is scanned instead: numpy gathers a candidate in ~30-60 ns,
+# numpy's flat scan ~1.5-3 ns an item), queries per block, and how many added items may wait
+# outside the tables (scanned for every query) before they are merged in.
+MIH_MAX_WIDTH = 24
+MIH_CANDIDATE_COST = 40
+MIH_PROBE_COST = 4
+MIH_BLOCK_QUERIES = 512
+MIH_PENDING_MIN = 4096
+MIH_PENDING_FRACTION = 1 / 2048

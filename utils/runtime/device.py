@@ -12,16 +12,28 @@ def cpu_threads(requested=0, local_processes=1):
     return max(1, cores // max(1, local_processes))
 
 
+GPU_INSTALL_HINT = "install paddlepaddle-gpu for your CUDA version (https://www.paddlepaddle.org.cn/install)"
+
+
+def require_gpu_build(flag):
+    """Refuse a GPU request on a CPU-only PaddlePaddle build (which would quietly run on the CPU)."""
+    import paddle
+
+    if not paddle.device.is_compiled_with_cuda():
+        raise DeviceError(f"{flag}: this PaddlePaddle build is CPU-only ({GPU_INSTALL_HINT}, or leave {flag.split()[0]} "
+                          "out to run on the CPU)")
+
+
 def resolve_device(device="auto"):
     """auto -> gpu when this paddle build has CUDA and sees a GPU, else cpu."""
     import paddle
 
-    has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if device == "auto":
         return "gpu" if has_gpu else "cpu"
     if device == "gpu" and not has_gpu:
         raise DeviceError("--device gpu: this PaddlePaddle build has no CUDA or sees no GPU "
-                        "(install paddlepaddle-gpu for your CUDA, or use --device cpu)")
+                        f"({GPU_INSTALL_HINT}, or use --device cpu)")
     return device
 
 

@@ -8,6 +8,7 @@ An output folder (`--output-dir`, predict.py's `--save-path`; ./output by defaul
     config_<K>.yaml                               the resolved config, written with the weights it describes
     train_<K>.log, eval_<K>.log, qat_<K>.log      the run's log; vdl_<K>/ its VisualDL curves
     database_code_<K>.npy/.json/.lock             predict.py's database code cache (utils.inference.code_cache)
+    database_code_<K>_features.npy, _feature_scale.npy  its int8 features for rescoring
     retrieval_<image>_<K>.jpg                     predict.py --show's picture; milvus_<K>.db its milvus-lite file
     inference/, inference_int8/                   the exports (export_model.py, quantize.py): ExportFolder
     serving_<dataset>/                            images added to the search service

@@ -12,8 +12,9 @@ from utils.config import dataset_lists
 from utils.data.dataset import ImageListDataset, SubsetView, split_validation
 from utils.data.loader import build_dataloader
 from utils.data.transforms import build_transform
-from utils.errors import DataError
-from utils.losses import build_loss
+from utils.data.views import TwoViewTransform
+from utils.errors import ConfigError, DataError
+from utils.losses import build_loss, is_shallow, loss_class
 from utils.runtime.cpu import apply_training_options
 from utils.storage.weights import load_weights
 from utils.training.checkpoint import load_backbone_weights
@@ -28,10 +29,15 @@ def seed_everything(seed):
 
 
 def build_split(cfg, list_path, train):
-    """The data set of one list file, with the train (augmenting) or test transform of the config."""
+    """The data set of one list file, with the train (augmenting) or test transform of the config; a method
+    that contrasts two views of each image (VIEWS = 2) trains on utils/data/views.py's pairs."""
     d = cfg["dataset"]
-    transform = build_transform(train, resize_size=d["resize_size"], crop_size=d["crop_size"],
-                                mean=d["mean"], std=d["std"])
+    if train and loss_class(cfg["loss"]["name"]).VIEWS == 2:
+        transform = TwoViewTransform(resize_size=d["resize_size"], crop_size=d["crop_size"], mean=d["mean"],
+                                     std=d["std"])
+    else:
+        transform = build_transform(train, resize_size=d["resize_size"], crop_size=d["crop_size"],
+                                    mean=d["mean"], std=d["std"])
     return ImageListDataset(list_path, d["data_path"], transform, num_classes=d["num_classes"],
                             seed=cfg["train"]["seed"], skip_bad=d["skip_bad_images"],
                             allow_outside_root=d["allow_outside_root"], max_pixels=d["max_image_pixels"])
@@ -41,7 +47,8 @@ def build_split(cfg, list_path, train):
 class RunData:
     """The data of a run. train_set/train_loader are None with --eval; val_loaders (queries, their
     database) only with dataset.val_fraction > 0; num_train is the length of train.txt (the loss
-    memory is indexed by position in it, validation slots included)."""
+    memory is indexed by position in it, validation slots included). num_classes: the lists' label
+    count (0 when none has labels; the query and database lists have them or not together)."""
     lists: dict
     query_set: ImageListDataset
     db_set: ImageListDataset
@@ -65,10 +72,14 @@ def build_data(cfg, rank=0, world_size=1):
     lists = dataset_lists(cfg)
     query_set = build_split(cfg, lists["test"], train=False)
     db_set = build_split(cfg, lists["database"], train=False)
-    train_set = None if cfg["eval_only"] else build_split(cfg, lists["train"], train=True)
-    classes = {ds.num_classes for ds in (query_set, db_set, train_set) if ds is not None}
-    if len(classes) != 1:
-        raise DataError(f"the list files of {lists} disagree on the number of labels: {sorted(classes)}")
+    train_set = None
+    if not cfg["eval_only"]:  # a shallow method is fitted on the features of the images as they are
+        train_set = build_split(cfg, lists["train"], train=not is_shallow(cfg["loss"]["name"]))
+        train_set = without_labels(cfg, train_set)
+    classes = {ds.num_classes for ds in (query_set, db_set, train_set) if ds is not None and ds.num_classes}
+    if len(classes) > 1 or query_set.num_classes != db_set.num_classes:
+        found = sorted({ds.num_classes for ds in (query_set, db_set, train_set) if ds is not None})
+        raise DataError(f"the list files of {lists} disagree on the number of labels: {found}")
     workers, eval_batch = d["num_workers"], max(t["batch_size"], 32)
     shard = {"num_replicas": world_size, "rank": rank}
 
@@ -77,7 +88,7 @@ def build_data(cfg, rank=0, world_size=1):
                                 seed=t["seed"], **shard)
 
     data = RunData(lists=lists, query_set=query_set, db_set=db_set, query_loader=eval_loader(query_set),
-                   db_loader=eval_loader(db_set), num_classes=classes.pop(), train_set=train_set)
+                   db_loader=eval_loader(db_set), num_classes=classes.pop() if classes else 0, train_set=train_set)
     if train_set is None:
         return data
     data.num_train = len(train_set)
@@ -91,6 +102,25 @@ def build_data(cfg, rank=0, world_size=1):
     data.train_loader = build_dataloader(data.train_set, t["batch_size"], shuffle=True, drop_last=True,
                                          num_workers=workers, seed=t["seed"], **shard)
     return data
+
+
+def without_labels(cfg, train_set):
+    """The training set as the method may see it: a method that learns without labels (or a run with
+    train.use_labels: false, which validation allows for those methods only) gets no label columns; a
+    method that learns from labels refuses a list that has none, in one line naming the list."""
+    method = loss_class(cfg["loss"]["name"])
+    if method.SUPERVISED:
+        if train_set.num_classes == 0:
+            raise DataError(f"{train_set.list_path}: the images have no labels (no label columns), but loss "
+                            f"{method.NAME!r} learns from labels; pick a method that learns without them "
+                            f"(configs/methods/{{bihalf,greedyhash_unsup,cibhash,itq}}_*.yaml, docs/methods.md)")
+        return train_set
+    if cfg["dataset"]["val_fraction"] > 0:
+        raise ConfigError(f"dataset.val_fraction: picks the best epoch by validation mAP, which needs labels; "
+                          f"loss {method.NAME!r} learns without them (set dataset.val_fraction 0)")
+    train_set.labels = train_set.labels[:, :0]  # never handed to the loss
+    train_set.num_classes = 0
+    return train_set
 
 
 def build_network(cfg, num_classes, logger):
@@ -122,6 +152,10 @@ class TrainingParts:
 
 
 def build_training(cfg, data, model, comm, world_size=1):
+    """The loss, the model the step runs, the optimizer and the schedule; None for a shallow method
+    (fitted in closed form: utils/training/shallow.py)."""
+    if is_shallow(cfg["loss"]["name"]):
+        return None
     criterion = build_loss(cfg, num_train=data.num_train, num_classes=data.num_classes, comm=comm,
                            train_labels=data.train_set.labels)
     # gradients are averaged over ranks by DataParallel; the parameters stay those of model

@@ -28,7 +28,8 @@ _swept = set()  # prefixes whose leftover temp files this process has removed (o
 
 
 def load_backbone_weights(backbone, source, logger=None):
-    """ImageNet weights for the backbone: a local .pdparams, or "imagenet" (paddle.vision download)."""
+    """Weights for the backbone: a local .pdparams of the network (ImageNet weights), the weights of a model
+    of this project (.pdparams / .safetensors: its `backbone.*` tensors), or "imagenet" (paddle.vision download)."""
     # paddle.vision's (url, md5) for this network, declared by the backbone class
     url, expected_md5 = getattr(backbone, "imagenet_weights", None) or (None, None)
     if source == "imagenet":
@@ -37,7 +38,13 @@ def load_backbone_weights(backbone, source, logger=None):
                               "paddle.vision ImageNet weights (imagenet_weights); give a local .pdparams")
         from paddle.utils.download import get_weights_path_from_url
 
-        path = get_weights_path_from_url(url, expected_md5)  # md5-checked by paddle
+        try:
+            path = get_weights_path_from_url(url, expected_md5)  # md5-checked by paddle
+        except (RuntimeError, OSError) as exc:  # offline, a proxy, a failed md5 check after its retries
+            raise WeightsError(
+                f"--pretrained-backbone imagenet: the download of {url} failed ({str(exc).splitlines()[0][:160]}); "
+                f"download the file where there is network and give its local path: --pretrained-backbone "
+                f"PATH/{os.path.basename(url)}") from None
     else:
         path = source
         if logger and os.path.isfile(path):
@@ -48,6 +55,9 @@ def load_backbone_weights(backbone, source, logger=None):
                 logger.info(f"backbone weights {path}: md5 {md5} {known} paddle.vision's {os.path.basename(url)}")
     state = load_state_file(path, "backbone weights", trust_pickle=source == "imagenet")  # md5-checked download
     own = backbone.state_dict()
+    if not any(k in state for k in own) and any(k.startswith("backbone.") for k in state):
+        # the weights of a model of this project: its backbone (the head is left out)
+        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     loaded = [k for k in own if k in state and list(state[k].shape) == list(own[k].shape)]
     wrong_shape = [k for k in own if k in state and k not in loaded]
     missing = [k for k in own if k not in state]

@@ -7,6 +7,11 @@ data order, the augmentations and the dropout masks of an epoch derive from (see
 so a run resumed from the checkpoint of epoch e ends with the same weights as one that was never
 interrupted. SIGINT / SIGTERM stop a run after its current step (utils.training.interrupt): one
 line saying where and how to resume, exit 130 / 143, the last checkpoint complete.
+
+A method that learns without labels never sees them: its training set has no label columns, and
+model selection keeps the latest evaluated epoch (no labels decide it); evaluation still reports
+mAP when the query and database lists have labels, else code health. A shallow method (ITQ, PCAH,
+LSH, spectral hashing) is fitted instead of trained (utils/training/shallow.py).
 """
 from __future__ import annotations
 
@@ -21,14 +26,15 @@ from tqdm import tqdm
 
 from utils.config import config_yaml
 from utils.data.dataset import bad_image_summary
-from utils.errors import Interrupted, TrainingError, WeightsError
+from utils.errors import ConfigError, Interrupted, TrainingError, WeightsError
+from utils.losses import is_shallow, loss_class
 from utils.runtime.distributed import Comm
 from utils.runtime.log import ScalarWriter, open_log_files, setup_logger
 from utils.storage.run_folder import RunFolder, weights_path
 from utils.training.amp import amp_step, check_amp_device, keep_code_layer_fp32
 from utils.training.builders import build_data, build_network, build_training, seed_everything
 from utils.training.checkpoint import load_checkpoint, optimizer_state, save_checkpoint, set_optimizer_state
-from utils.training.evaluate import eval_line, evaluate, topk_label
+from utils.training.evaluate import eval_line, evaluate, health_text, topk_label
 from utils.training.health import RunHealth
 from utils.training.interrupt import StopOnSignal, signal_name, stop_requested
 
@@ -71,6 +77,11 @@ class Engine:
         self.folder = RunFolder(cfg["output_dir"])
         self.out = self.folder.path
         self.topk = cfg["dataset"]["topk"]
+        self.shallow = is_shallow(cfg["loss"]["name"])
+        self.label_free = not loss_class(cfg["loss"]["name"]).SUPERVISED  # model selection without labels
+        if self.shallow and cfg["resume"]:
+            raise ConfigError(f"--resume: loss {cfg['loss']['name']!r} is fitted in one pass, there is nothing to "
+                              f"resume; run it again")
         self.save_checkpoints = save_checkpoints
         self.show_progress = show_progress and rank == 0
         os.makedirs(self.out, exist_ok=True)
@@ -132,9 +143,8 @@ class Engine:
         """Checkpoint `kind` with the config that describes it (config_<K>.yaml, part of the same
         generation, never written before there are weights); then the log and curves follow."""
         if self.save_checkpoints:
-            config = {self.folder.config(self.bit): config_yaml(self.cfg).encode("utf-8")}
             save_checkpoint(self._prefix(kind), self.model, self._checkpoint_state(epoch),
-                            release=kind == "best", files=config)  # best: + the released .safetensors
+                            release=kind == "best", files=self._config_file())  # best: + the released .safetensors
             self._saved_last = self._saved_last or kind == "last"
         open_log_files(self.logger)
         writer.open()
@@ -225,7 +235,10 @@ class Engine:
         self.logger.info(f"data: {len(d.train_set)} train, {len(d.query_set)} query, "
                          f"{len(d.db_set)} database images, {d.num_classes} labels; "
                          f"{self.bit} bits, {t['epochs']} epochs, batch {t['batch_size']} x {self.world_size}")
-        if d.val_loaders is not None:
+        if self.label_free:
+            self.logger.info(f"model selection: the last evaluated epoch (loss {self.cfg['loss']['name']!r} learns "
+                             f"without labels, so none pick the epoch)")
+        elif d.val_loaders is not None:
             self.logger.info(f"model selection: best epoch by validation mAP ({len(d.val_loaders[0].dataset)} "
                              f"images held out of {d.train_list}, searched among the other "
                              f"{len(d.val_loaders[1].dataset)})")
@@ -235,32 +248,41 @@ class Engine:
 
     def _evaluate_untrained(self):
         """The untrained network is a candidate of model selection: kept (in memory, so that a failed
-        run leaves the output folder as it was) until an epoch beats it."""
+        run leaves the output folder as it was) until an epoch beats it (without labels any epoch does)."""
         result = self.evaluate()
+        if self.label_free:
+            result["select"] = 0.0
         s = self.state
         s.history["untrained"] = result["map"]
         self._log_eval("untrained", result)
-        s.best = {"map": result["map"], "select": result["select"], "precision_r2": result["precision_r2"], "epoch": 0}
+        s.best = {"map": result["map"], "select": result["select"], "precision_r2": result["precision_r2"], "epoch": 0,
+                  "codes": result["codes"]}
         s.best_codes = s.last_codes
         s.untrained_weights = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
 
     def _evaluate_epoch(self, epoch, writer):
         result = self.evaluate()
+        if self.label_free:  # no labels pick the epoch: the latest one is the model
+            result["select"] = float(epoch + 1)
         s = self.state
         self._log_eval(f"epoch {epoch + 1}", result)
-        writer.add("eval/map", result["map"], epoch + 1)
-        writer.add("eval/precision_r2", result["precision_r2"], epoch + 1)
+        for key in ("map", "precision_r2"):
+            if result[key] is not None:
+                writer.add(f"eval/{key}", result[key], epoch + 1)
+        writer.add("eval/bit_balance", result["codes"]["bit_balance"], epoch + 1)
         s.history["last"] = result["map"]
         if result["select"] > s.history.get("best_trained", {}).get("select", -1.0):
             s.history["best_trained"] = {"map": result["map"], "select": result["select"], "epoch": epoch + 1}
         if result["select"] > s.best["select"]:
             s.best = {"map": result["map"], "select": result["select"], "precision_r2": result["precision_r2"],
-                      "epoch": epoch + 1}
+                      "epoch": epoch + 1, "codes": result["codes"]}
             s.best_codes = s.last_codes
             if self.rank == 0:
                 self._save("best", epoch, writer)
 
     def train(self) -> dict[str, Any]:
+        if self.shallow:  # fitted, not trained (benchmarks and tests call train() for any method)
+            return self.fit()
         cfg, t = self.cfg, self.cfg["train"]
         self._log_start()
         self.health, self.state = RunHealth(self.logger, t["loss_rise_epochs"]), RunState()
@@ -327,6 +349,8 @@ class Engine:
             self.health.warn(f"no trained epoch beat the untrained network: untrained mAP@{label} "
                              f"{history.get('untrained', float('nan')):.4f}, best trained (epoch {trained['epoch']}) "
                              f"{trained['map']:.4f}; {kept} (check the recipe, --lr, and the warnings above)")
+        elif best["map"] is None:  # no labels: what the codes look like
+            self.logger.info(f"trained (epoch {best['epoch']}): {health_text(best['codes'])}")
         elif "untrained" in history:
             self.logger.info(f"untrained network mAP@{label}: {history['untrained']:.4f}  ->  "
                              f"trained (best, epoch {best['epoch']}): {best['map']:.4f}")
@@ -343,20 +367,34 @@ class Engine:
         self.logger.info(f"plots of the {what} model: {', '.join(paths)}; precision@N "
                          + " ".join(f"{n}:{p:.3f}" for n, p in at_n.items()))
 
+    def fit(self) -> dict[str, Any]:
+        """A shallow method: fitted instead of trained, evaluated and saved like a trained model."""
+        from utils.training.shallow import fit_run
+
+        return fit_run(self)
+
+    def _config_file(self):
+        return {self.folder.config(self.bit): config_yaml(self.cfg).encode("utf-8")}
+
     def run(self) -> float:
-        """Train (or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line."""
+        """Train (or fit, or just evaluate with --eval) and end with the `mAP@<topK>: <value>` line (without
+        labels: the code health line)."""
         if self.cfg["eval_only"]:  # with --pretrained: config validation checked the pair
             result = self.evaluate()
             self._log_eval("eval", result)
-            value, codes = result["map"], self.state.last_codes
+            value, codes, health = result["map"], self.state.last_codes, result["codes"]
         else:
-            value, codes = self.train()["map"], self.state.best_codes
-        if self.cfg["plots"] and self.rank == 0 and codes is not None:
+            value = self.train()["map"]
+            codes, health = self.state.best_codes, self.state.best.get("codes")
+        if self.cfg["plots"] and self.rank == 0 and codes is not None and value is not None:
             self._plots(codes, "evaluated" if self.cfg["eval_only"] else "best")
         if self.rank == 0:
             open_log_files(self.logger)  # the run succeeded: its log is written (with --eval: only now)
             summary = bad_image_summary(self.data.train_set, self.data.query_set, self.data.db_set)  # --skip-bad-images
             if summary:
                 self.logger.warning(summary)
-            print(f"mAP@{topk_label(self.topk)}: {value:.4f}", flush=True)
+            if value is None:
+                print(f"no labels to compute mAP; {health_text(health)}", flush=True)
+            else:
+                print(f"mAP@{topk_label(self.topk)}: {value:.4f}", flush=True)
         return value

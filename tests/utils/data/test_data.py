@@ -381,3 +381,17 @@ def test_class_names_from_classes_txt_or_numbers(tmp_path):
     assert class_names(str(tmp_path), 3) == ["cat", "dog", "bird"]
     assert class_names(str(tmp_path), 4) == ["0", "1", "2", "3"]  # a file for another label count is not used
     assert class_names(str(tmp_path / "none"), 2) == ["0", "1"]
+
+
+def test_parse_list_of_unlabelled_images(tmp_path):
+    lst = write(tmp_path / "u.txt", "a.jpg\n\nsub/b.jpg\r\nc.jpg\n")
+    paths, labels = parse_list(lst)
+    assert paths == ["a.jpg", "sub/b.jpg", "c.jpg"] and labels.shape == (3, 0) and labels.dtype == np.float32
+
+
+def test_a_list_mixing_labelled_and_unlabelled_lines_names_the_line(tmp_path):
+    lst = write(tmp_path / "m.txt", "a.jpg\nb.jpg 0 1\n")
+    with pytest.raises(UserError, match=r"m\.txt:2: 2 labels in a list whose first image has none"):
+        parse_list(lst)
+    with pytest.raises(UserError, match=r"m2\.txt:2: no labels"):
+        parse_list(write(tmp_path / "m2.txt", "a.jpg 1 0\nb.jpg\n"))

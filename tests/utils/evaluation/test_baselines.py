@@ -72,3 +72,75 @@ def test_baseline_codes_from_a_models_backbone(tiny_lite):
             np.testing.assert_array_equal(baseline_codes(name, model, *loaders, bit=16, seed=0)[1], db)
     with pytest.raises(UserError, match="unknown baseline"):
         baseline_codes("pq", model, *loaders, bit=16)
+
+
+def test_pcah_is_the_sign_of_the_top_principal_projections():
+    rng = np.random.default_rng(2)
+    x, _ = clustered(rng, 60, dim=12)
+    fitted = BASELINES["pcah"](x, 4)
+    xc = x - x.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(xc.T @ xc)  # the covariance's eigenvectors, a route apart from the SVD
+    top = eigenvectors[:, np.argsort(eigenvalues)[::-1][:4]]
+    projections = xc @ top
+    expected = np.where(projections * np.sign((top * fitted.projection).sum(axis=0)) >= 0, 1, -1)  # up to each sign
+    np.testing.assert_array_equal(fitted.encode(x), expected)
+
+
+def spectral_hashing_reference(train, test, bits, orient=None):
+    """Weiss et al.'s trainSH / compressSH, written out: PCA; per dimension the frequencies 1 .. ceil((K + 1)
+    R_d / max R) - 1 besides the constant mode; modes sorted by the eigenvalue sum of (k pi / R_d)^2 (stable);
+    bit = prod over the dimensions of sin(pi/2 + k_d pi (v_d - min_d) / R_d) > 0 (0 -> +1 here)."""
+    mean = train.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh((train - mean).T @ (train - mean))
+    pc = eigenvectors[:, np.argsort(eigenvalues)[::-1][:bits]]
+    if orient is not None:  # a principal direction's sign is arbitrary: take the one of `orient`'s columns
+        pc = pc * np.sign((pc * orient).sum(axis=0))
+    v = (train - mean) @ pc
+    low, high = v.min(axis=0) - 1e-7, v.max(axis=0) + 1e-7
+    r = high - low
+    top = [int(np.ceil((bits + 1) * r[d] / r.max())) for d in range(bits)]
+    modes = [[0] * bits]
+    for d in range(bits):
+        for k in range(1, top[d]):
+            mode = [0] * bits
+            mode[d] = k
+            modes.append(mode)
+    eig = [sum((m[d] * np.pi / r[d]) ** 2 for d in range(bits)) for m in modes]
+    order = sorted(range(len(modes)), key=lambda i: (eig[i], i))[1:bits + 1]
+    vt = (test - mean) @ pc
+    codes = np.zeros((len(test), bits), dtype=int)
+    for j, i in enumerate(order):
+        for n in range(len(test)):
+            value = 1.0
+            for d in range(bits):
+                value *= np.sin(np.pi / 2 + modes[i][d] * np.pi * (vt[n, d] - low[d]) / r[d])
+            codes[n, j] = 1 if value >= 0 else -1
+    return codes, pc
+
+
+def test_spectral_hashing_matches_the_papers_algorithm():
+    rng = np.random.default_rng(3)
+    x, _ = clustered(rng, 80, dim=10)
+    fitted = BASELINES["sh"](x[:60], 6)
+    codes, _ = spectral_hashing_reference(x[:60], x, 6, orient=BASELINES["pcah"](x[:60], 6).projection)
+    np.testing.assert_array_equal(fitted.encode(x), codes)
+    assert len(np.unique(codes, axis=0)) > 4
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_affine_form_gives_the_fits_codes(name):
+    rng = np.random.default_rng(4)
+    x, _ = clustered(rng, 50, dim=20)
+    fitted = BASELINES[name](x, 8, seed=1)
+    weight, bias = fitted.affine()
+    z = x @ weight + bias
+    z = np.cos(z) if name == "sh" else z
+    np.testing.assert_array_equal(np.where(z >= 0, 1, -1), fitted.encode(x))
+
+
+def test_quantisation_error_hand_computed():
+    from utils.evaluation.code_health import quantisation_errors
+
+    z = np.array([[2.0, -2.0, 2.0, 2.0], [3.0, 0.0, 0.0, 4.0], [0.0, 0.0, 0.0, 0.0]])
+    # row 0: every |z| equal: 0; row 1: ||z||_1 = 7, ||z||_2 = 5, sqrt(4) = 2: 1 - 7/10; an all-zero row: 1
+    np.testing.assert_allclose(quantisation_errors(z), [0.0, 0.3, 1.0], atol=1e-12)

@@ -77,3 +77,61 @@ def test_the_database_codes_are_cached_and_entries_can_be_added(searcher, tiny_l
     paths, labels = parse_list(os.path.join(tiny_lite, "database.txt"))
     np.testing.assert_array_equal(again.labels_of(paths[5]), labels[5])
     assert again.labels_of("nope.jpg") is None
+
+
+def test_rescoring_reorders_only_the_hamming_candidates_by_feature_cosine(searcher, tiny_lite, tmp_path):
+    """rescore=N: the top-k are the N nearest codes (the pair-by-pair reference) re-ranked by the cosine
+    of float features computed here; the features come from the code cache, written beside the codes
+    (the plain searcher's cache already holds them: no second encoding)."""
+    said = []
+    source = ListSource(os.path.join(tiny_lite, "database.txt"), tiny_lite, str(tmp_path / "cache"))
+    rescoring = Searcher(Projection(), [source], backend="numpy", num_workers=0, log=said.append, rescore=12)
+    assert len(said) == 1 and "cache up to date" in said[0]
+    assert rescoring.features.values.dtype == np.int8 and len(rescoring.features) == len(searcher)
+    paths, _ = parse_list(os.path.join(tiny_lite, "database.txt"))
+    transform = build_transform(False, **Projection.preprocess)
+    db = Projection().encode(np.stack([transform(read_image(os.path.join(tiny_lite, p))) for p in paths]))
+    query = searcher.encode_images([read_image(os.path.join(tiny_lite, "images", "test", "00001.jpg"))])
+    candidates = [i for _, i in ranked(query.codes[0], db.codes)[:12]]
+    cos = {i: float(db.features[i] @ query.features[0]) / float(np.linalg.norm(db.features[i])
+                                                                  * np.linalg.norm(query.features[0]))
+           for i in candidates}
+    result = rescoring.search(query.codes, k=5, features=query.features[0])
+    got = [m.index for m in result.matches]
+    assert set(got) <= set(candidates) and len(got) == 5
+    for m in result.matches:
+        assert abs(m.score - cos[m.index]) < 0.02                  # int8 features: within the quantisation error
+    by_float = sorted(candidates, key=lambda i: -cos[i])
+    assert got == by_float[:5] or max(abs(cos[a] - cos[b]) for a, b in zip(got, by_float[:5])) < 0.02
+    plain = searcher.search(query.codes, k=5)
+    assert [m.score for m in plain.matches] == [None] * 5          # rescore=0: the Hamming answer, as before
+    with pytest.raises(ValueError, match="features"):
+        rescoring.search(query.codes, k=5)
+
+
+def test_an_empty_radius_answer_says_how_far_the_nearest_is(searcher, tiny_lite):
+    paths, _ = parse_list(os.path.join(tiny_lite, "database.txt"))
+    transform = build_transform(False, **Projection.preprocess)
+    db_codes = [Projection().encode(transform(read_image(os.path.join(tiny_lite, p)))[None]).codes[0] for p in paths]
+    # a query code no database code is within 0 of: the first database code with every bit flipped
+    code = -db_codes[0][None]
+    nearest = ranked(code[0], db_codes)[0][0]
+    assert nearest > 0
+    empty = searcher.search(code, k=None, radius=nearest - 1)
+    assert empty.within_radius == 0 and empty.matches == [] and empty.nearest_distance == nearest
+    found = searcher.search(code, k=None, radius=nearest)
+    assert found.within_radius >= 1 and found.nearest_distance is None
+    assert searcher.search(code, k=5).nearest_distance is None
+
+
+def test_class_names_come_from_classes_txt_beside_the_lists(tiny_lite, tmp_path):
+    """The split tools write classes.txt beside the lists (data/<name>/), not in the image root."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "database.txt").write_text(open(os.path.join(tiny_lite, "database.txt")).read())
+    _, labels = parse_list(os.path.join(tiny_lite, "database.txt"))
+    names = [f"class-{i}" for i in range(labels.shape[1])]
+    (lists / "classes.txt").write_text("".join(f"{n}\n" for n in names))
+    source = ListSource(str(lists / "database.txt"), tiny_lite, str(tmp_path / "cache"))
+    searcher = Searcher(Projection(), [source], backend="numpy", num_workers=0, log=lambda *a: None)
+    assert searcher.class_names == names

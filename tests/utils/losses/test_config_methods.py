@@ -6,7 +6,7 @@ import pytest
 
 from utils.config import build_config, save_config
 from utils.errors import UserError
-from utils.losses import LOSSES
+from utils.losses import LOSSES, loss_class
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..")
 METHOD_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "methods", "*.yaml")))
@@ -23,7 +23,7 @@ def test_every_method_has_a_lite_and_a_coco_config():
 def test_method_config_loads_with_the_methods_defaults(path, tmp_path):
     cfg = build_config(path)
     method = cfg["loss"]["name"]
-    cls = LOSSES[method]
+    cls = loss_class(method)  # a trained method (LOSSES) or a shallow one (SHALLOW_METHODS)
     name = os.path.basename(path)
     assert name.startswith(method + "_") and cfg["model"]["name"] == cls.MODEL
     assert set(cfg["loss"]) == {"name", *cls.DEFAULTS}  # HashNet's keys of the base config are gone

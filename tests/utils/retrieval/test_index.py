@@ -92,6 +92,10 @@ STRATEGIES = {
     "auto-default": ("auto", {}),
     "auto-numpy": ("auto", {"TABLE_PROBE_FACTOR": 0, "NUMPY_HASH_COST": 0}),
     "auto-faiss": ("auto", {"TABLE_PROBE_FACTOR": INF, "NUMPY_HASH_COST": INF}),
+    "mih-default": ("mih", {}),
+    "mih-hashing-only": ("mih", {"MIH_CANDIDATE_COST": 0, "MIH_PROBE_COST": 0}),  # never hands over to the scan
+    "mih-scan-only": ("mih", {"MIH_PROBE_COST": 1e15}),  # every query handed over to the scan
+    "mih-wide": ("mih", {"MIH_MAX_WIDTH": 4}),  # many narrow substrings
 }
 
 
@@ -223,10 +227,11 @@ def test_auto_plans_the_measured_fastest_path():
     assert small.backend == big.backend == "auto"
     small.add(random_pm1(rng, 70000, 16))
     big.add(random_pm1(rng, 70000, 64))
-    assert small.plan(k=100) == "numpy bucket table"
-    assert big.plan(k=100).startswith("faiss IndexBinaryFlat (heap search); not timed yet")
-    assert big.plan(radius=2) == "numpy multi-index hashing"
-    assert big.plan(radius=30) == "faiss IndexBinaryFlat range scan"
+    untimed = "; not timed yet (the first "  # 70,000 codes: the first search of >= 32 queries times the paths
+    assert small.plan(k=100).startswith("numpy bucket table" + untimed)
+    assert big.plan(k=100).startswith("faiss IndexBinaryFlat (heap search)" + untimed)
+    assert big.plan(radius=2).startswith("numpy multi-index hashing" + untimed)
+    assert big.plan(radius=30).startswith("faiss IndexBinaryFlat range scan" + untimed)
     tiny = HammingIndex(16)
     tiny.add(random_pm1(rng, 50, 16))
     assert tiny.plan(k=10) == "faiss IndexBinaryFlat (heap search)"  # too few items per code value for the table
@@ -234,40 +239,43 @@ def test_auto_plans_the_measured_fastest_path():
         big.plan()
 
 
-def slowed_candidates(monkeypatch, slow):
-    """Make the named top-k candidates of every AutoBackend 30 ms slower (from the test only)."""
+def slowed_candidates(monkeypatch, slow, method="candidates"):
+    """Make the named top-k (or radius: method="range_candidates") paths of every AutoBackend 150 ms
+    slower (from the test only; 30 ms was within what mih itself took for 32 queries at load 13)."""
     import time
 
-    real = auto.AutoBackend.candidates
+    real = getattr(auto.AutoBackend, method)
 
-    def candidates(self, k):
-        out = real(self, k)
+    def candidates(self, *args):
+        out = real(self, *args)
         for name in slow:
             fn = out[name]
-            out[name] = lambda q, kk, fn=fn: (time.sleep(0.03), fn(q, kk))[1]
+            out[name] = lambda q, kk, fn=fn: (time.sleep(0.15), fn(q, kk))[1]
         return out
 
-    monkeypatch.setattr(auto.AutoBackend, "candidates", candidates)
+    monkeypatch.setattr(auto.AutoBackend, method, candidates)
 
 
-@pytest.mark.parametrize("slow,expected", [(("faiss counting", "numpy flat scan"), "faiss heap"),
-                                           (("faiss heap", "numpy flat scan"), "faiss counting"),
-                                           (("faiss heap", "faiss counting"), "numpy flat scan")])
-def test_auto_times_the_flat_top_k_candidates_and_keeps_the_fastest(monkeypatch, slow, expected):
-    slowed_candidates(monkeypatch, slow)
+TOPK_PATHS = ("faiss heap", "faiss counting", "numpy flat scan", "mih")
+
+
+@pytest.mark.parametrize("expected", TOPK_PATHS)
+def test_auto_times_the_flat_top_k_candidates_and_keeps_the_fastest(monkeypatch, expected):
+    slowed_candidates(monkeypatch, [p for p in TOPK_PATHS if p != expected])
     monkeypatch.setattr(tuning, "TIMING_MIN_ITEMS", 1000)
     rng = np.random.default_rng(11)
     db = random_pm1(rng, 3000, 64, 400)
     queries = np.concatenate([random_pm1(rng, 30, 64), near(rng, db, 30, 3)])
-    index = HammingIndex(64)
+    index = HammingIndex(64, threads=1)  # one faiss thread: OpenMP threads on busy cores can stall for 30 ms
     index.add(db)
     few = index.search(queries[:3], 5)  # too few queries to time the candidates: faiss' default
     assert index.plan(k=5).startswith("faiss IndexBinaryFlat (heap search); not timed yet")
     got = index.search(queries, 5)  # >= 32 queries: times each candidate, keeps the fastest
-    assert index._impl.timed[8][0] == expected
-    assert index.plan(k=5).split(";")[0] == {"faiss heap": "faiss IndexBinaryFlat (heap search)",
-                                             "faiss counting": "faiss IndexBinaryFlat (counting search)",
-                                             "numpy flat scan": "numpy flat scan"}[expected]
+    assert index._impl.timed[8][0] == expected, index._impl.timed
+    assert index.plan(k=5).split(";")[0].split(",")[0] == {
+        "faiss heap": "faiss IndexBinaryFlat (heap search)", "faiss counting": "faiss IndexBinaryFlat (counting search)",
+        "numpy flat scan": "numpy flat scan", "mih": "mih multi-index hashing"}[expected]
+    assert (index._impl._mih is not None) == (expected == "mih")  # mih's tables are kept only while it is chosen
     assert "timed fastest here" in index.plan(k=5) and index.plan(k=100).split(";")[1].startswith(" not timed")
     want_d, want_i = vec_topk(vec_dist(queries, db), 5)
     assert_same(got, want_d, want_i)
@@ -276,46 +284,29 @@ def test_auto_times_the_flat_top_k_candidates_and_keeps_the_fastest(monkeypatch,
     assert index._impl.timed == {}
 
 
-def test_auto_timing_is_saved_and_reused_on_the_same_machine_only(monkeypatch, tmp_path):
-    slowed_candidates(monkeypatch, ("faiss heap", "numpy flat scan"))
+@pytest.mark.parametrize("expected", ["numpy hashing", "faiss range scan", "mih"])
+def test_auto_times_the_radius_paths_and_keeps_the_fastest(monkeypatch, expected):
+    slowed_candidates(monkeypatch, [p for p in ("numpy hashing", "faiss range scan", "mih") if p != expected],
+                      "range_candidates")
     monkeypatch.setattr(tuning, "TIMING_MIN_ITEMS", 1000)
-    rng = np.random.default_rng(12)
-    db, queries = random_pm1(rng, 2000, 32), random_pm1(rng, 40, 32)
-    index = HammingIndex(32, threads=1)
+    rng = np.random.default_rng(13)
+    db = random_pm1(rng, 3000, 64, 400)
+    queries = np.concatenate([random_pm1(rng, 30, 64), near(rng, db, 30, 3)])
+    index = HammingIndex(64, threads=1)
     index.add(db)
-    index.search(queries, 10)
-    index.save(tmp_path / "db.hidx")
-    back = HammingIndex.load(tmp_path / "db.hidx", threads=1)
-    assert back._impl.timed == index._impl.timed and back._impl.timed[16][0] == "faiss counting"
-    assert HammingIndex.load(tmp_path / "db.hidx", threads=2)._impl.timed == {}  # timed with other threads
-    monkeypatch.setattr(auto, "machine_key", lambda: "another CPU")
-    assert HammingIndex.load(tmp_path / "db.hidx", threads=1)._impl.timed == {}
-
-
-@pytest.mark.parametrize("backend", ["numpy", "auto"])
-def test_hashing_hands_crowded_buckets_to_the_scan(backend, monkeypatch):
-    """The uniform estimate says hash, but every code is one of 3 values: the real candidate count
-    sends the block to the flat scan (faiss' under auto), and the answer stays exact."""
-    rng = np.random.default_rng(8)
-    db = random_pm1(rng, 6000, 64, 3)
-    queries = near(rng, db, 7, 3)
-    index = HammingIndex(64, backend)
-    index.add(db)
-    assert index.plan(radius=2) == "numpy multi-index hashing"
-    calls = []
-    impl = index._impl.faiss if backend == "auto" else index._impl
-    real = impl.scan_range_search
-    monkeypatch.setattr(impl, "scan_range_search", lambda q, r: calls.append(len(q)) or real(q, r))
-    got = index.range_search(queries, 2)
-    assert calls == [7]
-    assert_same_range(got, ref_range(ref_dist(queries, db), 2))
+    got = index.range_search(queries, 3)
+    assert index._impl.timed_range[3][0] == expected and "timed fastest here" in index.plan(radius=3)
+    assert "not timed yet" in index.plan(radius=4)
+    assert_same_range(got, ref_range(vec_dist(queries, db), 3))
+    index.remove([0, 5])  # a removal can change the winner too
+    assert index._impl.timed_range == {}
 
 
 # --------------------------------------------------------------------------
 # adding, forms, edge cases
 
 
-@pytest.mark.parametrize("backend", ["numpy", "faiss", "auto"])
+@pytest.mark.parametrize("backend", ["numpy", "faiss", "auto", "mih"])
 def test_add_in_chunks_and_forms_equals_one_add(backend):
     rng = np.random.default_rng(3)
     bits = 20
@@ -345,7 +336,7 @@ def test_add_in_chunks_and_forms_equals_one_add(backend):
     np.testing.assert_array_equal(parts.search(queries[0], 4)[1], parts.search(queries[:1], 4)[1])
 
 
-@pytest.mark.parametrize("backend", ["numpy", "faiss", "auto"])
+@pytest.mark.parametrize("backend", ["numpy", "faiss", "auto", "mih"])
 def test_empty_index_and_k_past_the_size(backend):
     index = HammingIndex(64, backend)
     q = np.ones((3, 64))
@@ -380,7 +371,11 @@ def test_bad_arguments_are_user_errors():
 
 
 def test_registry_names_and_unknown_backend():
-    assert backend_names() == list(BACKENDS) == ["auto", "numpy", "faiss", "milvus"]
+    assert list(BACKENDS) == backend_names(approximate=True) == ["auto", "numpy", "faiss", "milvus", "mih", "hnsw",
+                                                                 "ivf"]
+    assert backend_names() == ["auto", "numpy", "faiss", "milvus", "mih"]  # what the front ends offer: exact ones
+    assert all(HammingIndex(8, name).exact for name in backend_names() if name != "milvus")
+    assert not any(HammingIndex(8, name).exact for name in ("hnsw", "ivf"))
     with pytest.raises(UserError, match=r"unknown index backend 'annoy'; choose one of \['auto', "):
         HammingIndex(64, "annoy")
     with pytest.raises(UserError, match="unknown index backend"):
@@ -414,14 +409,14 @@ def test_predict_offers_the_registry_as_index_backend_choices(capsys):
                                "--index-backend", "numpy"]).index_backend == "numpy"
     with pytest.raises(SystemExit):
         predict.parse_args(["--bit", "16", "--img", "x", "--pretrained", "w", "--index-backend", "annoy"])
-    assert "choose from 'auto', 'numpy', 'faiss', 'milvus'" in capsys.readouterr().err
+    assert "choose from 'auto', 'numpy', 'faiss', 'milvus', 'mih')" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------
 # save / load
 
 
-@pytest.mark.parametrize("backend", ["numpy", "faiss", "auto"])
+@pytest.mark.parametrize("backend", ["numpy", "faiss", "auto", "mih"])
 def test_save_load_round_trip(backend, tmp_path):
     rng = np.random.default_rng(4)
     db = random_pm1(rng, 200, 36, 20)
@@ -433,7 +428,7 @@ def test_save_load_round_trip(backend, tmp_path):
     assert index.save(path) == path
     assert os.listdir(tmp_path / "sub") == ["db.hidx"]  # written atomically: no temp file left
     assert open(path, "rb").read(8) == index_file.MAGIC
-    for other in (None, "numpy", "faiss", "auto"):
+    for other in (None, "numpy", "faiss", "auto", "mih"):
         back = HammingIndex.load(path, backend=other)
         assert back.backend == (other or backend) and back.bit == 36 and len(back) == 200
         np.testing.assert_array_equal(back.packed_codes(), index.packed_codes())

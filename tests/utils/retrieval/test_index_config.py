@@ -54,9 +54,12 @@ def test_flat_in_any_case_or_absent(method):
 
 
 @pytest.mark.parametrize("change, key, fragment", [
-    ({"index_method": "HNSW32"}, "index_method", "'HNSW32' is not supported (an approximate index)"),
-    ({"index_method": "IVF"}, "index_method", "'IVF' is not supported (an approximate index)"),
-    ({"index_method": "PQ8"}, "index_method", "'PQ8' is not supported (unknown)"),
+    ({"index_method": "PQ8"}, "index_method", "'PQ8' is not supported: use FLAT (exact), HNSW<M> such as HNSW32"),
+    ({"index_method": "HNSW"}, "index_method", "'HNSW' is not supported"),
+    ({"index_method": "HNSW1"}, "index_method", "'HNSW1': an HNSW graph needs at least 2 links per node"),
+    ({"index_method": "IVF0,Flat"}, "index_method", "'IVF0,Flat': IVF needs at least 1 list"),
+    ({"index_method": "IVF64,PQ8"}, "index_method", "'IVF64,PQ8' is not supported"),
+    ({"index_method": 32}, "index_method", "32 is not supported"),
     ({"dist_type": "IP"}, "dist_type", "'IP' is not supported"),
     ({"dist_type": "L2"}, "dist_type", "'L2' is not supported"),
     ({"dist_type": None}, "dist_type", "missing; set dist_type: hamming"),
@@ -114,3 +117,48 @@ def test_the_shipped_example():
     s = read_index_config(os.path.join(ROOT, "deploy", "configs", "index_hamming.yaml")).check_bit(64)
     assert (s.radius, s.topk, s.embedding_size, s.image_root, s.index_dir, s.unused) == (
         2, 10, 64, "./datasets/lite/", "./output", ("delimiter",))
+
+
+@pytest.mark.parametrize("method, backend, options", [
+    ("HNSW32", "hnsw", {"m": 32}), ("hnsw16", "hnsw", {"m": 16}),
+    ("IVF1024,Flat", "ivf", {"nlist": 1024}), ("IVF64", "ivf", {"nlist": 64}), ("ivf", "ivf", {}),
+])
+def test_approximate_methods_map_to_the_approximate_backends_and_say_so(tmp_path, method, backend, options):
+    """PP-ShiTu's HNSW32 and IVF<n>,Flat (build_gallery.py: faiss.index_binary_factory("B" + method))."""
+    path = write(tmp_path, PP_SHITU_YAML.replace('index_method: "Flat"', f'index_method: "{method}"'))
+    s = read_index_config(path)
+    assert s.approximate and s.backend == backend and s.method == method
+    assert s.index_choice("auto", {"threads_unused": 1}) == (backend, options)  # the file's method wins over auto
+    lines = s.note().splitlines()
+    assert lines[0].startswith(f"{path}: IndexProcess keys not used here")
+    assert lines[1] == (f"{path}: IndexProcess.index_method {method}: approximate search "
+                        f"({'an HNSW graph' if backend == 'hnsw' else 'inverted lists'}, as in PP-ShiTu): the answer "
+                        f"may miss nearer database images; FLAT is exact")
+
+
+def test_flat_keeps_the_command_line_backend_and_milvus_takes_ivf_as_bin_ivf_flat():
+    flat = parse_index_process({"dist_type": "hamming"}, "x.yaml")
+    assert not flat.approximate and flat.index_choice("mih", {"a": 1}) == ("mih", {"a": 1})
+    ivf = parse_index_process({"dist_type": "hamming", "index_method": "IVF256,Flat"}, "x.yaml")
+    assert ivf.index_choice("milvus", {"uri": "u.db"}) == ("milvus", {"uri": "u.db", "index_type": "BIN_IVF_FLAT",
+                                                                      "nlist": 256})
+    hnsw = parse_index_process({"dist_type": "hamming", "index_method": "HNSW32"}, "x.yaml")
+    with pytest.raises(ConfigError, match=r"^x.yaml: IndexProcess.index_method: 'HNSW32' has no Milvus form"):
+        hnsw.index_choice("milvus", {})
+
+
+def test_hammingindex_for_settings_builds_the_approximate_index(tmp_path):
+    """What predict.py calls: the yaml's HNSW32 gives an approximate faiss HNSW index that says so."""
+    import numpy as np
+
+    from utils.retrieval import HammingIndex
+
+    path = write(tmp_path, PP_SHITU_YAML.replace('index_method: "Flat"', 'index_method: "HNSW32"'))
+    index = HammingIndex.for_settings(read_index_config(path), 64, "auto", threads=1)
+    assert (index.backend, index.exact, index._impl.m) == ("hnsw", False, 32)
+    assert index.plan(k=5).startswith("approximate: faiss IndexBinaryHNSW (M=32")
+    plain = HammingIndex.for_settings(None, 64, "numpy")
+    assert (plain.backend, plain.exact) == ("numpy", True)
+    codes = np.random.default_rng(0).choice([-1, 1], (50, 64))
+    index.add(codes)
+    assert index.search(codes[:3], 1)[1][:, 0].tolist() == [0, 1, 2]  # each code finds itself

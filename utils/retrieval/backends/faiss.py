@@ -45,6 +45,7 @@ class FaissBackend:
     """faiss-cpu binary indexes: IndexBinaryFlat (top-k), IndexBinaryMultiHash (radius)."""
 
     name = "faiss"
+    exact = True
 
     def __init__(self, bit, threads=None):
         self.faiss = import_faiss()
@@ -61,6 +62,16 @@ class FaissBackend:
         self.flat.add(packed)
         if self._hash is not None:
             self._hash.add(packed)
+
+    def remove(self, positions):
+        self.flat.remove_ids(np.ascontiguousarray(positions, np.int64))  # keeps the others' order
+        self._hash = None
+
+    def memory_bytes(self):
+        """The flat index's codes, plus, once built, IndexBinaryMultiHash's ids (8 bytes an item a
+        table; its hash maps' own overhead is not counted)."""
+        n = len(self)
+        return n * self.nbytes + (self._hash.nhash * n * 8 if self._hash is not None else 0)
 
     def packed(self):
         return self.faiss.vector_to_array(self.flat.xb).reshape(-1, self.nbytes)

@@ -18,6 +18,7 @@ class NumpyBackend:
     """Pure numpy (np.bitwise_count on uint64 words); always available."""
 
     name = "numpy"
+    exact = True
 
     def __init__(self, bit, threads=None):
         self.bit = bit
@@ -34,11 +35,23 @@ class NumpyBackend:
         self._parts.append(packed)
         self._words = self._tables = None
 
+    def remove(self, positions):
+        self._packed = np.delete(self.packed(), positions, axis=0)
+        self._words = self._tables = None
+
     def packed(self):
         if self._parts:
             self._packed = np.concatenate([self._packed, *self._parts])
             self._parts = []
         return self._packed
+
+    def memory_bytes(self):
+        """The arrays held: the packed codes, and the uint64 words and chunk tables once built."""
+        total = self.packed().nbytes + (self._words.nbytes if self._words is not None else 0)
+        if self._tables is not None:
+            total += sum(order.nbytes + offsets.nbytes + sizes.nbytes for _, _, order, offsets, sizes in
+                         self._tables.chunks)
+        return total
 
     def words(self):
         if self._words is None:
@@ -58,16 +71,22 @@ class NumpyBackend:
             k * (1 << self.bit) * tuning.TABLE_PROBE_FACTOR <= n * n
 
     def search(self, qpacked, k):
+        return self.table_search(qpacked, k) if self.use_table(min(k, len(self))) else self.scan_search(qpacked, k)
+
+    def scan_search(self, qpacked, k):
+        """Top-k by a flat scan."""
         k = min(k, len(self))
         if k == 0 or len(qpacked) == 0:
             return out_arrays(np.zeros((len(qpacked), k)), np.zeros((len(qpacked), k)))
-        if self.use_table(k):
-            return self._table_search(qpacked, k)
         dist, idx = topk_words(packed_to_words(qpacked), self.words(), self.bit, k,
                                 workers=self.threads)
         return out_arrays(dist, idx)
 
-    def _table_search(self, qpacked, k):
+    def table_search(self, qpacked, k):
+        """Top-k by the bucket table (codes of at most tuning.CHUNK_BITS bits)."""
+        k = min(k, len(self))
+        if k == 0 or len(qpacked) == 0:
+            return out_arrays(np.zeros((len(qpacked), k)), np.zeros((len(qpacked), k)))
         tables = self.tables()
         _, width, order, offsets, sizes = tables.chunks[0]
         masks, weights, starts = masks_by_weight(width)
