@@ -16,6 +16,12 @@ same network's backbone features of the same training images (the features its h
 rows (pcah, sh: configs/methods/<method>_lite.yaml) are fitted on those features too.
 Outputs in --output-dir: runs.jsonl, quality_unsupervised.{txt,md}; the table starts with the CPU and the command.
 """
+if not __package__:  # run by path (python <folder>/<file>.py): the package imports below would fail
+    import sys
+
+    print("error: run it from the repository root as a module: python -m benchmarks.quality_unsupervised [flags]",
+          file=sys.stderr)
+    raise SystemExit(2)
 import argparse
 import json
 import os
