@@ -9,7 +9,13 @@ batch size, threads, oneDNN, precision, peak memory.
 only); --precision int8 runs a quantised model written by quantize.py (give its folder).
 """
 import argparse
+import os
 import sys
+
+if not __package__:  # run by path (python deploy/inference_python/infer.py, DESIGN.md's form): run as the module
+    _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    _env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_root, os.environ.get("PYTHONPATH")])))
+    os.execve(sys.executable, [sys.executable, "-m", "deploy.inference_python.infer", *sys.argv[1:]], _env)
 
 from utils.cli import exit_on_user_error
 from utils.cli.flags import HelpFormatter, add_image_run_flags, check_image_run_flags, str2bool
