@@ -115,7 +115,8 @@ def trained_features(method: str, bit: int, args) -> tuple:
         raise UserError(f"--method: unknown {method!r}; choose from {sorted(configs)}")
     out = os.path.join(args.output_dir, method, str(bit), f"seed_{args.seed}")
     with quiet():  # the engine's console lines; its log file in --output-dir keeps them
-        engine = Engine(build_run_config(*configs[method], bit, args.seed, args, out), save_checkpoints=False)
+        run_args = argparse.Namespace(**vars(args), selection="final")  # quality_real's: the last epoch's network
+        engine = Engine(build_run_config(*configs[method], bit, args.seed, run_args, out), save_checkpoints=False)
         result = engine.train()
     model = engine.model
     model.eval()

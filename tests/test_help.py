@@ -149,7 +149,8 @@ def test_training_help_shows_the_defaults_a_run_uses(script, monkeypatch, tmp_pa
 
 @pytest.mark.slow  # two new processes (the command re-runs itself as the module)
 def test_the_contract_form_of_infer_runs_by_path_from_any_folder(tmp_path):
-    """DESIGN.md gives `deploy/inference_python/infer.py --bit K ...` by path: it re-runs itself as the module."""
+    """The interface contract gives `deploy/inference_python/infer.py --bit K ...` by path: it re-runs itself
+    as the module."""
     path = os.path.join(ROOT, "deploy", "inference_python", "infer.py")
     proc = subprocess.run([sys.executable, path, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--model-dir" in proc.stdout, proc.stderr

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-if not __package__:  # run by path (python deploy/inference_python/infer.py, DESIGN.md's form): run as the module
+if not __package__:  # run by path (python deploy/inference_python/infer.py, the contract's form): run as the module
     _root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     _env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_root, os.environ.get("PYTHONPATH")])))
     os.execve(sys.executable, [sys.executable, "-m", "deploy.inference_python.infer", *sys.argv[1:]], _env)
