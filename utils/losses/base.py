@@ -11,59 +11,46 @@ learns from labels in `SUPERVISED` (False: it trains on lists without label colu
 never hands it labels) and how many augmented views of each training image it needs in `VIEWS`
 (2: the batch holds two views per image, utils/data/views.py).
 """
-from __future__ import annotations
-
-from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
-
 import paddle
 from paddle import nn
 
 from utils.errors import ConfigError, DataError, quote
 
-# what a head gives its loss in train mode: z, or (z, class_logits) for heads with a classifier
-HeadOutputs = Union[paddle.Tensor, Tuple[paddle.Tensor, ...]]
-
 
 class HashLoss(nn.Layer):
-    """The interface every method's loss fills (docs/architecture.md, "Add a method")."""
+    NAME = None             # the LOSSES key (loss.name)
+    DEFAULTS = {}           # config keys of the `loss` section (besides name) and their defaults
+    MODEL = "linear"        # the head whose outputs this loss consumes
+    MULTI_LABEL = True      # False: the engine refuses multi-label data sets for this method
+    SUPERVISED = True       # False: learns without labels (lists of paths alone, train.use_labels: false)
+    VIEWS = 1               # augmented views of each training image in a batch (2: utils/data/views.py)
+    beta = None             # a continuation parameter to log, when the method has one
 
-    NAME: ClassVar[Optional[str]] = None        # the LOSSES key (loss.name)
-    DEFAULTS: ClassVar[Mapping[str, Any]] = {}  # config keys of the `loss` section (besides name) and their defaults
-    MODEL: ClassVar[str] = "linear"             # the head whose outputs this loss consumes
-    MULTI_LABEL: ClassVar[bool] = True          # False: the engine refuses multi-label data sets for this method
-    SUPERVISED: ClassVar[bool] = True           # False: learns without labels (lists of paths alone, train.use_labels: false)
-    VIEWS: ClassVar[int] = 1                    # augmented views of each training image in a batch (2: utils/data/views.py)
-    beta: Optional[float] = None                # a continuation parameter to log, when the method has one
-
-    def __init__(self, comm: Any = None) -> None:  # comm: utils.runtime.distributed.Comm, or None (one process)
+    def __init__(self, comm=None):
         super().__init__()
         self.comm = comm
 
     @property
-    def distributed(self) -> bool:
+    def distributed(self):
         return self.comm is not None and self.comm.active
 
-    def forward(self, outputs: HeadOutputs, labels: paddle.Tensor, indices: paddle.Tensor) -> paddle.Tensor:
-        """The scalar loss of a batch: the head's outputs, multi-hot labels [n, C], dataset indices [n]."""
-        raise NotImplementedError
-
-    def on_epoch_start(self, epoch: int) -> None:
+    def on_epoch_start(self, epoch):
         """Called at the start of every training epoch (epochs count from 0)."""
 
-    def on_step(self, iteration: int) -> None:
+    def on_step(self, iteration):
         """Called before every training step with the global iteration count (from 0)."""
 
-    def share(self, loss: paddle.Tensor) -> paddle.Tensor:
+    def share(self, loss):
         """A batch-only loss (pairs inside one rank's batch) is correct per rank; the engine sums
         the ranks' losses, so each rank contributes loss / world size (the mean over ranks)."""
         return loss / self.comm.world_size if self.distributed else loss
 
     @classmethod
-    def check_options(cls, options: Mapping[str, Any]) -> None:
+    def check_options(cls, options):
         """Raise UserError naming `loss.<key>` for a bad value; options hold every DEFAULTS key."""
 
     @classmethod
-    def check_data(cls, options: Mapping[str, Any], multi_label: bool, dataset: str) -> None:
+    def check_data(cls, options, multi_label, dataset):
         """Refuse data this method cannot learn from (called by build_loss with the training labels)."""
         if multi_label and not cls.MULTI_LABEL:
             raise DataError(f"loss {cls.NAME!r} supports single-label data only, but data set {dataset!r} has "
@@ -71,11 +58,11 @@ class HashLoss(nn.Layer):
 
 
 # -- option checks (each names the config key at fault) ----------------------------------------
-def _is_number(value: Any) -> bool:
+def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_positive(options: Mapping[str, Any], *keys: str, allow_none: bool = False) -> None:
+def check_positive(options, *keys, allow_none=False):
     for key in keys:
         value = options[key]
         if not ((allow_none and value is None) or (_is_number(value) and value > 0)):
@@ -83,38 +70,37 @@ def check_positive(options: Mapping[str, Any], *keys: str, allow_none: bool = Fa
             raise ConfigError(f"loss.{key}: must be > 0{extra}, got {quote(value)}")
 
 
-def check_non_negative(options: Mapping[str, Any], *keys: str) -> None:
+def check_non_negative(options, *keys):
     for key in keys:
         if not (_is_number(options[key]) and options[key] >= 0):
             raise ConfigError(f"loss.{key}: must be >= 0, got {quote(options[key])}")
 
 
-def check_int(options: Mapping[str, Any], key: str, minimum: int) -> None:
+def check_int(options, key, minimum):
     value = options[key]
     if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
         raise ConfigError(f"loss.{key}: must be an integer >= {minimum}, got {quote(value)}")
 
 
-def check_choice(options: Mapping[str, Any], key: str, choices: Tuple[Any, ...]) -> None:
+def check_choice(options, key, choices):
     if options[key] not in choices:
         raise ConfigError(f"loss.{key}: must be one of {', '.join(map(str, choices))}, got {quote(options[key])}")
 
 
 # -- shared numerics --------------------------------------------------------------------------
-def similarity(labels_a: paddle.Tensor, labels_b: paddle.Tensor) -> paddle.Tensor:
+def similarity(labels_a, labels_b):
     """s_ij = 1 when items i and j share at least one label, else 0 (float32 [n, m])."""
     return (paddle.matmul(labels_a, labels_b, transpose_y=True) > 0).astype(labels_a.dtype)
 
 
-def off_diagonal_mean(matrix: paddle.Tensor) -> paddle.Tensor:
+def off_diagonal_mean(matrix):
     """Mean over the pairs i != j of a square [n, n] pair matrix."""
     n = matrix.shape[0]
     mask = 1.0 - paddle.eye(n, dtype=matrix.dtype)
     return (matrix * mask).sum() / (n * (n - 1))
 
 
-def balanced_weights(similar: paddle.Tensor, valid: paddle.Tensor, s1: paddle.Tensor,
-                     s0: paddle.Tensor) -> Tuple[paddle.Tensor, paddle.Tensor]:
+def balanced_weights(similar, valid, s1, s0):
     """Pair weights S/S1 for similar and S/S0 for dissimilar pairs (S = S1 + S0), so the rarer
     class is not drowned out, times valid (0 for pairs that do not count); returns (weights, S)."""
     total = s1 + s0
@@ -123,25 +109,25 @@ def balanced_weights(similar: paddle.Tensor, valid: paddle.Tensor, s1: paddle.Te
     return (similar * w_sim + (1 - similar) * w_dis) * valid, total
 
 
-def squared_distances(x: paddle.Tensor) -> paddle.Tensor:
+def squared_distances(x):
     """||x_i - x_j||^2 for every pair of rows (clipped at 0 against rounding)."""
     norms = (x * x).sum(axis=1, keepdim=True)
     return paddle.clip(norms + norms.t() - 2 * paddle.matmul(x, x, transpose_y=True), min=0.0)
 
 
-def log1p_exp(x: paddle.Tensor) -> paddle.Tensor:
+def log1p_exp(x):
     """log(1 + exp(x)), stable for any x."""
     return paddle.log1p(paddle.exp(-paddle.abs(x))) + paddle.clip(x, min=0)
 
 
-def pair_cosines(x: paddle.Tensor) -> paddle.Tensor:
+def pair_cosines(x):
     """cos(x_i, x_{i + n/2}) for i < n/2: the pairs of a batch split in halves (an odd last row is left out),
     the pairs BiHalf's and GreedyHash's unsupervised losses compare."""
     half = x.shape[0] // 2
     return nn.functional.cosine_similarity(x[:half], x[half:2 * half], axis=1)
 
 
-def bit_scale(bit: int, reference_bits: Optional[int]) -> float:
+def bit_scale(bit, reference_bits):
     """K / reference_bits (1 when reference_bits is None). The losses that compare codes by their cosine
     cos(b_i, b_j) = b_i . b_j / K (or average a penalty over the K bits) give each unit of z a gradient of
     order 1 / K, so with the paper's scale one learning rate cannot serve every code length (BiHalf on the
@@ -151,7 +137,7 @@ def bit_scale(bit: int, reference_bits: Optional[int]) -> float:
     return 1.0 if reference_bits is None else bit / reference_bits
 
 
-def binary_codes(x: paddle.Tensor) -> paddle.Tensor:
+def binary_codes(x):
     """+-1 codes with 0 -> +1, the convention of models.codes_from_logits (no gradient)."""
     return ((x >= 0).astype(x.dtype) * 2 - 1).detach()
 
@@ -171,8 +157,7 @@ class CodeMemory:
     memory_max_age = None
     memory_warmup_epochs = 0
 
-    def init_memory(self, num_train: int, bit: int, num_classes: int, max_age: Optional[int] = None,
-                    warmup_epochs: int = 0) -> None:
+    def init_memory(self, num_train, bit, num_classes, max_age=None, warmup_epochs=0):
         dtype = paddle.get_default_dtype()
         self.memory_max_age, self.memory_warmup_epochs = max_age, warmup_epochs
         self.iteration, self.epoch = 0, 0
@@ -182,13 +167,13 @@ class CodeMemory:
         # the step that wrote each entry (float: exact up to 2^24 steps)
         self.register_buffer("memory_step", paddle.zeros([num_train], dtype=dtype))
 
-    def on_epoch_start(self, epoch: int) -> None:
+    def on_epoch_start(self, epoch):
         self.epoch = epoch
 
-    def on_step(self, iteration: int) -> None:
+    def on_step(self, iteration):
         self.iteration = iteration
 
-    def update_memory(self, codes: paddle.Tensor, labels: paddle.Tensor, indices: paddle.Tensor) -> None:
+    def update_memory(self, codes, labels, indices):
         """Write detached codes/labels at their dataset indices."""
         with paddle.no_grad():
             dtype = self.memory_codes.dtype
@@ -197,14 +182,14 @@ class CodeMemory:
             self.memory_filled[indices] = paddle.ones([indices.shape[0]], dtype=dtype)
             self.memory_step[indices] = paddle.full([indices.shape[0]], float(self.iteration), dtype=dtype)
 
-    def write_batch(self, codes: paddle.Tensor, labels: paddle.Tensor, indices: paddle.Tensor) -> None:
+    def write_batch(self, codes, labels, indices):
         """The batch (every rank's batch in data-parallel runs) goes into the memory first."""
         if self.distributed:
             self.update_memory(self.comm.gather(codes.detach()), self.comm.gather(labels), self.comm.gather(indices))
         else:
             self.update_memory(codes, labels, indices)
 
-    def memory_valid(self) -> paddle.Tensor:
+    def memory_valid(self):
         """[1, num_train] weights: 1 for the memory entries this step pairs with, else 0."""
         age = self.memory_max_age
         if self.epoch < self.memory_warmup_epochs:
@@ -215,12 +200,12 @@ class CodeMemory:
             valid = valid * fresh.astype(valid.dtype)
         return valid.unsqueeze(0)
 
-    def global_count(self, count: paddle.Tensor) -> paddle.Tensor:
+    def global_count(self, count):
         """A pair count summed over ranks, so the ranks' losses add up to the one-process loss."""
         return self.comm.sum(count) if self.distributed else count
 
 
-def check_memory_options(options: Mapping[str, Any]) -> None:
+def check_memory_options(options):
     """The memory_max_age / memory_warmup_epochs keys of CodeMemory losses."""
     value = options["memory_max_age"]
     if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
@@ -229,7 +214,7 @@ def check_memory_options(options: Mapping[str, Any]) -> None:
     check_int(options, "memory_warmup_epochs", 0)
 
 
-def classification_loss(logits: paddle.Tensor, labels: paddle.Tensor, sigmoid: bool) -> paddle.Tensor:
+def classification_loss(logits, labels, sigmoid):
     """Mean over the batch of: softmax cross-entropy against the label distribution (the one-hot
     label; a multi-hot label normalised to sum 1), or (sigmoid=True) per-class sigmoid
     cross-entropy summed over the classes."""
@@ -246,5 +231,5 @@ class ClassifierLossMixin:
 
     CLASSIFICATION = ("softmax", "sigmoid")
 
-    def classify(self, logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
+    def classify(self, logits, labels):
         return classification_loss(logits, labels, self.classification == "sigmoid")
