@@ -31,6 +31,7 @@ import sys
 import time
 
 from benchmarks.machine import machine_line
+from benchmarks.quality_unsupervised import earlier_runs
 from utils.cli import exit_on_user_error
 from utils.errors import UserError
 from utils.runtime import configure
@@ -171,16 +172,7 @@ def main(argv=None):
     command = "python -m benchmarks.quality_real " + " ".join(sys.argv[1:] if argv is None else argv)
     print(machine_line(), flush=True)
     jobs = [(m, b, s) for m in methods for b in args.bits for s in args.seeds]
-    earlier = {}
-    for path in args.reuse:
-        try:
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    r = json.loads(line)
-                    if "error" not in r and r.get("epochs") == args.epochs and r.get("overrides") == args.override:
-                        earlier[(r["method"], r["bit"], r["seed"])] = r
-        except (OSError, ValueError) as exc:
-            raise UserError(f"--reuse {path}: cannot read it ({exc})") from None
+    earlier = earlier_runs(args.reuse, args)
     runs, features, start_all, reused = [], BaselineFeatures(), time.time(), 0
     with open(os.path.join(args.output_dir, "runs.jsonl"), "w", encoding="utf-8") as log, \
             tqdm(jobs, desc="runs", unit="run", file=sys.stderr) as bar:
