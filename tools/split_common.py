@@ -28,6 +28,7 @@ import numpy as np
 
 from utils.cli import exit_on_user_error
 from utils.cli.flags import HelpFormatter as CliHelpFormatter
+from utils.data.lists import format_path
 from utils.errors import DataError, quote
 from utils.storage import fileio
 from utils.storage.fileio import atomic_open
@@ -99,11 +100,11 @@ def read_text(path, what):
 
 def check_list_path(path, where):
     """A path as it will be written in a list: relative, inside the data root (no `..` part), no
-    whitespace (lists are space separated), no NUL or other control character (training refuses
-    all of these, so a list holding one would fail only later)."""
-    if not path or any(c.isspace() for c in path):
-        raise DataError(f"{where}: image path {quote(path)} is empty or contains white space; list files cannot "
-                        "hold it")
+    double quote (a path with spaces is written quoted), no NUL or other control character
+    (training refuses all of these, so a list holding one would fail only later)."""
+    if not path or path.strip() != path or '"' in path:
+        raise DataError(f"{where}: image path {quote(path)} is empty, starts or ends with white space or contains "
+                        "a double quote; list files cannot hold it")
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         raise DataError(f"{where}: image path {quote(path)} contains a NUL or control character")
     if os.path.isabs(path) or path.startswith(("/", "\\")):
@@ -191,7 +192,7 @@ def format_list(paths, labels, indices):
     cells[:, 1::2] = (labels[indices] != 0).astype(np.uint8) + ord("0")
     rows = cells.tobytes().decode("ascii")
     width = 2 * c
-    return "".join(f"{paths[i]}{rows[k * width:(k + 1) * width]}\n" for k, i in enumerate(indices))
+    return "".join(f"{format_path(paths[i])}{rows[k * width:(k + 1) * width]}\n" for k, i in enumerate(indices))
 
 
 def _stats_row(name, labels):

@@ -14,12 +14,11 @@ import warnings
 import cv2
 import numpy as np
 
+from utils.data.images import IMREAD_FLAGS
 from utils.errors import UserError
 
 # Pillow format name -> the suffix an added image is stored under (and the formats accepted).
 FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif", "GIF": ".gif"}  # as predict.py
-# Same decoding as utils.data.read_image (which reads paths only, not bytes).
-DECODE_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 
 
 class UploadError(UserError):
@@ -61,7 +60,7 @@ def decode_upload(data, name, limits):
     if width * height > limits.max_pixels:
         raise UploadError(413, f"{label} is {width}x{height} = {width * height} pixels, the limit is "
                                f"{limits.max_pixels} (--max-pixels)")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), DECODE_FLAGS)
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), IMREAD_FLAGS)  # as utils.data.read_image (which reads paths, not bytes): EXIF orientation applied
     if pixels is None or pixels.size == 0:
         raise UploadError(415, f"{label}: cannot decode the {fmt} image (corrupt or truncated)")
     if pixels.shape[0] * pixels.shape[1] > limits.max_pixels:  # the header lied

@@ -185,7 +185,7 @@ def test_command_line_help_and_one_line_error(tmp_path):
 
 @pytest.mark.parametrize("path, fragment", [("/etc/passwd", "is absolute"), ("a/../../b.jpg", "'..'"),
                                             ("..\\b.jpg", "'..'"), ("a\x00b.jpg", "NUL"), ("a\x1b.jpg", "control"),
-                                            ("a b.jpg", "white space")])
+                                            (" a.jpg", "white space"), ('a"b.jpg', "double quote")])
 def test_list_makers_refuse_paths_training_would_refuse(path, fragment):
     from tools.split_common import check_list_path
 
@@ -193,3 +193,4 @@ def test_list_makers_refuse_paths_training_would_refuse(path, fragment):
         check_list_path(path, "where")
     assert fragment in str(info.value)
     assert check_list_path("train2014/a..b.jpg", "where") == "train2014/a..b.jpg"
+    assert check_list_path("My Photos/a b.jpg", "where") == "My Photos/a b.jpg"  # written quoted

@@ -151,7 +151,7 @@ def test_image_prefix_and_check_images(tmp_path):
     ("no_root", "nuswide: folder not found"),
     ("no_imagelist", "Imagelist.txt: file not found"),
     ("blank_line", "Imagelist.txt:7: empty line"),
-    ("space_in_path", "Imagelist.txt:5: image path"),
+    ("quote_in_path", "Imagelist.txt:5: image path"),
     ("bad_value", "Labels_c03.txt:5: expected 0 or 1, got '2'"),
     ("short_file", "Labels_c10.txt: 299 values, but ImageList/Imagelist.txt lists 300 images"),
     ("no_label_files", "AllLabels: no Labels_<concept>.txt files"),
@@ -167,9 +167,9 @@ def test_bad_inputs_name_the_file(tmp_path, case, fragment):
     label_dir = os.path.join(root, "Groundtruth", "AllLabels")
     if case == "no_imagelist":
         os.remove(imagelist)
-    elif case in ("blank_line", "space_in_path"):
+    elif case in ("blank_line", "quote_in_path"):
         lines = open(imagelist).read().split("\n")
-        lines[6 if case == "blank_line" else 4] = "" if case == "blank_line" else "actor\\my photo.jpg"
+        lines[6 if case == "blank_line" else 4] = "" if case == "blank_line" else "actor\\my\"photo.jpg"
         open(imagelist, "w").write("\n".join(lines))
     elif case == "bad_value":
         lines = open(os.path.join(label_dir, "Labels_c03.txt")).read().split("\n")

@@ -12,7 +12,8 @@ from utils.storage.fileio import read_bytes
 # Decompression-bomb guard (config dataset.max_image_pixels): 100 MP is ~300 MB as 8-bit RGB.
 DEFAULT_MAX_PIXELS = 100_000_000
 
-_IMREAD_FLAGS = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+# EXIF orientation applied (a phone's portrait photo comes out upright, as PIL's ImageOps.exif_transpose)
+IMREAD_FLAGS = cv2.IMREAD_COLOR_RGB
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -73,8 +74,8 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
     """Decode an image file to uint8 HxWx3 RGB.
 
     Grayscale is expanded to 3 channels, alpha is dropped (as PIL's convert("RGB")),
-    16-bit is reduced to 8-bit, CMYK JPEGs are converted; EXIF orientation is ignored (as
-    PIL's Image.open). Missing, empty or undecodable files raise DataError naming the path, and
+    16-bit is reduced to 8-bit, CMYK JPEGs are converted; EXIF orientation is applied (as
+    PIL's ImageOps.exif_transpose). Missing, empty or undecodable files raise DataError naming the path, and
     so does an image whose header claims more than max_pixels pixels (a decompression bomb),
     before anything is decoded. Formats whose header is not parsed here (TIFF, ...) rely on
     OpenCV's own limit (2**30 pixels).
@@ -89,7 +90,7 @@ def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
         raise DataError(f"{path}: image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} "
                         "(dataset.max_image_pixels; a decompression bomb?)")
     try:
-        image = cv2.imdecode(buf, _IMREAD_FLAGS)
+        image = cv2.imdecode(buf, IMREAD_FLAGS)
     except cv2.error:
         image = None
     if image is None or image.size == 0:

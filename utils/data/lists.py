@@ -1,6 +1,9 @@
 """List files: one image a line, `<relative/path.jpg> <v1> ... <vC>` (0/1 multi-hot labels, paths
 relative to the data root), and the data set's class names (classes.txt beside the lists, else beside the images).
 
+A path with white space in it (a user's "My Photos/IMG 1.jpg") is written in double quotes:
+`"My Photos/IMG 1.jpg" 0 1`; a path cannot hold a double quote itself (format_path refuses it).
+
 A list of unlabelled images has the path alone on every line (C = 0: labels of shape [n, 0]), for the
 methods that learn without labels; a list that mixes both forms is an error naming the line."""
 import os
@@ -29,11 +32,11 @@ def read_list(list_path, num_classes=None):
     expected = None if num_classes is None else int(num_classes)
     paths, bits, linenos = [], [], []
     for lineno, line in enumerate(text.split("\n"), 1):
-        tokens = line.split()
+        where = f"{list_path}:{lineno}"
+        tokens = _split_line(line, where)
         if not tokens:
             continue
         labels = tokens[1:]
-        where = f"{list_path}:{lineno}"
         if "\x00" in tokens[0]:
             raise DataError(f"{where}: the image path contains a NUL character")
         if expected is None:
@@ -68,6 +71,31 @@ def read_list(list_path, num_classes=None):
     flat = np.frombuffer("".join(bits).encode("ascii"), dtype=np.uint8)
     labels = (flat - ord("0")).reshape(len(paths), expected).astype(np.float32)
     return paths, labels, linenos
+
+
+def _split_line(line, where):
+    """[path, label, ...] of one line; a path in double quotes may hold white space."""
+    stripped = line.lstrip()
+    if not stripped.startswith('"'):
+        return line.split()
+    end = stripped.find('"', 1)
+    if end < 0:
+        raise DataError(f"{where}: the quoted image path has no closing double quote")
+    path, rest = stripped[1:end], stripped[end + 1:]
+    if not path:
+        raise DataError(f"{where}: the quoted image path is empty")
+    if rest and not rest[0].isspace():
+        raise DataError(f"{where}: white space expected after the closing double quote of the image path")
+    return [path, *rest.split()]
+
+
+def format_path(path):
+    """The path as a list line's first field: in double quotes when it holds white space."""
+    if '"' in path:
+        raise DataError(f"image path {path!r} contains a double quote; list files cannot hold it")
+    if any(c.isspace() for c in path):
+        return f'"{path}"'
+    return path
 
 
 def parse_list(list_path, num_classes=None):
