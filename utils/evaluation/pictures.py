@@ -1,4 +1,5 @@
-"""The --show picture of predict.py: the query beside its matches, with labels and distances."""
+"""The --show picture of predict.py (the query beside its matches, with labels and distances) and the
+contact sheet of a group of near-duplicates (tools.find_duplicates)."""
 import os
 
 import cv2
@@ -43,6 +44,30 @@ def draw_matches(query_path, query_caption, matches, out_path, per_row=5):
     if not ok:
         raise RuntimeError(f"cannot encode the picture for {out_path}")
     atomic_write_bytes(out_path, jpeg.tobytes())  # a failed write is an error naming the file, never silent
+    return out_path
+
+
+def draw_group(paths, captions, out_path, per_row=6):
+    """A contact sheet: the images of `paths` (a caption line list each) in rows of per_row, as a
+    JPEG written atomically; an image that cannot be read any more is a grey tile saying so."""
+    from utils.errors import DataError
+
+    tiles = []
+    for path, caption in zip(paths, captions):
+        try:
+            tiles.append(_tile(path, caption, (128, 128, 128)))
+        except DataError:
+            blank = np.full((TILE + 18 * len(caption) + 8, TILE + 8, 3), 200, np.uint8)
+            cv2.putText(blank, "unreadable", (20, TILE // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+            tiles.append(blank)
+    height = max(t.shape[0] for t in tiles)
+    tiles = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=255) for t in tiles]
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % per_row if len(tiles) > per_row else 0)
+    rows = [np.concatenate(tiles[i:i + per_row], axis=1) for i in range(0, len(tiles), per_row)]
+    ok, jpeg = cv2.imencode(".jpg", np.concatenate(rows, axis=0))
+    if not ok:
+        raise RuntimeError(f"cannot encode the picture for {out_path}")
+    atomic_write_bytes(out_path, jpeg.tobytes())
     return out_path
 
 

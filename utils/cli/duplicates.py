@@ -1,0 +1,218 @@
+"""tools.find_duplicates' work: a folder's images encoded by a hashing model, the pairs within a
+Hamming radius (the index's radius search), the groups they join, and the report: duplicates.csv,
+duplicates.json, one contact sheet a group (sheets/) and index.html showing them all.
+
+With no model named, the default method without labels (utils.losses.DEFAULT_UNSUPERVISED_METHOD,
+its scratch recipe) is trained on the folder itself into <out>/model first (benchmarks/near_duplicates.py
+measured it against pHash on real photographs) and reused by later runs on the same --out."""
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import io
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from utils.cli.flags import check_bit, check_output_dir, check_range
+from utils.errors import DataError, UserError
+from utils.storage.fileio import atomic_open
+from utils.storage.run_folder import RunFolder
+
+DEFAULT_OUT = os.path.join("output", "duplicates")
+RADIUS_SHARE = 0.16  # the default radius: this share of the bits (10 of 64; benchmarks/near_duplicates.py)
+
+
+def status(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def default_radius(bit: int) -> int:
+    return int(round(RADIUS_SHARE * bit))
+
+
+def check_args(args: argparse.Namespace) -> argparse.Namespace:
+    if args.bit is not None:
+        check_bit(args.bit)
+    if args.pretrained is not None and args.model_dir is not None:
+        raise UserError("--pretrained and --model-dir: give one model, not both")
+    if (args.pretrained is not None or args.model_dir is not None) and args.bit is None:
+        raise UserError("--bit: give the code length of the model named by --pretrained / --model-dir")
+    args.bit = args.bit or 64
+    args.radius = default_radius(args.bit) if args.radius is None else args.radius
+    check_range("--radius", args.radius, 0, args.bit)
+    check_range("--epochs", args.epochs, 1)
+    check_range("--train-images", args.train_images, 2)
+    check_range("--train-steps", args.train_steps, 1)
+    check_range("--max-sheets", args.max_sheets, 0)
+    check_range("--batch-size", args.batch_size, 1)
+    check_range("--num-workers", args.num_workers, 0, 64)
+    check_range("--threads", args.threads, 0, 1024)
+    if args.model_dir is not None and not os.path.isdir(args.model_dir):
+        raise UserError(f"--model-dir: folder not found: {args.model_dir}")
+    if not os.path.isdir(args.image_root):
+        raise UserError(f"--image-root: folder not found: {args.image_root}")
+    check_output_dir(args.out, "--out")
+    return args
+
+
+def readable_images(root: str, paths: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The paths whose image decodes, and (path, reason) of the others (every image decoded once)."""
+    from tqdm import tqdm
+
+    from utils.data.images import read_image
+
+    good, bad = [], []
+    for path in tqdm(paths, desc="check images", unit="img", file=sys.stderr, disable=len(paths) < 200):
+        try:
+            read_image(os.path.join(root, path))
+            good.append(path)
+        except DataError as exc:
+            bad.append((path, str(exc).split(": ", 1)[-1]))
+    return good, bad
+
+
+def write_lists(folder: str, paths: list[str], train_images: int, seed: int = 0) -> str:
+    """Unlabelled train/test/database lists of the folder's images (a seeded sample for training)."""
+    from utils.data.lists import format_path
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(paths))
+    picks = {"train": order[:train_images], "test": order[:min(100, len(paths))],
+             "database": order[:min(500, len(paths))]}
+    os.makedirs(folder, exist_ok=True)
+    for split, idx in picks.items():
+        with atomic_open(os.path.join(folder, f"{split}.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(format_path(paths[i]) + "\n" for i in sorted(idx)))
+    return folder
+
+
+def train_default_model(args: argparse.Namespace, paths: list[str]) -> str:
+    """Train the default method without labels on the folder into <out>/model (or reuse it there);
+    returns the weights' prefix."""
+    from utils.config import CONFIG_DIR, build_config
+    from utils.losses import DEFAULT_UNSUPERVISED_METHOD
+    from utils.storage.weights import resolve_weights
+
+    model = RunFolder(os.path.join(args.out, "model"))
+    prefix = model.best(args.bit)
+    if os.path.isfile(resolve_weights(prefix)):
+        status(f"model: {resolve_weights(prefix)} (trained on this folder by an earlier run; delete {model.path} to "
+               "train again)")
+        return prefix
+    recipe = os.path.join(CONFIG_DIR, "methods", f"{DEFAULT_UNSUPERVISED_METHOD}_scratch.yaml")
+    lists = write_lists(os.path.join(args.out, "lists"), paths, args.train_images)
+    flags = {"dataset": "folder", "data_path": os.path.abspath(args.image_root), "list_dir": lists, "bit": args.bit,
+             "output_dir": model.path, "device": "cpu", "threads": args.threads}
+    train_images = min(args.train_images, len(paths))
+    train = build_config(recipe, flags)["train"]
+    batch = min(train["batch_size"], train_images)
+    # a small folder gets more epochs: at least --train-steps steps (what the benchmark's 384 images x 30 epochs
+    # took), with the recipe's learning-rate steps stretched alike and no loss-rise warnings for one-step epochs
+    steps = train_images // batch
+    epochs = max(args.epochs, -(-args.train_steps // steps))
+    decay = max(1, round(train["lr_decay_every"] * epochs / train["epochs"]))
+    cfg = build_config(recipe, {**flags, "epoch": epochs, "batch_size": batch},
+                       [f"train.eval_every={epochs}", "train.eval_untrained=false", f"train.lr_decay_every={decay}",
+                        *(["train.loss_rise_epochs=0"] if steps < 5 else [])])
+    status(f"no model given: training {DEFAULT_UNSUPERVISED_METHOD} (the default method without labels, "
+           f"{os.path.relpath(recipe)}) on {train_images} of the images for {epochs} epochs into {model.path}")
+    from utils.runtime.device import setup_device
+    from utils.training.engine import Engine
+
+    setup_device("cpu", args.threads)
+    Engine(cfg).run()
+    return prefix
+
+
+def folder_codes(args: argparse.Namespace, paths: list[str], pretrained: str | None) -> np.ndarray:
+    """The codes of the folder's images, in the order of `paths`."""
+    from utils.config import config_for_weights
+    from utils.data.lists import format_path
+    from utils.inference.searcher import ListSource, SearchSettings, build_encoder
+
+    cfg = config_for_weights(pretrained, args.bit) if pretrained else None
+    settings = SearchSettings(bit=args.bit, config=cfg, pretrained=pretrained, model_dir=args.model_dir,
+                              threads=args.threads, batch_size=args.batch_size, num_workers=args.num_workers)
+    cache = os.path.join(args.out, "cache")
+    os.makedirs(cache, exist_ok=True)
+    listed = os.path.join(cache, "images.txt")
+    with atomic_open(listed, "w", encoding="utf-8") as f:
+        f.write("".join(format_path(p) + "\n" for p in paths))
+    source = ListSource(listed, os.path.abspath(args.image_root), cache, desc="encode images")
+    return source.codes(build_encoder(settings), args.batch_size, args.num_workers, status)
+
+
+def run_find_duplicates(args: argparse.Namespace) -> list[Any]:
+    """Everything tools.find_duplicates does after parsing its flags; returns the groups."""
+    from utils.data.folders import scan_images
+    from utils.retrieval.duplicates import duplicate_groups, duplicate_pairs
+    from utils.runtime.log import quiet_library_logging
+
+    quiet_library_logging()
+    scan = scan_images(args.image_root)
+    if len(scan.paths) < 2:
+        raise DataError(f"--image-root {args.image_root}: {len(scan.paths)} images found; duplicates need two or more")
+    paths, skipped = readable_images(scan.root, scan.paths)
+    skipped = [*scan.skipped, *skipped]
+    if skipped:
+        status(f"skipped {len(skipped)} entries that are not readable images (listed in duplicates.json), e.g. "
+               f"{skipped[0][0]}: {skipped[0][1]}")
+    pretrained = args.pretrained
+    if pretrained is None and args.model_dir is None:
+        pretrained = train_default_model(args, paths)
+    codes = folder_codes(args, paths, pretrained)
+    pairs = duplicate_pairs(codes, args.radius)
+    groups = duplicate_groups(codes, pairs)
+    write_report(args, scan.root, paths, groups, pairs, skipped)
+    in_groups = sum(len(g.members) for g in groups)
+    print(f"{len(groups)} groups of near-duplicates ({in_groups} of {len(paths)} images, {len(pairs)} pairs within "
+          f"Hamming radius {args.radius} of {args.bit} bits); report: {os.path.join(args.out, 'index.html')}")
+    for number, group in enumerate(groups[:10], 1):
+        print(f"group {number}: " + "  ".join(paths[m] for m in group.members))
+    if len(groups) > 10:
+        print(f"... {len(groups) - 10} more in {os.path.join(args.out, 'duplicates.csv')}")
+    return groups
+
+
+def write_report(args, root, paths, groups, pairs, skipped) -> None:
+    from utils.evaluation.pictures import draw_group
+
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["group", "path", "distance_to_first"])
+    for number, group in enumerate(groups, 1):
+        for member, distance in zip(group.members, group.distances):
+            writer.writerow([number, paths[member], distance])
+    report = {"image_root": root, "images": len(paths), "bit": args.bit, "radius": args.radius, "pairs": len(pairs),
+              "groups": [{"group": n, "members": [{"path": paths[m], "distance_to_first": d}
+                                                  for m, d in zip(g.members, g.distances)]}
+                         for n, g in enumerate(groups, 1)],
+              "skipped": [{"path": p, "reason": r} for p, r in skipped]}
+    sheets = os.path.join(args.out, "sheets")
+    os.makedirs(sheets, exist_ok=True)
+    items = []
+    for number, group in enumerate(groups[:args.max_sheets], 1):
+        name = f"group_{number:04d}.jpg"
+        draw_group([os.path.join(root, paths[m]) for m in group.members],
+                   [[os.path.basename(paths[m]), f"distance {d}"] for m, d in zip(group.members, group.distances)],
+                   os.path.join(sheets, name))
+        names = "<br>".join(html.escape(paths[m]) for m in group.members)
+        items.append(f"<h2>group {number}: {len(group.members)} images</h2><p>{names}</p>"
+                     f"<img src=\"sheets/{name}\" alt=\"group {number}\">")
+    more = len(groups) - len(items)
+    page = ("<!doctype html><meta charset=\"utf-8\"><title>near-duplicates</title>"
+            f"<h1>{len(groups)} groups of near-duplicates under {html.escape(root)}</h1>"
+            f"<p>{len(paths)} images, {args.bit}-bit codes, Hamming radius {args.radius}.</p>" + "".join(items) +
+            (f"<p>{more} more groups in duplicates.csv (--max-sheets)</p>" if more > 0 else ""))
+    for name, text in (("duplicates.csv", rows.getvalue()), ("duplicates.json", json.dumps(report, indent=1) + "\n"),
+                       ("index.html", page + "\n")):
+        with atomic_open(os.path.join(args.out, name), "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+__all__ = ["DEFAULT_OUT", "check_args", "default_radius", "run_find_duplicates"]
