@@ -66,10 +66,10 @@ def read_csv(path: str) -> LabelsFile:
     text = read_text(path, WHAT)
     result = LabelsFile(path, {}, {})
     reader = csv.reader(text.split("\n"), strict=True)
-    first = True
+    first, start = True, 1
     try:
         for row in reader:
-            where = f"{path}:{reader.line_num}"
+            where, start = f"{path}:{start}", reader.line_num + 1  # a row may span lines (a quoted newline)
             if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
                 continue
             if first and row[0].strip().lower() in HEADER_WORDS:
@@ -79,9 +79,9 @@ def read_csv(path: str) -> LabelsFile:
             if len(row) == 1 and ";" in row[0]:
                 raise DataError(f"{where}: one cell {quote(row[0])}; the file is comma-separated: "
                                 "path,label[,label...] (several labels in one cell: path,\"a;b\")")
-            _add(result, tidy_path(row[0], where), _labels_of(row[1:], where), reader.line_num)
-    except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+            _add(result, tidy_path(row[0], where), _labels_of(row[1:], where), int(where.rsplit(":", 1)[1]))
+    except csv.Error as exc:  # named by the line its row starts on (an unclosed quote: where it opened)
+        raise DataError(f"{path}:{start}: not valid CSV ({exc})") from None
     return result
 
 
