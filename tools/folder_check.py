@@ -17,6 +17,7 @@ from utils.errors import DataError
 
 ZERO_BYTES = "zero-byte file"
 UNDECODABLE = "cannot be decoded (truncated, corrupt or not an image)"
+CHUNK = 256  # images handed to the threads at a time
 
 
 def _problem(path: str, decode: bool) -> str | None:
@@ -57,10 +58,11 @@ def check_files(root: str, paths, decode: bool = False, workers: int = 4, progre
     else:
         bar = tqdm(total=len(full), desc="decoding images", unit="img", file=sys.stderr,
                    disable=None if progress else True)  # None: only on a terminal
+        problems = []
         with _quiet_opencv(), bar, concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-            problems = []
-            for problem in pool.map(_problem, full, [True] * len(full)):
-                problems.append(problem)
-                bar.update(1)
+            for start in range(0, len(full), CHUNK):  # a bounded number of pending futures, whatever the size
+                chunk = full[start:start + CHUNK]
+                problems += pool.map(_problem, chunk, [True] * len(chunk))
+                bar.update(len(chunk))
     kept = [p for p, why in zip(paths, problems) if why is None]
     return kept, [(p, why) for p, why in zip(paths, problems) if why is not None]

@@ -57,7 +57,7 @@ from utils.errors import DataError
 
 MAX_QUERY, QUERY_SHARE, MAX_TRAIN = 1000, 0.10, 10000
 NO_CLASS = "directly in the image root (no class folder)"
-NOT_IN_LIST = "a path list files cannot hold (double quote or control character)"
+NOT_IN_LIST = "a path list files cannot hold (a double quote, a control character, white space at either end)"
 
 
 def default_counts(num_images: int) -> tuple[int, int]:
@@ -161,7 +161,7 @@ def make_split(image_root: str, out_dir: str | None = None, unlabeled: bool = Fa
         raise DataError(f"{image_root}: no images found ({' '.join(IMAGE_EXTENSIONS)}, any case; hidden folders "
                         f"are skipped)")
     paths, skipped = writable_paths(scan.paths)
-    skipped = [*((p, f"not walked: {why}") for p, why in scan.skipped), *skipped]
+    skipped = [*scan.skipped, *skipped]  # unreadable folders, link loops, dead links
     table = read_labels(labels) if labels else None
     if table is not None:
         found = set(paths)

@@ -243,8 +243,8 @@ def test_link_loops_and_dead_links_are_listed(tmp_path):
     os.symlink(str(root), str(root / "a" / "loop"))
     os.symlink(str(tmp_path / "nowhere.jpg"), str(root / "a" / "dead.jpg"))
     summary = make_split(str(root), out_dir=str(tmp_path / "o"), unlabeled=True, quiet=True)
-    assert "skipped, not walked: a link to a folder already walked (a loop?) (1):\n    a/loop" in summary
-    assert "skipped, not walked: a link to nothing (1):\n    a/dead.jpg" in summary
+    assert "skipped, a link to a folder already walked (a loop?) (1):\n    a/loop" in summary
+    assert "skipped, a link to nothing (1):\n    a/dead.jpg" in summary
 
 
 @pytest.mark.slow  # runs the tool in a new process
