@@ -28,11 +28,12 @@ WHAT = "a labels file: CSV rows path,label[,label...] or JSON {\"path\": [\"labe
 @dataclasses.dataclass
 class LabelsFile:
     """labels: {relative path: its labels, in first-seen order}; lines: {relative path: the line
-    (CSV) or entry number (JSON, from 1) that first named it}."""
+    (CSV) or entry number (JSON, from 1) that first named it}; unit: "line" or "entry"."""
 
     path: str
     labels: dict[str, list[str]]
     lines: dict[str, int]
+    unit: str = "line"
 
 
 def tidy_path(text: str, where: str) -> str:
@@ -91,7 +92,7 @@ def read_json(path: str) -> LabelsFile:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})") from None
-    result = LabelsFile(path, {}, {})
+    result = LabelsFile(path, {}, {}, "entry")
     if isinstance(doc, dict):
         entries = list(doc.items())
     elif isinstance(doc, list):

@@ -165,8 +165,8 @@ def make_split(image_root: str, out_dir: str | None = None, unlabeled: bool = Fa
     table = read_labels(labels) if labels else None
     if table is not None:
         found = set(paths)
-        missing = [(p, f"named in {labels}:{table.lines[p]} but not an image found under --image-root")
-                   for p in table.labels if p not in found]
+        missing = [(f"{p}  ({table.unit} {table.lines[p]})", f"named in {labels} but not an image found under "
+                    "--image-root") for p in table.labels if p not in found]
         unnamed = sum(1 for p in paths if p not in table.labels)
         paths = [p for p in paths if p in table.labels]
         if not paths:
@@ -189,15 +189,7 @@ def make_split(image_root: str, out_dir: str | None = None, unlabeled: bool = Fa
     if len(paths) < 2:
         raise DataError(f"{image_root}: {len(paths)} usable image(s); a split needs at least 2 (a query and a "
                         f"database image)")
-    auto_query, _ = default_counts(len(paths))
-    num_query = auto_query if num_query is None else check_count("--num-query", num_query, 1)
-    if num_query >= len(paths):
-        raise DataError(f"--num-query {num_query}: only {len(paths)} usable images, and the database needs one")
-    num_train = min(MAX_TRAIN, len(paths) - num_query) if num_train is None else check_count("--num-train",
-                                                                                            num_train, 1)
-    if num_train > len(paths) - num_query:
-        raise DataError(f"--num-train {num_train}: only {len(paths) - num_query} database images to draw the "
-                        f"training images from ({len(paths)} usable images, {num_query} queries)")
+    num_query, num_train = resolve_counts(len(paths), num_query, num_train)
     order = seeded_order(paths, seed, "folder", source=image_root)
     splits = query_database_train(order, num_query, num_train, len(paths))
 
@@ -216,13 +208,31 @@ def make_split(image_root: str, out_dir: str | None = None, unlabeled: bool = Fa
                       "from the images alone)")
     header.append(f"skipped: {len(skipped)} files" + (", listed at the end by reason" if skipped else ""))
     header.append(f"train: {train_command(name, image_root, out_dir)}")
+    return write_split(out_dir, name, "make_folder_split", paths, label_rows, splits, classes, header, dropped,
+                       quiet=quiet, notes=skip_notes(skipped))
+
+
+def resolve_counts(num_images, num_query, num_train):
+    """(queries, training images): the flags' values checked, or default_counts' when not given."""
+    auto_query, _ = default_counts(num_images)
+    num_query = auto_query if num_query is None else check_count("--num-query", num_query, 1)
+    if num_query >= num_images:
+        raise DataError(f"--num-query {num_query}: only {num_images} usable images, and the database needs one")
+    database = num_images - num_query
+    num_train = min(MAX_TRAIN, database) if num_train is None else check_count("--num-train", num_train, 1)
+    if num_train > database:
+        raise DataError(f"--num-train {num_train}: only {database} database images to draw the training images "
+                        f"from ({num_images} usable images, {num_query} queries)")
+    return num_query, num_train
+
+
+def skip_notes(skipped):
+    """The end of summary.txt: the skipped files grouped by reason, each group headed by its count."""
     groups = collections.defaultdict(list)
     for path, why in skipped:
         groups[why].append(path)
-    notes = [line for why, members in groups.items()
-             for line in (f"skipped, {why} ({len(members)}):", *(f"    {shown_path(p)}" for p in members))]
-    return write_split(out_dir, name, "make_folder_split", paths, label_rows, splits, classes, header, dropped,
-                       quiet=quiet, notes=notes)
+    return [line for why, members in groups.items()
+            for line in (f"skipped, {why} ({len(members)}):", *(f"    {shown_path(p)}" for p in members))]
 
 
 def shown_path(path):

@@ -177,8 +177,8 @@ def test_labels_csv_multi_label(tree, tmp_path):
                    "dogs/1.JPG": {"dog", "outdoor"}, "dogs/2.JPG": {"dog", "indoor"}, "cats/3.JPG": {"bird"},
                    "cats/4.JPG": {"cat", "outdoor"}}
     labels_path = str(tmp_path / "labels.csv")
-    assert f"skipped, named in {labels_path}:11 but not an image found under --image-root (1):\n    cats/gone.jpg" \
-        in summary
+    assert f"skipped, named in {labels_path} but not an image found under --image-root (1):\n" \
+           "    cats/gone.jpg  (line 11)" in summary
     assert "skipped, zero-byte file (1):\n    cats/empty.jpg" in summary
     assert "dogs/text.jpg" in summary and "my birds/img 1.jpg" in summary  # undecodable; only a rare label
     assert "labels on fewer than --min-per-class 2 images, left out: big bird" in summary
@@ -196,7 +196,7 @@ def test_labels_json_both_forms_match_the_csv(tree, tmp_path):
     for name in ("a.json", "b.JSON", "c.csv"):
         summary = labelled_split(tree, tmp_path, tmp_path / name)
         results[name] = {k: v for k, v in outputs(str(tmp_path / "out")).items() if k != "summary.txt"}
-        assert "cats/gone.jpg" in summary
+        assert f"cats/gone.jpg  ({'line' if name.endswith('csv') else 'entry'} 6)" in summary
     assert results["a.json"] == results["b.JSON"] == results["c.csv"]
     assert results["a.json"]["classes.txt"] == b"cat\ndog\nindoor\n"
 
@@ -255,3 +255,30 @@ def test_command_line(tree, tmp_path):
     assert "skipped, zero-byte file (1):" in out and f"wrote {tmp_path / 'mine'}" in out
     assert read_list(str(tmp_path / "mine" / "test.txt"))[1].shape[1] == 3
     assert_cli_error("make_folder_split", "--image-root", tmp_path / "nope", fragment="folder not found")
+
+
+def test_unreadable_folders_and_files_are_listed(tmp_path, monkeypatch):
+    """Root reads everything, so the refusals are the OS's answers made by hand: a folder os.walk cannot
+    list and a file whose size cannot be read."""
+    root = tmp_path / "pics"
+    for folder in ("a", "locked"):
+        for i in range(3):
+            image(str(root / folder / f"{i}.jpg"), i)
+    real_scandir, real_getsize = os.scandir, os.path.getsize
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    def getsize(path):
+        if path.endswith("a/1.jpg"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_getsize(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os.path, "getsize", getsize)
+    summary = make_split(str(root), out_dir=str(tmp_path / "o"), unlabeled=True, quiet=True)
+    assert "skipped, cannot read the folder: Permission denied (1):\n    locked" in summary
+    assert "skipped, cannot be read: Permission denied (1):\n    a/1.jpg" in summary
+    assert sorted(labels_by_path(str(tmp_path / "o"))) == ["a/0.jpg", "a/2.jpg"]
