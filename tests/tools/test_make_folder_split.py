@@ -233,7 +233,13 @@ def test_collections_too_small_or_empty(tmp_path):
     open(tmp_path / "flat" / "b.jpg", "wb").close()
     with pytest.raises(DataError, match="1 usable image\\(s\\); a split needs at least 2"):
         make_split(str(tmp_path / "flat"), out_dir=str(tmp_path / "o"), unlabeled=True, quiet=True)
+    with pytest.raises(DataError, match="--unlabeled and --labels: give one"):
+        make_split(str(tmp_path / "flat"), out_dir=str(tmp_path / "o"), unlabeled=True, labels="x.csv", quiet=True)
     assert not os.path.exists(tmp_path / "o")  # nothing written on an error
+    for i in range(3):
+        image(str(tmp_path / "one" / "only class" / f"{i}.jpg"), i)
+    summary = make_split(str(tmp_path / "one"), out_dir=str(tmp_path / "o"), quiet=True)
+    assert "only one class: every database image matches every query (use --unlabeled" in summary
 
 
 def test_link_loops_and_dead_links_are_listed(tmp_path):
