@@ -37,7 +37,8 @@ MODULES = ["deploy.inference_python.infer", "deploy.onnxruntime_python.infer", "
 
 
 def test_every_command_is_listed():
-    assert {"benchmarks.bench_reliability", "benchmarks.bench_index", "tools.make_coco_split"} <= set(MODULES)
+    assert {"benchmarks.bench_reliability", "benchmarks.bench_index", "tools.make_coco_split",
+            "tools.make_folder_split"} <= set(MODULES)
     assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "*.py"))) == sorted(SCRIPTS)
 
 

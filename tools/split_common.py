@@ -2,8 +2,9 @@
 
 Every tool writes, into its ``--out-dir`` (default ``data/<name>/``):
 
-    train.txt, test.txt, database.txt   one image a line: ``<relative/path> <v1> ... <vC>`` (0/1)
-    classes.txt                         the class names, one a line, in label-vector order
+    train.txt, test.txt, database.txt   one image a line: ``<relative/path> <v1> ... <vC>`` (0/1),
+                                        or the path alone for unlabelled images (C = 0)
+    classes.txt                         the class names, one a line, in label-vector order (empty: C = 0)
     SHA256SUMS                          ``sha256sum -c SHA256SUMS`` (run in the folder) verifies the three lists
     summary.txt                         counts, mean labels per image, dropped images, class frequencies
 
@@ -201,34 +202,54 @@ def _stats_row(name, labels):
     return f"{name:<13} {n:>9d} {mean:>13.3f}"
 
 
+NOTES_SHOWN = 40  # summary lines printed of a long skip list (summary.txt holds them all)
+
+
+def _shortened(notes, out_dir):
+    if len(notes) <= NOTES_SHOWN:
+        return list(notes)
+    return [*notes[:NOTES_SHOWN], f"... {len(notes) - NOTES_SHOWN} more lines in {os.path.join(out_dir, 'summary.txt')}"]
+
+
 def _write(path, text):
     """Atomically, as UTF-8 bytes with LF line ends on every platform."""
     with atomic_open(path, "wb") as f:
         f.write(text.encode("utf-8"))
 
 
+def check_class_name(name, where="class name"):
+    """A name classes.txt can hold on one line and read back unchanged (it strips each line): not
+    empty, no white space at either end, no newline or other control character; spaces inside are fine."""
+    if not isinstance(name, str) or not name or name.strip() != name:
+        raise DataError(f"{where} {quote(name)} is empty or starts or ends with white space")
+    if any(ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85" for c in name):
+        raise DataError(f"{where} {quote(name)} contains a newline or another control character")
+    return name
+
+
 def write_split(out_dir: str | None, dataset: str, tool: str, paths: Sequence[str], labels: Any,
                 splits: Mapping[str, Any], class_names: Sequence[str], header: Iterable[str], dropped: int,
-                quiet: bool = False) -> str:
+                quiet: bool = False, notes: Sequence[str] = ()) -> str:
     """Write the lists, classes.txt, SHA256SUMS and summary.txt; print the summary; return its text.
 
     tool: the module name (for the summary); paths: relative image paths [N]; labels: 0/1 array
-    [N, C]; splits: {"train"|"test"|"database": index array}; header: lines describing the source
-    and the protocol; dropped: the number of images left out because they carry no label.
+    [N, C] (C = 0, no class names: unlabelled images, lists of paths alone); splits:
+    {"train"|"test"|"database": index array}; header: lines describing the source and the protocol;
+    dropped: the number of images left out because they carry no label; notes: lines that end the
+    summary (what was skipped and why; printed shortened when long, written whole).
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.shape[0] != len(paths) or labels.shape[1] != len(class_names):
         raise ValueError(f"labels {labels.shape} do not match {len(paths)} paths x {len(class_names)} classes")
     for name in class_names:
-        if not name or any(c.isspace() for c in name):
-            raise DataError(f"class name {quote(name)} is empty or contains white space")
+        check_class_name(name)
     for path in paths:  # whatever the tool checked on reading: no list with a path training refuses
         check_list_path(path, f"{dataset}")
     for split in LISTS:
         idx = np.asarray(splits[split], dtype=np.int64)
         if len(idx) == 0:
             raise DataError(f"the {split} list would be empty; check the counts")
-        if (labels[idx].sum(axis=1) == 0).any():
+        if class_names and (labels[idx].sum(axis=1) == 0).any():
             raise ValueError(f"{split}: an image without labels")  # the tools drop them first
     if len(np.intersect1d(splits["test"], splits["database"])) or len(np.intersect1d(splits["test"], splits["train"])):
         raise ValueError("queries overlap the database or the training set")
@@ -240,20 +261,29 @@ def write_split(out_dir: str | None, dataset: str, tool: str, paths: Sequence[st
     used = np.unique(np.concatenate([np.asarray(splits[s], dtype=np.int64) for s in LISTS]))
     lines = [f"{dataset}: hashing split made by python -m tools.{tool}"]
     lines += list(header)
-    lines.append(f"labelled images used: {len(used)}; dropped (no label): {dropped}; classes: {len(class_names)}")
+    if class_names:
+        lines.append(f"labelled images used: {len(used)}; dropped (no label): {dropped}; classes: {len(class_names)}")
+    else:
+        lines.append(f"images used: {len(used)}; unlabelled (lists of paths alone, classes.txt empty)")
     lines.append("")
-    lines.append(f"{'list':<13} {'images':>9} {'labels/image':>13}")
+    cut = None if class_names else 23  # unlabelled: no labels/image column
+    lines.append(f"{'list':<13} {'images':>9} {'labels/image':>13}"[:cut])
     for split in ("test", "database", "train"):
-        lines.append(_stats_row(split + ".txt", labels[np.asarray(splits[split], dtype=np.int64)]))
-    lines.append(_stats_row("all", labels[used]))
-    lines.append("")
-    lines.append("class frequencies (images carrying the class)")
-    lines.append(f"{'idx':>4} {'class':<20} {'all':>9} {'test':>7} {'database':>9} {'train':>7}")
+        lines.append(_stats_row(split + ".txt", labels[np.asarray(splits[split], dtype=np.int64)])[:cut])
+    lines.append(_stats_row("all", labels[used])[:cut])
+    if class_names:
+        lines.append("")
+        lines.append("class frequencies (images carrying the class)")
+        lines.append(f"{'idx':>4} {'class':<20} {'all':>9} {'test':>7} {'database':>9} {'train':>7}")
     freq = {s: labels[np.asarray(splits[s], dtype=np.int64)].astype(np.int64).sum(axis=0) for s in LISTS}
     freq_all = labels[used].astype(np.int64).sum(axis=0)
     for c, name in enumerate(class_names):
         lines.append(f"{c:>4d} {name:<20} {freq_all[c]:>9d} {freq['test'][c]:>7d} {freq['database'][c]:>9d} "
                      f"{freq['train'][c]:>7d}")
+    if notes:
+        lines.append("")
+    shown = "\n".join(lines + _shortened(notes, out_dir)) + "\n"
+    lines += notes
     summary = "\n".join(lines) + "\n"
     try:
         for split in LISTS:
@@ -264,6 +294,6 @@ def write_split(out_dir: str | None, dataset: str, tool: str, paths: Sequence[st
     except OSError as exc:  # making the folder; the writes themselves end as WriteError lines
         raise DataError(f"{out_dir}: cannot write the lists: {exc.strerror or exc}") from None
     if not quiet:
-        sys.stdout.write(summary)
+        sys.stdout.write(shown)
         print(f"wrote {os.path.join(out_dir, '')}{{train,test,database}}.txt, classes.txt, SHA256SUMS, summary.txt")
     return summary

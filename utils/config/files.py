@@ -14,6 +14,19 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pat
 SCRATCH_CONFIG = os.path.join(CONFIG_DIR, "hashnet_scratch.yaml")
 
 
+# keys of a resolved config that say where it came from, not how to train: not saved with the run
+RUN_ONLY_KEYS = ("config_file", "config_choice")
+
+
+def unsupervised_config(with_backbone_weights):
+    """(method, recipe file) of the default unsupervised method (utils.losses.DEFAULT_UNSUPERVISED_METHOD):
+    from scratch, or on ImageNet weights (its *_coco.yaml)."""
+    from utils.losses import DEFAULT_UNSUPERVISED_METHOD  # paddle: imported when a recipe is picked only
+
+    kind = "coco" if with_backbone_weights else "scratch"
+    return DEFAULT_UNSUPERVISED_METHOD, os.path.join(CONFIG_DIR, "methods", f"{DEFAULT_UNSUPERVISED_METHOD}_{kind}.yaml")
+
+
 def default_config_path(dataset):
     path = os.path.join(CONFIG_DIR, f"hashnet_{dataset}.yaml")
     return path if os.path.isfile(path) else None
@@ -64,7 +77,7 @@ def dataset_lists(cfg):
 
 def config_yaml(cfg):
     """The resolved config as the YAML text saved beside a run's weights (config_<K>.yaml)."""
-    return yaml.safe_dump({k: thaw(v) for k, v in cfg.items() if k != "config_file"}, sort_keys=False)
+    return yaml.safe_dump({k: thaw(v) for k, v in cfg.items() if k not in RUN_ONLY_KEYS}, sort_keys=False)
 
 
 def save_config(cfg, path):

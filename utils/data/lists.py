@@ -98,6 +98,21 @@ def format_path(path):
     return path
 
 
+def list_has_labels(list_path):
+    """Whether the first image line of a list file has label columns: True, False (a list of paths
+    alone), or None when the file cannot be read or lists nothing (training then says why). Reads the
+    first lines only: the engine picks a recipe by it before anything is loaded."""
+    try:
+        with open(list_path, "rb") as f:
+            for raw in f:
+                for line in raw.decode("utf-8-sig").split("\r"):  # CR line ends too
+                    if line.strip():
+                        return len(_split_line(line.strip(), list_path)) > 1
+    except (OSError, UnicodeDecodeError, DataError):
+        return None
+    return None
+
+
 def parse_list(list_path, num_classes=None):
     """Read a list file. Returns (paths as written, labels float32 [n, C]).
 

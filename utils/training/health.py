@@ -1,6 +1,6 @@
 """Run health: the warnings a run gives while it trains (a rising loss, collapsed codes, a recipe
 used without what it expects), each said once when it happens and again in the final report."""
-from utils.config import SCRATCH_CONFIG, default_config_path
+from utils.config import SCRATCH_CONFIG
 from utils.storage.fileio import display_path
 
 
@@ -32,17 +32,16 @@ class RunHealth:
                       f"{codes['constant_bits']} of {bit} bits constant (lower --lr, or see docs/methods.md)")
 
     def recipe_notes(self, cfg):
-        """One line each: the recipe expects ImageNet weights that were not given; or the data set
-        has no config of its own and the scratch recipe was picked."""
+        """One line each: the recipe expects ImageNet weights that were not given; or no -c was given
+        and the data set has no config of its own, so a recipe was picked (the scratch recipe, or the
+        default unsupervised method for lists without labels): which and why."""
         m = cfg["model"]
         if m["needs_backbone_weights"] and not m["backbone_weights"] and not cfg["pretrained"] and not cfg["resume"]:
             self.warn(f"{display_path(cfg['config_file']) if cfg.get('config_file') else 'this config'} is a "
                       f"fine-tuning recipe: it expects ImageNet weights (--pretrained-backbone PATH or imagenet); "
                       f"to train from scratch use -c {display_path(SCRATCH_CONFIG)}")
-        elif cfg.get("config_file") == SCRATCH_CONFIG and default_config_path(cfg["dataset"]["name"]) is None:
-            self.logger.info(f"data set {cfg['dataset']['name']!r} has no config of its own and no "
-                             f"--pretrained-backbone was given: training with the from-scratch recipe "
-                             f"{display_path(SCRATCH_CONFIG)} (pass -c to choose another)")
+        elif cfg.get("config_choice"):  # no -c: build_config picked the recipe (scratch, unsupervised) and why
+            self.logger.info(cfg["config_choice"])
 
     def report(self):
         if self.warnings:
