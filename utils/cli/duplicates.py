@@ -94,8 +94,8 @@ def write_lists(folder: str, paths: list[str], train_images: int, seed: int = 0)
 def train_default_model(args: argparse.Namespace, paths: list[str]) -> str:
     """Train the default method without labels on the folder into <out>/model (or reuse it there);
     returns the weights' prefix."""
-    from utils.config import CONFIG_DIR, build_config
-    from utils.losses import DEFAULT_UNSUPERVISED_METHOD
+    from utils.config import build_config
+    from utils.config.files import unsupervised_config
     from utils.storage.weights import resolve_weights
 
     model = RunFolder(os.path.join(args.out, "model"))
@@ -104,7 +104,7 @@ def train_default_model(args: argparse.Namespace, paths: list[str]) -> str:
         status(f"model: {resolve_weights(prefix)} (trained on this folder by an earlier run; delete {model.path} to "
                "train again)")
         return prefix
-    recipe = os.path.join(CONFIG_DIR, "methods", f"{DEFAULT_UNSUPERVISED_METHOD}_scratch.yaml")
+    method, recipe = unsupervised_config(False)
     lists = write_lists(os.path.join(args.out, "lists"), paths, args.train_images)
     flags = {"dataset": "folder", "data_path": os.path.abspath(args.image_root), "list_dir": lists, "bit": args.bit,
              "output_dir": model.path, "device": "cpu", "threads": args.threads}
@@ -119,7 +119,7 @@ def train_default_model(args: argparse.Namespace, paths: list[str]) -> str:
     cfg = build_config(recipe, {**flags, "epoch": epochs, "batch_size": batch},
                        [f"train.eval_every={epochs}", "train.eval_untrained=false", f"train.lr_decay_every={decay}",
                         *(["train.loss_rise_epochs=0"] if steps < 5 else [])])
-    status(f"no model given: training {DEFAULT_UNSUPERVISED_METHOD} (the default method without labels, "
+    status(f"no model given: training {method} (the default method without labels, "
            f"{os.path.relpath(recipe)}) on {train_images} of the images for {epochs} epochs into {model.path}")
     from utils.runtime.device import setup_device
     from utils.training.engine import Engine
