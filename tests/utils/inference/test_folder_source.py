@@ -1,0 +1,240 @@
+"""utils.inference.folder_source: a folder of images searched without lists, its codes cached and
+brought up to date incrementally; with a stand-in encoder (a fixed random projection of the pixels)
+that counts the images it is given, against codes computed here one image at a time."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from utils.data.images import read_image
+from utils.data.transforms import build_transform
+from utils.errors import DataError, WriteError
+from utils.inference.encoders import EncoderBase
+from utils.inference.folder_cache import CacheFiles
+from utils.inference.folder_source import FolderSource, sync_folder
+from utils.inference.searcher import Searcher
+
+BIT = 16
+PREPROCESS = {"resize_size": 16, "crop_size": 16, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+class CountingProjection(EncoderBase):
+    """Pre-sign features = flattened preprocessed pixels @ a seeded Gaussian matrix; `seen` counts the images."""
+
+    bit = BIT
+    preprocess = PREPROCESS
+    fingerprint = "projection-seed-1"
+
+    def __init__(self):
+        self.w = np.random.default_rng(1).standard_normal((3 * 16 * 16, BIT)).astype(np.float32)
+        self.seen = 0
+
+    def features(self, images):
+        self.seen += len(images)
+        return np.asarray(images, np.float32).reshape(len(images), -1) @ self.w
+
+
+def reference_codes(folder, paths):
+    """Codes of the images, one at a time, not through the loader or the cache."""
+    transform, encoder = build_transform(False, **PREPROCESS), CountingProjection()
+    return np.stack([encoder.encode(transform(read_image(os.path.join(folder, p)))[None]).codes[0] for p in paths])
+
+
+def write_image(path, seed, ext=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(ext or os.path.splitext(path)[1], pixels)
+    assert ok
+    with open(path, "wb") as f:
+        f.write(buf.tobytes())
+
+
+def make_folder(root, count, start=0):
+    for i in range(start, start + count):
+        write_image(os.path.join(root, f"album{i % 3}", f"IMG_{i:04d}.{'jpg' if i % 2 else 'PNG'}"), i)
+
+
+def sync(folder, cache, encoder, said=None, **kw):
+    return sync_folder(encoder, str(folder), str(cache), batch_size=4, num_workers=0,
+                       log=(said.append if said is not None else lambda *a: None), **kw)
+
+
+def listing(root):
+    return sorted(os.path.relpath(os.path.join(d, n), root) for d, dirs, files in os.walk(root) for n in dirs + files)
+
+
+def test_second_run_encodes_exactly_the_added_images_and_matches_a_full_encoding(tmp_path):
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 12)
+    before = listing(folder)
+    encoder = CountingProjection()
+    first = sync(folder, cache, encoder)
+    assert (first.encoded, first.reused, encoder.seen) == (12, 0, 12)
+    make_folder(folder, 3, start=12)
+    encoder, said = CountingProjection(), []
+    second = sync(folder, cache, encoder, said)
+    assert encoder.seen == 3 and (second.encoded, second.reused, second.removed) == (3, 12, 0)
+    assert second.summary() == f"database: 15 images under {folder}, 3 encoded, 12 from the cache"
+    assert said == [f"encoding 3 images (new or changed files) -> {CacheFiles.of(str(cache), BIT, str(folder)).codes}"]
+    paths = second.codes.paths
+    assert paths == sorted(paths) and len(paths) == 15 and "album0/IMG_0012.PNG" in paths
+    np.testing.assert_array_equal(second.codes.codes, reference_codes(str(folder), paths))
+    encoder = CountingProjection()
+    third = sync(folder, cache, encoder)
+    assert encoder.seen == 0 and (third.encoded, third.reused) == (0, 15)
+    # nothing was written into the photo folder (no hidden file either): only the images made here
+    added = [f"album{i % 3}/IMG_{i:04d}.{'jpg' if i % 2 else 'PNG'}" for i in range(12, 15)]
+    assert listing(folder) == sorted(before + added)
+
+
+def test_a_removed_file_leaves_the_results_and_a_changed_one_is_encoded_again(tmp_path):
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 9)
+    sync(folder, cache, CountingProjection())
+    os.remove(folder / "album1" / "IMG_0004.PNG")
+    changed = folder / "album2" / "IMG_0005.jpg"
+    write_image(str(changed), seed=99)                   # other pixels, same name
+    st = os.stat(changed)
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    encoder, said = CountingProjection(), []
+    again = sync(folder, cache, encoder, said)
+    assert encoder.seen == 1 and (again.encoded, again.changed, again.removed, again.reused) == (1, 1, 1, 7)
+    assert again.summary().endswith("1 encoded (1 changed), 7 from the cache, 1 removed since the last run")
+    assert "album1/IMG_0004.PNG" not in again.codes.paths and len(again.codes.paths) == 8
+    np.testing.assert_array_equal(again.codes.codes, reference_codes(str(folder), again.codes.paths))
+    # the searcher over the folder never answers with the removed file
+    searcher = Searcher(CountingProjection(), [FolderSource(str(folder), str(cache))], backend="numpy",
+                        log=lambda *a: None)
+    result = searcher.search(searcher.encode_images([read_image(str(changed))]).codes, k=20)
+    assert [m.path for m in result.matches][0] == "album2/IMG_0005.jpg"
+    assert "album1/IMG_0004.PNG" not in [m.path for m in result.matches] and len(result.matches) == 8
+
+
+def test_a_file_rewritten_with_its_old_mtime_is_seen_by_its_ctime(tmp_path):
+    """cp -p / rsync -t put the old mtime back; the size is the same for a PNG of the same shape."""
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 4)
+    sync(folder, cache, CountingProjection())
+    target = folder / "album0" / "IMG_0000.PNG"
+    st = os.stat(target)
+    pixels = np.zeros((20, 20, 3), np.uint8)
+    pixels[:10] = 255
+    ok, buf = cv2.imencode(".PNG", pixels)
+    with open(target, "wb") as f:
+        f.write(buf.tobytes())
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    encoder = CountingProjection()
+    again = sync(folder, cache, encoder)
+    assert encoder.seen == 1 and again.changed == 1
+    np.testing.assert_array_equal(again.codes.codes, reference_codes(str(folder), again.codes.paths))
+
+
+@pytest.mark.parametrize("damage", ["truncated codes", "garbage json", "other folder", "codes swapped", "no json"])
+def test_a_damaged_or_foreign_cache_is_rebuilt_not_trusted(tmp_path, damage):
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 6)
+    sync(folder, cache, CountingProjection())
+    files = CacheFiles.of(str(cache), BIT, str(folder))
+    if damage == "truncated codes":
+        data = open(files.codes, "rb").read()
+        open(files.codes, "wb").write(data[:len(data) // 2])
+    elif damage == "garbage json":
+        open(files.meta, "w").write("{not json")
+    elif damage == "other folder":
+        meta = json.load(open(files.meta))
+        meta["root"] = "/somewhere/else"
+        json.dump(meta, open(files.meta, "w"))
+    elif damage == "codes swapped":                       # a valid array that is not the one the .json vouches for
+        np.save(files.codes, -np.load(files.codes), allow_pickle=False)
+    else:
+        os.remove(files.meta)
+    encoder, said = CountingProjection(), []
+    rebuilt = sync(folder, cache, encoder, said)
+    assert encoder.seen == 6 and rebuilt.encoded == 6 and rebuilt.reused == 0
+    reason = {"truncated codes": "cache unreadable", "garbage json": "cache unreadable",
+              "other folder": "fingerprint differs: root", "codes swapped": "sha256", "no json": "no cache yet"}[damage]
+    assert reason in said[0] and said[0].startswith("encoding 6 images (")
+    np.testing.assert_array_equal(rebuilt.codes.codes, reference_codes(str(folder), rebuilt.codes.paths))
+    encoder = CountingProjection()
+    assert sync(folder, cache, encoder).reused == 6 and encoder.seen == 0
+
+
+def test_broken_images_are_skipped_with_one_line_listed_and_not_retried_until_they_change(tmp_path):
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 5)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.png").write_bytes(b"this is text, not a picture")
+    good = open(folder / "album1" / "IMG_0001.jpg", "rb").read()
+    (folder / "cut.jpg").write_bytes(good[:len(good) // 3])
+    encoder, said = CountingProjection(), []
+    first = sync(folder, cache, encoder, said)
+    source_said = []
+    FolderSource(str(folder), str(cache), verbose=True).sync(CountingProjection(), 4, 0, source_said.append)
+    bad = {"empty.jpg", "notes.png", "cut.jpg"}
+    skipped = {p for p, _ in first.skipped}
+    assert {"empty.jpg", "notes.png"} <= skipped <= bad  # OpenCV may decode the cut JPEG's first rows
+    assert set(first.codes.paths) == {p for p in first.codes.paths if p not in bad} and len(first.codes.paths) >= 5
+    assert first.encoded == len(first.codes.paths) and first.retried == len(skipped)
+    warnings = [line for line in source_said if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"{len(skipped)} files under {folder} skipped" in warnings[0]
+    assert "known from earlier runs, not retried" in warnings[0] and first.skipped_file in warnings[0]
+    assert sum(line.startswith("  skipped empty.jpg: image file is empty") for line in source_said) == 1
+    listed = open(first.skipped_file, encoding="utf-8").read()
+    assert all(f"{p}\t" in listed for p in skipped)
+    # second run: the bad files are unchanged, so nothing is decoded at all
+    encoder = CountingProjection()
+    again = sync(folder, cache, encoder)
+    assert encoder.seen == 0 and again.retried == 0 and {p for p, _ in again.skipped} == skipped
+    # a fixed file is tried again (and encoded)
+    write_image(str(folder / "empty.jpg"), seed=7)
+    encoder = CountingProjection()
+    fixed = sync(folder, cache, encoder)
+    assert encoder.seen == 1 and "empty.jpg" in fixed.codes.paths and fixed.changed == 1
+
+
+def test_a_folder_without_images_is_one_error_line(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "readme.txt").write_text("x")
+    with pytest.raises(DataError, match="no image files under it"):
+        sync(tmp_path / "photos", tmp_path / "out", CountingProjection())
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match="no readable image under it"):
+        sync(tmp_path / "photos", tmp_path / "out", CountingProjection())
+    with pytest.raises(DataError, match="folder not found"):
+        sync(tmp_path / "nowhere", tmp_path / "out", CountingProjection())
+
+
+def test_an_up_to_date_cache_is_read_where_it_cannot_be_written(tmp_path, monkeypatch):
+    """A read-only output folder (here: the lock file cannot be opened for writing) still serves an
+    up-to-date cache; a change needs a write and is one WriteError line, before any encoding."""
+    import utils.inference.code_cache as code_cache
+
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 4)
+    sync(folder, cache, CountingProjection())
+    monkeypatch.setattr(code_cache, "open_lock", lambda path: (None, PermissionError(13, "Permission denied")))
+    encoder = CountingProjection()
+    assert sync(folder, cache, encoder).reused == 4 and encoder.seen == 0
+    make_folder(folder, 1, start=4)
+    with pytest.raises(WriteError, match="Permission denied"):
+        sync(folder, cache, encoder)
+    assert encoder.seen == 0
+
+
+def test_the_searcher_over_a_folder_has_no_labels_and_rescores_with_cached_features(tmp_path):
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 10)
+    said = []
+    searcher = Searcher(CountingProjection(), [FolderSource(str(folder), str(cache))], backend="numpy",
+                        log=said.append, rescore=6)
+    assert said[-1] == f"database: 10 images under {folder}, 10 encoded, 0 from the cache"
+    assert searcher.num_classes == 0 and searcher.class_names == [] and len(searcher) == 10
+    assert searcher.features is not None and searcher.features.values.dtype == np.int8
+    query = searcher.encode_images([read_image(str(folder / "album1" / "IMG_0004.PNG"))])
+    result = searcher.search(query.codes, k=3, features=query.features[0])
+    top = result.matches[0]
+    assert (top.path, top.distance, top.labels.shape) == ("album1/IMG_0004.PNG", 0, (0,))
+    assert top.score is not None and top.score > 0.99
+    assert searcher.image_path(top) == str(folder / "album1" / "IMG_0004.PNG")
