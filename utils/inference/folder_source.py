@@ -43,7 +43,7 @@ class FolderSync:
     changed: int                 # of the encoded, files the cache knew in another state
     removed: int                 # rows of the cache whose files are gone
     skipped: list[tuple[str, str]]   # (path, reason) of what was left out: bad images, unreadable folders, loops
-    retried: int                 # of the skipped images, those tried this time (the rest remembered as bad)
+    retried: int                 # of the bad images (codes.bad), those tried this time (the rest remembered)
     skipped_file: str | None     # the cache's list of skipped files, when there is one
 
     def summary(self) -> str:
@@ -53,13 +53,18 @@ class FolderSync:
                 f"{self.reused:,} from the cache{gone}")
 
     def warning(self) -> str | None:
+        """One line counting what was left out (None when nothing was)."""
         if not self.skipped:
             return None
-        known = len(self.skipped) - self.retried
-        remembered = f"; {known:,} known from earlier runs, not retried until they change" if known else ""
-        where = f": listed in {self.skipped_file}" if self.skipped_file else ""
-        return (f"warning: {len(self.skipped):,} files under {self.root} skipped (not readable as images, or "
-                f"folders that cannot be walked{remembered}){where}")
+        bad, parts = len(self.codes.bad), []
+        if bad:
+            known = bad - self.retried
+            parts.append(f"{bad:,} not readable as images" + (f" ({known:,} known from earlier runs: not tried "
+                                                              f"again until they change)" if known else ""))
+        if len(self.skipped) > bad:
+            parts.append(f"{len(self.skipped) - bad:,} unreadable folders, link loops or vanished files")
+        where = f"; listed in {self.skipped_file}" if self.skipped_file else ""
+        return f"warning: {len(self.skipped):,} files under {self.root} left out: {', '.join(parts)}{where}"
 
 
 class _FolderImages:
@@ -186,7 +191,7 @@ def _encode(encoder: Any, root: str, todo: list[str], batch_size: int, num_worke
     bit = int(encoder.bit)
     if not todo:
         return _Encoded(np.zeros((0, bit), np.float32), np.zeros((0, bit), np.int8), {}), np.zeros(0, np.int64)
-    log(f"encoding {len(todo):,} images ({reason}) -> {target}")
+    log(f"encoding {len(todo):,} image{'s' if len(todo) > 1 else ''} ({reason}) -> {target}")
     images = _FolderImages(root, todo, build_transform(False, **encoder.preprocess), max_pixels)
     done, rows = encode_items(encoder, images, batch_size, num_workers, desc)
     return _Encoded(done.features, done.codes, images.bad), rows

@@ -178,8 +178,9 @@ def test_broken_images_are_skipped_with_one_line_listed_and_not_retried_until_th
     assert set(first.codes.paths) == {p for p in first.codes.paths if p not in bad} and len(first.codes.paths) >= 5
     assert first.encoded == len(first.codes.paths) and first.retried == len(skipped)
     warnings = [line for line in source_said if line.startswith("warning:")]
-    assert len(warnings) == 1 and f"{len(skipped)} files under {folder} skipped" in warnings[0]
-    assert "known from earlier runs, not retried" in warnings[0] and first.skipped_file in warnings[0]
+    assert len(warnings) == 1 and warnings[0] == (
+        f"warning: {len(skipped)} files under {folder} left out: {len(skipped)} not readable as images "
+        f"({len(skipped)} known from earlier runs: not tried again until they change); listed in {first.skipped_file}")
     assert sum(line.startswith("  skipped empty.jpg: image file is empty") for line in source_said) == 1
     listed = open(first.skipped_file, encoding="utf-8").read()
     assert all(f"{p}\t" in listed for p in skipped)
