@@ -239,3 +239,26 @@ def test_the_searcher_over_a_folder_has_no_labels_and_rescores_with_cached_featu
     assert (top.path, top.distance, top.labels.shape) == ("album1/IMG_0004.PNG", 0, (0,))
     assert top.score is not None and top.score > 0.99
     assert searcher.image_path(top) == str(folder / "album1" / "IMG_0004.PNG")
+
+
+def test_two_runs_at_once_encode_the_folder_once(tmp_path):
+    """The cache's file lock (one open file each, as two processes have) makes the second wait and read
+    what the first wrote."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import time
+
+    class Slow(CountingProjection):  # encoding takes long enough for the runs to overlap
+        def features(self, images):
+            time.sleep(0.1)
+            return super().features(images)
+
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 16)
+    encoders, said = [Slow(), Slow()], []
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda e: sync(folder, cache, e, said), encoders))
+    assert sorted(e.seen for e in encoders) == [0, 16]
+    assert sum(line.startswith("waiting for another process that holds") for line in said) == 1
+    assert sorted(r.encoded for r in results) == [0, 16]
+    np.testing.assert_array_equal(results[0].codes.codes, results[1].codes.codes)
