@@ -40,7 +40,7 @@ def test_the_service_searches_a_folder_and_a_restart_encodes_only_the_added_imag
     service = start(serving_model, folder, tmp_path, said)
     assert isinstance(service.settings.search.database, FolderSource)
     assert f"database: 10 images under {folder}, 10 encoded, 0 from the cache" in said
-    assert any(line.startswith(f"warning: 1 files under {folder} left out: 1 not readable as images") for line in said)
+    assert any(line.startswith(f"warning: 1 file under {folder} left out: 1 not readable as images") for line in said)
     client = TestClient(create_app(service), base_url="http://localhost")
     stats = client.get("/stats").json()
     assert stats["database_size"] == stats["data_set_images"] == 10 and stats["classes"] == []

@@ -62,9 +62,11 @@ class FolderSync:
             parts.append(f"{bad:,} not readable as images" + (f" ({known:,} known from earlier runs: not tried "
                                                               f"again until they change)" if known else ""))
         if len(self.skipped) > bad:
-            parts.append(f"{len(self.skipped) - bad:,} unreadable folders, link loops or vanished files")
+            parts.append(f"{len(self.skipped) - bad:,} that could not be listed (unreadable folders, link loops, "
+                         f"file names that are not UTF-8, files gone)")
         where = f"; listed in {self.skipped_file}" if self.skipped_file else ""
-        return f"warning: {len(self.skipped):,} files under {self.root} left out: {', '.join(parts)}{where}"
+        files = f"{len(self.skipped):,} file{'s' if len(self.skipped) > 1 else ''}"
+        return f"warning: {files} under {self.root} left out: {', '.join(parts)}{where}"
 
 
 class _FolderImages:
@@ -128,6 +130,9 @@ def sync_folder(encoder: Any, folder: str, cache_dir: str, batch_size: int = 32,
         bad: dict[str, tuple[FileState, str]] = {}
         changed = 0
         for path in scan.paths:
+            if not _utf8(path):  # cannot be printed, sent as JSON or put in a URL
+                skipped.append((path, "the file name is not valid UTF-8: rename the file to search it"))
+                continue
             try:
                 state = states[path] = file_state(os.path.join(root, path))
             except OSError as exc:                 # gone or unreadable since the scan
@@ -195,6 +200,15 @@ def _encode(encoder: Any, root: str, todo: list[str], batch_size: int, num_worke
     images = _FolderImages(root, todo, build_transform(False, **encoder.preprocess), max_pixels)
     done, rows = encode_items(encoder, images, batch_size, num_workers, desc)
     return _Encoded(done.features, done.codes, images.bad), rows
+
+
+def _utf8(path: str) -> bool:
+    """False for a name os.walk decoded with surrogate escapes (bytes that are not UTF-8)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_text(path: str) -> str | None:

@@ -48,7 +48,7 @@ def test_predict_searches_a_folder_and_encodes_only_what_was_added(tiny_lite, we
     predict.main(base)
     out, err = capsys.readouterr()
     assert f"database: 9 images under {folder}, 9 encoded, 0 from the cache" in err
-    assert f"warning: 1 files under {folder} left out: 1 not readable as images;" in err
+    assert f"warning: 1 file under {folder} left out: 1 not readable as images;" in err
     assert "query labels" not in out and "top 9 of 9 database images:" in out
     assert re.search(r"^rank distance  image$", out, re.M)                       # no labels column
     found = rows(out)

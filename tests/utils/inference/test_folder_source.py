@@ -262,3 +262,16 @@ def test_two_runs_at_once_encode_the_folder_once(tmp_path):
     assert sum(line.startswith("waiting for another process that holds") for line in said) == 1
     assert sorted(r.encoded for r in results) == [0, 16]
     np.testing.assert_array_equal(results[0].codes.codes, results[1].codes.codes)
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_with_its_reason(tmp_path):
+    """os.walk gives such a name with surrogate escapes, which no JSON answer, URL or UTF-8 terminal takes."""
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 3)
+    write_image(os.fsdecode(os.fsencode(str(folder)) + b"/caf\xe9.jpg"), seed=5, ext=".jpg")
+    said = []
+    FolderSource(str(folder), str(cache)).sync(CountingProjection(), 4, 0, said.append)
+    result = sync(folder, cache, CountingProjection())
+    assert len(result.codes.paths) == 3 and result.skipped == [("caf\udce9.jpg", "the file name is not valid UTF-8: "
+                                                                "rename the file to search it")]
+    assert said[-1].startswith(f"warning: 1 file under {folder} left out: 1 that could not be listed")
