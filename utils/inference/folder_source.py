@@ -109,6 +109,58 @@ def _skipped_text(root: str, skipped: list[tuple[str, str]]) -> str:
     return "\n".join(lines + [f"{path}\t{reason}" for path, reason in skipped]) + "\n"
 
 
+@dataclasses.dataclass
+class _Plan:
+    """What one run does with each image found: reuse a cached row, encode it, or leave it out."""
+
+    order: list[tuple[str, int]]                        # ("cache", row) / ("new", position in todo), scan order
+    todo: list[str]                                     # the images to encode
+    known: set[int]                                     # positions in todo of files the cache had in another state
+    states: dict[str, FileState]
+    bad: dict[str, tuple[FileState, str]]               # known bad and unchanged: not tried again
+    skipped: list[tuple[str, str]]
+
+
+def _plan(scan: Any, old: FolderCodes) -> _Plan:
+    plan = _Plan([], [], set(), {}, {}, list(scan.skipped))
+    rows = {path: row for row, path in enumerate(old.paths)}
+    for path in scan.paths:
+        if not _utf8(path):  # cannot be printed, sent as JSON or put in a URL
+            plan.skipped.append((path, "the file name is not valid UTF-8: rename the file to search it"))
+            continue
+        try:
+            state = plan.states[path] = file_state(os.path.join(scan.root, path))
+        except OSError as exc:                 # gone or unreadable since the scan
+            plan.skipped.append((path, f"cannot read the file: {exc.strerror or exc}"))
+            continue
+        row = rows.get(path)
+        if row is not None and old.states[row] == state:
+            plan.order.append(("cache", row))
+        elif path in old.bad and old.bad[path][0] == state:
+            plan.bad[path] = old.bad[path]
+        else:
+            if row is not None or path in old.bad:
+                plan.known.add(len(plan.todo))
+            plan.order.append(("new", len(plan.todo)))
+            plan.todo.append(path)
+    return plan
+
+
+def _assembled(plan: _Plan, old: FolderCodes, encoded: _Encoded, rows: np.ndarray, bit: int) -> FolderCodes:
+    """The cache's rows for this run, in scan order: the kept rows and the new ones (features on one scale)."""
+    new_row = {int(i): j for j, i in enumerate(rows)}   # position in todo -> row of `encoded`
+    order = [(kind, n) for kind, n in plan.order if kind == "cache" or n in new_row]
+    is_kept = np.asarray([kind == "cache" for kind, _ in order], bool)
+    kept_rows = np.asarray([n for kind, n in order if kind == "cache"], np.int64)
+    new_order = np.asarray([new_row[n] for kind, n in order if kind == "new"], np.int64)
+    kept, new = _requantized(Int8Features(old.features.values[kept_rows], old.features.scale), encoded.features)
+    codes, values = np.empty((len(order), bit), np.int8), np.empty((len(order), bit), np.int8)
+    codes[is_kept], values[is_kept] = old.codes[kept_rows], kept.values
+    codes[~is_kept], values[~is_kept] = encoded.codes[new_order], new.values[new_order]
+    paths = [old.paths[n] if kind == "cache" else plan.todo[n] for kind, n in order]
+    return FolderCodes(paths, [plan.states[p] for p in paths], codes, Int8Features(values, kept.scale), plan.bad)
+
+
 def sync_folder(encoder: Any, folder: str, cache_dir: str, batch_size: int = 32, num_workers: int = 0,
                 log: Log = print, desc: str = "encode folder", max_pixels: int = DEFAULT_MAX_PIXELS) -> FolderSync:
     """The codes of every image under `folder`, from its cache where the files are unchanged and encoded
@@ -122,60 +174,27 @@ def sync_folder(encoder: Any, folder: str, cache_dir: str, batch_size: int = 32,
         cache, reason = load_folder_codes(files, expected)
         old = cache or FolderCodes([], [], np.zeros((0, bit), np.int8),
                                    Int8Features(np.zeros((0, bit), np.int8), np.ones(bit, np.float32)), {})
-        known = {path: row for row, path in enumerate(old.paths)}
-        skipped = list(scan.skipped)
-        states: dict[str, FileState] = {}
-        plan: list[tuple[str, int]] = []          # ("cache", row) / ("new", i) in scan order
-        todo: list[str] = []
-        bad: dict[str, tuple[FileState, str]] = {}
-        changed = 0
-        for path in scan.paths:
-            if not _utf8(path):  # cannot be printed, sent as JSON or put in a URL
-                skipped.append((path, "the file name is not valid UTF-8: rename the file to search it"))
-                continue
-            try:
-                state = states[path] = file_state(os.path.join(root, path))
-            except OSError as exc:                 # gone or unreadable since the scan
-                skipped.append((path, f"cannot read the file: {exc.strerror or exc}"))
-                continue
-            row = known.get(path)
-            if row is not None and old.states[row] == state:
-                plan.append(("cache", row))
-            elif path in old.bad and old.bad[path][0] == state:
-                bad[path] = old.bad[path]           # known bad, unchanged: not tried again
-            else:
-                changed += row is not None or path in old.bad
-                plan.append(("new", len(todo)))
-                todo.append(path)
-        removed = sum(path not in states for path in old.paths)
-        dirty = cache is None or bool(todo) or removed > 0 or set(bad) != set(old.bad)
+        plan = _plan(scan, old)
+        removed = sum(path not in plan.states for path in old.paths)
+        dirty = cache is None or bool(plan.todo) or removed > 0 or set(plan.bad) != set(old.bad)
         if dirty and unwritable is not None:
             raise WriteError(files.lock, unwritable)
-        encoded, rows = _encode(encoder, root, todo, batch_size, num_workers, desc, max_pixels, log,
+        encoded, rows = _encode(encoder, root, plan.todo, batch_size, num_workers, desc, max_pixels, log,
                                 reason if cache is None else "new or changed files", files.codes)
         for i, why in encoded.bad.items():
-            bad[todo[i]] = (states[todo[i]], why)
-        new_row = {int(i): j for j, i in enumerate(rows)}   # position in todo -> row of `encoded`
-        plan = [(kind, n) for kind, n in plan if kind == "cache" or n in new_row]
-        is_kept = np.asarray([kind == "cache" for kind, _ in plan], bool)
-        kept_rows = np.asarray([n for kind, n in plan if kind == "cache"], np.int64)
-        new_order = np.asarray([new_row[n] for kind, n in plan if kind == "new"], np.int64)
-        kept, new = _requantized(Int8Features(old.features.values[kept_rows], old.features.scale), encoded.features)
-        codes, values = np.empty((len(plan), bit), np.int8), np.empty((len(plan), bit), np.int8)
-        codes[is_kept], values[is_kept] = old.codes[kept_rows], kept.values
-        codes[~is_kept], values[~is_kept] = encoded.codes[new_order], new.values[new_order]
-        paths = [old.paths[n] if kind == "cache" else todo[n] for kind, n in plan]
-        result = FolderCodes(paths, [states[p] for p in paths], codes, Int8Features(values, kept.scale), bad)
-        skipped += [(path, why) for path, (_, why) in sorted(bad.items())]
+            plan.bad[plan.todo[i]] = (plan.states[plan.todo[i]], why)
+        result = _assembled(plan, old, encoded, rows, bit)
+        skipped = plan.skipped + [(path, why) for path, (_, why) in sorted(plan.bad.items())]
         text = _skipped_text(root, skipped)
         if dirty:
             with staged_generation(os.path.dirname(os.path.abspath(files.meta))) as staged:
                 stage_folder_codes(files, expected, result, text, staged)
         elif unwritable is None and _read_text(files.skipped) != text:  # a folder became unreadable, ...
             atomic_write_bytes(files.skipped, text.encode("utf-8", "backslashreplace"))
-    sync = FolderSync(root, result, len(new_row), int(is_kept.sum()), changed, removed, skipped, len(encoded.bad),
-                      files.skipped if os.path.isfile(files.skipped) else None)
-    if not paths:
+    changed = len(plan.known & {int(i) for i in rows})
+    sync = FolderSync(root, result, len(rows), len(result.paths) - len(rows), changed, removed, skipped,
+                      len(encoded.bad), files.skipped if os.path.isfile(files.skipped) else None)
+    if not result.paths:
         raise DataError(f"{root}: no readable image under it ({len(scan.paths):,} image files found; "
                         f"{len(skipped):,} skipped: {sync.skipped_file or 'see above'})" if scan.paths else
                         f"{root}: no image files under it (extensions: .jpg .jpeg .png .webp .bmp .tif .tiff, any case)")
