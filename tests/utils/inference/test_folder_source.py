@@ -275,3 +275,22 @@ def test_a_file_name_that_is_not_utf8_is_left_out_with_its_reason(tmp_path):
     assert len(result.codes.paths) == 3 and result.skipped == [("caf\udce9.jpg", "the file name is not valid UTF-8: "
                                                                 "rename the file to search it")]
     assert said[-1].startswith(f"warning: 1 file under {folder} left out: 1 that could not be listed")
+
+
+def test_features_of_added_images_beyond_the_stored_scale_widen_it_instead_of_clipping():
+    from utils.inference.folder_source import _requantized
+    from utils.retrieval.rescore import Int8Features
+
+    rng = np.random.default_rng(0)
+    first = rng.uniform(-1, 1, (50, 8)).astype(np.float32)
+    added = rng.uniform(-1, 1, (5, 8)).astype(np.float32)
+    added[:, 3] *= 6                                       # one dimension far beyond what the first images had
+    kept, new = _requantized(Int8Features.quantize(first), added)
+    np.testing.assert_array_equal(kept.scale, new.scale)
+    assert kept.scale[3] == pytest.approx(np.abs(added[:, 3]).max() / 127)
+    # every feature within half a step of each quantisation it went through (the kept rows: two)
+    assert np.all(np.abs(new.dequantize() - added) <= new.scale / 2 + 1e-6)
+    assert np.all(np.abs(kept.dequantize() - first) <= kept.scale / 2 + Int8Features.quantize(first).scale / 2 + 1e-6)
+    same, _ = _requantized(Int8Features.quantize(first), added / 10)   # nothing beyond the scale: kept as it was
+    np.testing.assert_array_equal(same.scale, Int8Features.quantize(first).scale)
+    np.testing.assert_array_equal(same.values, Int8Features.quantize(first).values)
