@@ -2,9 +2,10 @@
 
 Serves an exported model (export_model.py) over a data set's database list, or with --database-dir
 over every image under a folder (no lists or labels), with a web page at http://HOST:PORT/. With no
-flags, after the main job (`python main_single_gpu.py`) it serves the main job's export (./output/inference) over the lite data; when that folder holds no
-exported model it exports the main job's best weights there first (the same as export_model.py;
---no-auto-export turns that off and prints the command instead). Database codes are cached in
+flags, after the main job (`python main_single_gpu.py`) it serves the main job's export
+(./output/inference) over the lite data; when that folder holds no exported model it exports the
+main job's best weights there first (the same as export_model.py; --no-auto-export turns that off
+and prints the command instead). Database codes are cached in
 --cache-dir (shared with predict.py), images added with POST /items are kept in --store-dir.
 
 Who may talk to it (deploy/serving/README.md, "Limits and safety"): requests must name the
