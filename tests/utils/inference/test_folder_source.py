@@ -294,3 +294,34 @@ def test_features_of_added_images_beyond_the_stored_scale_widen_it_instead_of_cl
     same, _ = _requantized(Int8Features.quantize(first), added / 10)   # nothing beyond the scale: kept as it was
     np.testing.assert_array_equal(same.scale, Int8Features.quantize(first).scale)
     np.testing.assert_array_equal(same.values, Int8Features.quantize(first).values)
+
+
+def test_a_failed_cache_write_leaves_the_old_cache_as_it_was(tmp_path, monkeypatch):
+    """Disk full while the new generation is staged: one WriteError, no file of the cache replaced, no
+    temp file left; the next run starts from the old cache."""
+    import errno
+
+    import utils.inference.folder_cache as folder_cache
+
+    folder, cache = tmp_path / "photos", tmp_path / "out"
+    make_folder(folder, 6)
+    sync(folder, cache, CountingProjection())
+    before = {name: (cache / name).read_bytes() for name in os.listdir(cache)}
+    make_folder(folder, 2, start=6)
+    calls, save = [], np.save
+
+    def full(f, array, allow_pickle):
+        calls.append(1)
+        if len(calls) == 2:                                # the features, after the codes were staged
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(f, array, allow_pickle=allow_pickle)
+
+    monkeypatch.setattr(folder_cache.np, "save", full)
+    with pytest.raises(WriteError, match="No space left on device"):
+        sync(folder, cache, CountingProjection())
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert {name: (cache / name).read_bytes() for name in os.listdir(cache)} == before
+    encoder = CountingProjection()
+    again = sync(folder, cache, encoder)
+    assert encoder.seen == 2 and (again.encoded, again.reused) == (2, 6)
