@@ -1,7 +1,8 @@
 """Query by image: the database images nearest to IMG in Hamming distance.
 
 Encodes the database once and caches its codes in <save-path> (with a fingerprint of the model and
-list; a stale cache is rebuilt). Works from trained weights (--pretrained) or from an exported model
+list; a stale cache is rebuilt). The database is the data set's database list, or with --database-dir
+every image under a folder (no lists, no labels; later runs encode only new or changed files). Works from trained weights (--pretrained) or from an exported model
 (--model-dir), which give identical codes and share the cache. With neither, it uses the main job's
 best weights in <save-path>, else the exported model in <save-path>/inference. The answer goes to
 standard output; which model, the cache and progress go to standard error.
@@ -34,6 +35,14 @@ def parse_args(argv=None):
                         "from the config saved beside them; else lite)")
     p.add_argument("--data-path", "--data_path", default=None, help="image root of the data set")
     p.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
+    p.add_argument("--database-dir", "--database_dir", default=None, metavar="DIR",
+                   help="search every image under DIR instead of the data set's database list (no lists or labels "
+                        "needed; not with --data-path or --list-dir); the codes are cached in <save-path>, keyed by "
+                        "DIR's path, and a later run encodes only the images added or changed since; nothing is "
+                        "written into DIR. --dataset and -c still pick the model's config; --rescore, --radius, "
+                        "--index-config work as with a list (docs/retrieval.md)")
+    p.add_argument("--verbose", action="store_true",
+                   help="with --database-dir: list every file left out (not readable as an image) on standard error")
     p.add_argument("--topk", type=int, default=argparse.SUPPRESS,  # unset is told apart from 10: radius_cap
                    help="number of matches to return (default: 10, or the --index-config's return_k); with "
                         "--radius: at most this many, the nearest")

@@ -1,10 +1,11 @@
 """Start the image-search service: `python -m deploy.serving [--model-dir DIR] [--data-path DIR] ...`
 
-Serves an exported model (export_model.py) over a data set's database list, with a web page
-at http://HOST:PORT/. With no flags, after the main job (`python main_single_gpu.py`) it
-serves the main job's export (./output/inference) over the lite data; when that folder holds no
-exported model it exports the main job's best weights there first (the same as export_model.py;
---no-auto-export turns that off and prints the command instead). Database codes are cached in
+Serves an exported model (export_model.py) over a data set's database list, or with --database-dir
+over every image under a folder (no lists or labels), with a web page at http://HOST:PORT/. With no
+flags, after the main job (`python main_single_gpu.py`) it serves the main job's export
+(./output/inference) over the lite data; when that folder holds no exported model it exports the
+main job's best weights there first (the same as export_model.py; --no-auto-export turns that off
+and prints the command instead). Database codes are cached in
 --cache-dir (shared with predict.py), images added with POST /items are kept in --store-dir.
 
 Who may talk to it (deploy/serving/README.md, "Limits and safety"): requests must name the
@@ -54,7 +55,12 @@ def build_parser():
     m.add_argument("--use-mkldnn", action=argparse.BooleanOptionalAction, default=True,
                    help="oneDNN on CPU (several times faster)")
     d = p.add_argument_group("database")
-    d.add_argument("--dataset", default="lite", help="data set whose database list is searched (lite: built in)")
+    d.add_argument("--dataset", default=None, help="data set whose database list is searched (default: lite, built in)")
+    d.add_argument("--database-dir", "--database_dir", default=None, metavar="DIR",
+                   help="search every image under DIR instead of a data set's database list (not with --dataset, "
+                        "--data-path or --list-dir; no labels): the codes are cached in --cache-dir, keyed by DIR's "
+                        "path, a restart encodes only the images added or changed since, nothing is written into DIR; "
+                        f"added images go to {RUN.serving_store('folder_<key>')} by default")
     d.add_argument("--data-path", "--data_path", default=None,
                    help="image root of the data set (default: the config's, ./datasets/lite/ for lite)")
     d.add_argument("--list-dir", "--list_dir", default=None, help="folder of database.txt (default: data/<dataset>/)")
@@ -110,12 +116,21 @@ def parse_args(argv=None):
     args.allowed_hosts = tuple(h.strip() for h in args.allowed_hosts.split(",") if h.strip())
     args.token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     args.cache_dir = getattr(args, "cache_dir", None)
+    if args.database_dir is not None:
+        given = [flag for flag, value in (("--dataset", args.dataset), ("--data-path", args.data_path),
+                                          ("--list-dir", args.list_dir)) if value is not None]
+        if given:
+            p.error(f"--database-dir searches a folder instead of a data set's database list: drop {given[0]}")
+        if not os.path.isdir(args.database_dir):
+            p.error(f"--database-dir: folder not found: {args.database_dir}")
+    args.dataset = "lite" if args.dataset is None else args.dataset
     args.index_settings = None
     if args.index_config is not None:  # a bad file fails before the port or the model is touched
         from utils.retrieval.index_config import read_index_config
 
         args.index_settings = read_index_config(args.index_config)
-        args.data_path = args.index_settings.image_root if args.data_path is None else args.data_path
+        if args.database_dir is None:  # the flag wins over the file's image_root
+            args.data_path = args.index_settings.image_root if args.data_path is None else args.data_path
         args.cache_dir = args.index_settings.index_dir if args.cache_dir is None else args.cache_dir
     args.cache_dir = RUN.path if args.cache_dir is None else args.cache_dir
     return args
@@ -187,23 +202,42 @@ def service_settings(args):
     when absent) and its code cache, the store of added images, the limits."""
     from deploy.serving.service import ServiceSettings
     from deploy.serving.uploads import Limits
-    from utils.config import build_config
-    from utils.inference.searcher import config_database, SearchSettings
+    from utils.inference.searcher import SearchSettings
     from utils.runtime.device import cpu_threads
 
-    cfg = build_config(None, {"dataset": args.dataset, "data_path": args.data_path, "list_dir": args.list_dir})
     backend, options = args.index_backend, {}
     index_settings = getattr(args, "index_settings", None)
     if index_settings is not None:  # PP-ShiTu's index_method HNSW<M> / IVF<n> pick an approximate backend
         backend, options = index_settings.index_choice(backend, options)
-    search = SearchSettings(bit=args.bit, model_dir=args.model_dir, database=config_database(cfg, args.cache_dir),
+    search = SearchSettings(bit=args.bit, model_dir=args.model_dir, database=database_source(args),
                             cache_dir=args.cache_dir, backend=backend, index_options=options,
                             threads=cpu_threads(args.threads, args.predictors), predictors=args.predictors,
                             use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers)
     limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k,
                     max_request_pixels=args.max_request_pixels, max_decodes=args.max_decodes)
-    return ServiceSettings(search, args.store_dir or RUN.serving_store(args.dataset), limits, args.read_only,
-                           index_settings)
+    return ServiceSettings(search, store_dir(args), limits, args.read_only, index_settings)
+
+
+def database_source(args):
+    """The folder of --database-dir, else the data set's database list (the lite data made when absent)."""
+    if getattr(args, "database_dir", None) is not None:
+        from utils.inference.folder_source import FolderSource
+
+        return FolderSource(args.database_dir, args.cache_dir)
+    from utils.config import build_config
+    from utils.inference.searcher import config_database
+
+    return config_database(build_config(None, {"dataset": args.dataset, "data_path": args.data_path,
+                                               "list_dir": args.list_dir}), args.cache_dir)
+
+
+def store_dir(args):
+    """--store-dir, else the output folder's store for the data set (or for the folder: its own key)."""
+    if args.store_dir:
+        return args.store_dir
+    if getattr(args, "database_dir", None) is not None:
+        return RUN.serving_store(f"folder_{RunFolder.folder_key(args.database_dir)}")
+    return RUN.serving_store(args.dataset)
 
 
 def listen(host, port):
@@ -223,9 +257,8 @@ def build_service(args, log=print):
     from deploy.serving.service import SearchService
     from utils.cli.flags import check_output_dir
 
-    store_dir = args.store_dir or RUN.serving_store(args.dataset)
     if not args.read_only:  # a store the service cannot write fails now, not at every POST /items
-        check_output_dir(store_dir, "--store-dir")
+        check_output_dir(store_dir(args), "--store-dir")
     ensure_model(args.model_dir, args.bit, args.pretrained, args.auto_export, log)
     settings = service_settings(args)
     if settings.index_settings is not None and settings.index_settings.note():

@@ -23,6 +23,9 @@ def check_predict_args(args: argparse.Namespace) -> argparse.Namespace:
     at most this many matches, PP-ShiTu's return_k or an explicit --topk; None: all)."""
     check_bit(args.bit)
     args.topk = getattr(args, "topk", None)
+    args.database_dir = getattr(args, "database_dir", None)
+    args.verbose = getattr(args, "verbose", False)
+    check_database_dir(args)
     args.index_settings = None
     if args.index_config is not None:
         from utils.retrieval.index_config import read_index_config
@@ -30,7 +33,8 @@ def check_predict_args(args: argparse.Namespace) -> argparse.Namespace:
         settings = args.index_settings = read_index_config(args.index_config).check_bit(args.bit)
         args.radius = settings.radius if args.radius is None else args.radius
         args.topk = settings.topk if args.topk is None else args.topk
-        args.data_path = settings.image_root if args.data_path is None else args.data_path
+        if args.database_dir is None:  # the flag wins over the file's image_root
+            args.data_path = settings.image_root if args.data_path is None else args.data_path
     args.radius_cap = args.topk
     args.topk = DEFAULT_TOPK if args.topk is None else args.topk
     check_range("--topk", args.topk, 1)
@@ -50,6 +54,20 @@ def check_predict_args(args: argparse.Namespace) -> argparse.Namespace:
     if os.path.exists(args.save_path) and not os.path.isdir(args.save_path):
         raise UserError(f"--save-path {args.save_path}: exists and is not a folder")
     return args
+
+
+def check_database_dir(args: argparse.Namespace) -> None:
+    """--database-dir replaces the data set's database list: it names an existing folder, and the flags
+    that only place that list are refused rather than ignored."""
+    if args.database_dir is None:
+        return
+    for flag, value in (("--data-path", args.data_path), ("--list-dir", getattr(args, "list_dir", None))):
+        if value is not None:
+            raise UserError(f"--database-dir searches the folder {args.database_dir} instead of the data set's "
+                            f"database list: drop {flag}")
+    if not os.path.isdir(args.database_dir):
+        what = "not a folder" if os.path.exists(args.database_dir) else "folder not found"
+        raise UserError(f"--database-dir: {what}: {args.database_dir}")
 
 
 def status(message: str) -> None:
@@ -95,10 +113,8 @@ def search_settings(args: argparse.Namespace) -> Any:
 
 def run_predict(args: argparse.Namespace) -> np.ndarray:
     """Everything predict.py does after parsing its flags; returns the database indices of the matches."""
-    from utils.config import dataset_lists
     from utils.data.images import read_image
-    from utils.data.lists import labels_of
-    from utils.inference.searcher import ListSource, Searcher
+    from utils.inference.searcher import Searcher
     from utils.retrieval import format_code
     from utils.runtime.log import quiet_library_logging
 
@@ -107,11 +123,11 @@ def run_predict(args: argparse.Namespace) -> np.ndarray:
     if not os.path.isfile(args.img):
         raise UserError(f"--img: image not found: {args.img}")
     query_image = read_image(args.img)  # a bad query fails before any model or database work
-    data_root, lists = settings.config["dataset"]["data_path"], dataset_lists(settings.config)
-    database = ListSource(lists["database"], data_root, settings.cache_dir)
+    database, query_labels = database_source(args, settings)
     searcher = Searcher.from_settings(dataclasses.replace(settings, database=database), log=status)
-    q_labels = labels_of(args.img, data_root, (lists["test"],))
-    if q_labels is None:  # a database image: its row is known already
+    data_root = database.root
+    q_labels = query_labels()
+    if q_labels is None and args.database_dir is None:  # a database image: its row is known already
         q_labels = searcher.labels_of(os.path.relpath(os.path.abspath(args.img), database.root))
     encoded = searcher.encode_images([query_image])
     code = encoded.codes
@@ -133,6 +149,22 @@ def run_predict(args: argparse.Namespace) -> np.ndarray:
     return np.asarray([m.index for m in result.matches])
 
 
+def database_source(args: argparse.Namespace, settings: Any) -> tuple[Any, Any]:
+    """(the database source, a function giving the query's labels or None): the folder of --database-dir
+    (no labels), else the data set's database list (a query from its test list has labels)."""
+    if args.database_dir is not None:
+        from utils.inference.folder_source import FolderSource
+
+        return FolderSource(args.database_dir, settings.cache_dir, verbose=args.verbose), lambda: None
+    from utils.config import dataset_lists
+    from utils.data.lists import labels_of
+    from utils.inference.searcher import ListSource
+
+    data_root, lists = settings.config["dataset"]["data_path"], dataset_lists(settings.config)
+    return (ListSource(lists["database"], data_root, settings.cache_dir),
+            lambda: labels_of(args.img, data_root, (lists["test"],)))
+
+
 def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args: argparse.Namespace,
                   data_root: str) -> None:
     """The table of matches (judged when the query has labels), and with --show the picture."""
@@ -143,14 +175,16 @@ def print_matches(searcher: Any, result: Any, q_labels: np.ndarray | None, args:
     if q_labels is not None:
         print(f"query labels: {label_text(q_labels, names)} (relevant = shares a label)")
     scored = any(m.score is not None for m in result.matches)
-    print(f"{'rank':>4} {'distance':>8}" + (f" {'cosine':>7}" if scored else "") + f"  {'image':<40} labels"
-          + ("  relevant" if judge else ""))
+    labelled = bool(searcher.num_classes)  # a folder (or an unlabelled list) has no label column
+    print((f"{'rank':>4} {'distance':>8}" + (f" {'cosine':>7}" if scored else "") + f"  {'image':<40}"
+           + (" labels" if labelled else "")).rstrip() + ("  relevant" if judge else ""))
     shown = []
     for m in result.matches:
         text = label_text(m.labels, names)
         relevant = bool((q_labels * m.labels).sum() > 0) if judge else None
         score = f" {m.score:>7.4f}" if scored and m.score is not None else ""
-        print(f"{m.rank:>4} {m.distance:>8}{score}  {m.path:<40} {text}" + (f"  {'yes' if relevant else 'no'}" if judge else ""))
+        print((f"{m.rank:>4} {m.distance:>8}{score}  {m.path:<40}" + (f" {text}" if labelled else "")).rstrip()
+              + (f"  {'yes' if relevant else 'no'}" if judge else ""))
         shown.append((os.path.join(data_root, m.path), m.distance, text, relevant))
     if args.show:
         from utils.evaluation.pictures import draw_matches, try_display

@@ -20,6 +20,7 @@ Beside the codes, a cache built from the images keeps their pre-sign features fo
 which records their sha256; a cache without them (older, or the service's added images) still
 serves codes, and is rebuilt only when features are asked for.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -52,10 +53,16 @@ def lock_path(save_dir, bit):
 def fingerprint(encoder, list_path, data_root, list_bytes=None):
     """What the cache of list_path's codes must match; list_bytes: the list's bytes when they are
     about to be written there (not read from the file)."""
-    preprocess = json.loads(json.dumps(encoder.preprocess))  # as read back from the .json (lists, not tuples)
     list_sha = file_sha256(list_path) if list_bytes is None else hashlib.sha256(list_bytes).hexdigest()
-    return {"bit": int(encoder.bit), "model_sha256": encoder.fingerprint, "preprocess": preprocess,
-            "list_sha256": list_sha, "list": os.path.abspath(list_path), "data_root": os.path.abspath(data_root)}
+    return {**model_fingerprint(encoder), "list_sha256": list_sha, "list": os.path.abspath(list_path),
+            "data_root": os.path.abspath(data_root)}
+
+
+def model_fingerprint(encoder):
+    """What every cache of codes must match, whatever its images: the bit count, the weights digest and
+    the preprocessing (as read back from JSON: lists, not tuples)."""
+    preprocess = json.loads(json.dumps(encoder.preprocess))
+    return {"bit": int(encoder.bit), "model_sha256": encoder.fingerprint, "preprocess": preprocess}
 
 
 def _codes_sha256(codes):
@@ -138,17 +145,16 @@ def save_codes(save_dir, expected, codes, features=None):
         stage_codes(save_dir, expected, codes, staged, features)
 
 
-def _lock(save_dir, bit):
-    """(the cache's FileLock, None), or (None, the OSError) where the folder cannot hold it (read-only):
+def open_lock(path):
+    """(a FileLock on `path`, None), or (None, the OSError) where its folder cannot hold it (read-only):
     then an up-to-date cache is read unlocked, and a rebuild fails as one WriteError line before
-    any encoding."""
+    any encoding. A folder that cannot be made is a WriteError at once."""
     from filelock import FileLock
 
     try:
-        os.makedirs(save_dir, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     except OSError as exc:
-        raise WriteError(save_dir, exc) from None
-    path = lock_path(save_dir, bit)
+        raise WriteError(os.path.dirname(path), exc) from None
     try:
         with open(path, "a"):
             pass
@@ -157,13 +163,13 @@ def _lock(save_dir, bit):
     return FileLock(path), None
 
 
-def cached_or_built(save_dir, expected, build, log=print, features=False):
-    """The database codes from the cache, or from build() (then cached), under a file lock.
-    build() returns the codes, or an Encoded (its features are then cached too). features=True:
-    returns (codes, Int8Features), rebuilding a cache that holds no features."""
+@contextlib.contextmanager
+def held_lock(path, log=print):
+    """Hold the cache lock at `path` (saying so when another process holds it first); yields None, or
+    the OSError that kept the lock from being made (an unwritable folder: nothing may be written)."""
     from filelock import Timeout
 
-    lock, unwritable = _lock(save_dir, expected["bit"])
+    lock, unwritable = open_lock(path)
     if lock is not None:
         try:
             lock.acquire(timeout=0)
@@ -171,6 +177,17 @@ def cached_or_built(save_dir, expected, build, log=print, features=False):
             log(f"waiting for another process that holds {lock.lock_file}")
             lock.acquire()
     try:
+        yield unwritable
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def cached_or_built(save_dir, expected, build, log=print, features=False):
+    """The database codes from the cache, or from build() (then cached), under a file lock.
+    build() returns the codes, or an Encoded (its features are then cached too). features=True:
+    returns (codes, Int8Features), rebuilding a cache that holds no features."""
+    with held_lock(lock_path(save_dir, expected["bit"]), log) as unwritable:
         codes, reason = load_cached_codes(save_dir, expected)
         store = None
         if codes is not None and features:
@@ -191,9 +208,6 @@ def cached_or_built(save_dir, expected, build, log=print, features=False):
         else:
             log(f"database codes: {cache_paths(save_dir, expected['bit'])[0]} (cache up to date)")
         return (codes, store) if features else codes
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def list_codes(encoder, list_path, data_root, cache_dir, batch_size=32, num_workers=0, desc="encode database",

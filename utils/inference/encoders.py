@@ -131,14 +131,24 @@ def encode_dataset(encoder: Encoder, dataset: Any, batch_size: int = 32, num_wor
                    desc: str = "encode") -> Encoded:
     """Features and codes of every item of an image dataset (ImageListDataset), in its order, with
     decoding in worker processes."""
+    return encode_items(encoder, dataset, batch_size, num_workers, desc)[0]
+
+
+def encode_items(encoder: Encoder, dataset: Any, batch_size: int = 32, num_workers: int = 0,
+                 desc: str = "encode") -> tuple[Encoded, np.ndarray]:
+    """(features and codes, the dataset indices they belong to) of the items of an image dataset
+    that gives (image, label, index) or None for an item it skips (a bad image), in dataset order."""
     from tqdm import tqdm
 
     from utils.data.loader import build_dataloader
     from utils.encoding import concatenate
 
     loader = build_dataloader(dataset, batch_size, shuffle=False, drop_last=False, num_workers=num_workers)
-    return concatenate((encoder.encode(images.numpy()) for images, _, _ in tqdm(loader, desc=desc, disable=None)),
-                       encoder.bit)
+    parts, indices = [], []
+    for images, _, index in tqdm(loader, desc=desc, disable=None):
+        parts.append(encoder.encode(images.numpy()))
+        indices.append(index.numpy().astype(np.int64))
+    return concatenate(parts, encoder.bit), np.concatenate(indices) if indices else np.zeros(0, np.int64)
 
 
 def list_dataset(encoder: Encoder, list_path: str, data_root: str) -> Any:

@@ -11,7 +11,8 @@ similarity of their pre-sign features (kept as int8 beside the code cache, utils
 to the query's features; search() then needs the query's features (`encode_images(...).features`).
 
 A database is one or more sources (ListSource: the images of a list file under a data root, their
-codes cached by utils.inference.code_cache); the service appends the images it is sent. Database
+codes cached by utils.inference.code_cache; utils.inference.folder_source.FolderSource: every image
+under a folder, no labels, its cache updated incrementally); the service appends the images it is sent. Database
 indices count from 0 over the sources in order. Searches and appends hold one lock, so a search
 sees the index and the entries of the same moment.
 """

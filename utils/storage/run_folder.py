@@ -9,9 +9,10 @@ An output folder (`--output-dir`, predict.py's `--save-path`; ./output by defaul
     train_<K>.log, eval_<K>.log, qat_<K>.log      the run's log; vdl_<K>/ its VisualDL curves
     database_code_<K>.npy/.json/.lock             predict.py's database code cache (utils.inference.code_cache)
     database_code_<K>_features.npy, _feature_scale.npy  its int8 features for rescoring
+    database_folder_<K>_<key>.*                   the code cache of an image folder (--database-dir)
     retrieval_<image>_<K>.jpg                     predict.py --show's picture; milvus_<K>.db its milvus-lite file
     inference/, inference_int8/                   the exports (export_model.py, quantize.py): ExportFolder
-    serving_<dataset>/                            images added to the search service
+    serving_<dataset>/, serving_folder_<key>/     images added to the search service
 
 An export folder holds inference_<K>.json/.pdiparams (PIR; .pdmodel for int8), inference_<K>.onnx,
 model_<K>.safetensors and infer_cfg.yml. Nothing else in the project spells these names (issue 22:
@@ -20,6 +21,7 @@ here except to ask whether one exists.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 from utils.errors import WeightsError
@@ -156,6 +158,18 @@ class RunFolder:
     def code_cache(self, bit: int) -> str:
         """The prefix of the database code cache: .npy (codes), .json (fingerprint), .lock."""
         return self._file(f"database_code_{bit}")
+
+    def folder_cache(self, bit: int, root: str) -> str:
+        """The prefix of the code cache of an image folder searched without lists (--database-dir):
+        database_folder_<K>_<16 hex digits of the sha256 of the folder's real path>, then .npy (codes),
+        .json (fingerprint and the files' sizes and times), _features.npy, _feature_scale.npy, .lock,
+        _skipped.txt (the files left out). Kept here, not in the folder: a photo folder is not written to."""
+        return self._file(f"database_folder_{bit}_{self.folder_key(root)}")
+
+    @staticmethod
+    def folder_key(root: str) -> str:
+        """16 hex digits naming an image folder by its real path (one cache however it is spelled)."""
+        return hashlib.sha256(os.fsencode(os.path.realpath(root))).hexdigest()[:16]
 
     def picture(self, image: str, bit: int) -> str:
         """predict.py --show's picture of the query `image` beside its matches."""
