@@ -58,7 +58,7 @@ def test_known_groups_are_found_and_reported(tmp_path):
     code, stdout, err = run_tool("find_duplicates", "--image-root", str(root), "--out", str(out), "--radius", "0",
                                  "--epochs", "1", "--train-steps", "8")
     assert code == 0, err
-    assert "no model given: training cibhash" in err and "broken.jpg" in err
+    assert "no model given: training cibhash" in err and "1 file under" in err and "left out" in err
     report = json.loads((out / "duplicates.json").read_text(encoding="utf-8"))
     assert report["images"] == 12 and report["radius"] == 0 and report["bit"] == 64
     assert [s["path"] for s in report["skipped"]] == ["broken.jpg"]

@@ -129,22 +129,18 @@ def train_default_model(args: argparse.Namespace, paths: list[str]) -> str:
     return prefix
 
 
-def folder_codes(args: argparse.Namespace, paths: list[str], pretrained: str | None) -> np.ndarray:
-    """The codes of the folder's images, in the order of `paths`."""
+def folder_codes(args: argparse.Namespace, pretrained: str | None) -> Any:
+    """The folder brought up to date in its code cache (utils.inference.folder_source: only new or changed
+    images are encoded; unreadable ones are left out and listed): a FolderSync."""
     from utils.config import config_for_weights
-    from utils.data.lists import format_path
-    from utils.inference.searcher import ListSource, SearchSettings, build_encoder
+    from utils.inference.folder_source import FolderSource
+    from utils.inference.searcher import SearchSettings, build_encoder
 
     cfg = config_for_weights(pretrained, args.bit) if pretrained else None
     settings = SearchSettings(bit=args.bit, config=cfg, pretrained=pretrained, model_dir=args.model_dir,
                               threads=args.threads, batch_size=args.batch_size, num_workers=args.num_workers)
-    cache = os.path.join(args.out, "cache")
-    os.makedirs(cache, exist_ok=True)
-    listed = os.path.join(cache, "images.txt")
-    with atomic_open(listed, "w", encoding="utf-8") as f:
-        f.write("".join(format_path(p) + "\n" for p in paths))
-    source = ListSource(listed, os.path.abspath(args.image_root), cache, desc="encode images")
-    return source.codes(build_encoder(settings), args.batch_size, args.num_workers, status)
+    source = FolderSource(args.image_root, cache_dir=os.path.join(args.out, "cache"), desc="encode images")
+    return source.sync(build_encoder(settings), args.batch_size, args.num_workers, status)
 
 
 def run_find_duplicates(args: argparse.Namespace) -> list[Any]:
@@ -157,18 +153,18 @@ def run_find_duplicates(args: argparse.Namespace) -> list[Any]:
     scan = scan_images(args.image_root)
     if len(scan.paths) < 2:
         raise DataError(f"--image-root {args.image_root}: {len(scan.paths)} images found; duplicates need two or more")
-    paths, skipped = readable_images(scan.root, scan.paths)
-    skipped = [*scan.skipped, *skipped]
-    if skipped:
-        status(f"skipped {len(skipped)} entries that are not readable images (listed in duplicates.json), e.g. "
-               f"{skipped[0][0]}: {skipped[0][1]}")
     pretrained = args.pretrained
-    if pretrained is None and args.model_dir is None:
-        pretrained = train_default_model(args, paths)
-    codes = folder_codes(args, paths, pretrained)
+    if pretrained is None and args.model_dir is None:  # training reads every image: the bad ones left out first
+        readable, _ = readable_images(scan.root, scan.paths)
+        if len(readable) < 2:
+            raise DataError(f"--image-root {args.image_root}: {len(readable)} readable images; duplicates need two "
+                            "or more")
+        pretrained = train_default_model(args, readable)
+    sync = folder_codes(args, pretrained)
+    paths, codes, skipped = list(sync.codes.paths), sync.codes.codes, sync.skipped
     pairs = duplicate_pairs(codes, args.radius)
     groups = duplicate_groups(codes, pairs)
-    write_report(args, scan.root, paths, groups, pairs, skipped)
+    write_report(args, sync.root, paths, groups, pairs, skipped)
     in_groups = sum(len(g.members) for g in groups)
     print(f"{len(groups)} groups of near-duplicates ({in_groups} of {len(paths)} images, {len(pairs)} pairs within "
           f"Hamming radius {args.radius} of {args.bit} bits); report: {os.path.join(args.out, 'index.html')}")
