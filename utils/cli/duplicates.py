@@ -60,30 +60,56 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def readable_images(root: str, paths: tuple[str, ...]) -> tuple[list[str], list[tuple[str, str]]]:
-    """The paths whose image decodes, and (path, reason) of the others (every image decoded once)."""
+def training_copies(root: str, paths: tuple[str, ...], out: str, side: int,
+                    threads: int = 0) -> tuple[list[str], list[tuple[str, str]]]:
+    """Decode every image once and write a small copy (shortest side `side`, JPEG) into `out` for training:
+    an epoch then reads small files instead of full-size photographs (a 20-megapixel JPEG takes most of a
+    second to decode on one core). Returns the copies' names, and (path, reason) of the images that do not
+    decode (left out of training)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
     from tqdm import tqdm
 
     from utils.data.images import read_image
+    from utils.storage.fileio import atomic_write_bytes
 
-    good, bad = [], []
-    for path in tqdm(paths, desc="check images", unit="img", file=sys.stderr, disable=len(paths) < 200):
+    os.makedirs(out, exist_ok=True)
+
+    def copy(item: tuple[int, str]) -> tuple[str | None, str | None]:
+        number, path = item
         try:
-            read_image(os.path.join(root, path))
-            good.append(path)
+            image = read_image(os.path.join(root, path))
         except DataError as exc:
-            bad.append((path, str(exc).split(": ", 1)[-1]))
-    return good, bad
+            return None, str(exc).split(": ", 1)[-1]
+        scale = side / min(image.shape[:2])
+        if scale < 1:
+            size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        name = f"{number:07d}.jpg"
+        atomic_write_bytes(os.path.join(out, name), data.tobytes())
+        return name, None
+
+    copies, bad = [], []
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        done = pool.map(copy, enumerate(paths))
+        for path, (name, why) in zip(paths, tqdm(done, total=len(paths), desc="small copies for training",
+                                                 unit="img", file=sys.stderr, disable=len(paths) < 50)):
+            if name is None:
+                bad.append((path, why))
+            else:
+                copies.append(name)
+    return copies, bad
 
 
-def write_lists(folder: str, paths: list[str], train_images: int, seed: int = 0) -> str:
-    """Unlabelled train/test/database lists of the folder's images (a seeded sample for training)."""
+def write_lists(folder: str, paths: list[str]) -> str:
+    """Unlabelled lists: train on every one of `paths`; test and database: their first 100 and 500 (the
+    run's evaluation, of code health only)."""
     from utils.data.lists import format_path
 
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(paths))
-    picks = {"train": order[:train_images], "test": order[:min(100, len(paths))],
-             "database": order[:min(500, len(paths))]}
+    order = np.arange(len(paths))
+    picks = {"train": order, "test": order[:100], "database": order[:500]}
     os.makedirs(folder, exist_ok=True)
     for split, idx in picks.items():
         with atomic_open(os.path.join(folder, f"{split}.txt"), "w", encoding="utf-8") as f:
@@ -91,9 +117,9 @@ def write_lists(folder: str, paths: list[str], train_images: int, seed: int = 0)
     return folder
 
 
-def train_default_model(args: argparse.Namespace, paths: list[str]) -> str:
-    """Train the default method without labels on the folder into <out>/model (or reuse it there);
-    returns the weights' prefix."""
+def train_default_model(args: argparse.Namespace, root: str, paths: tuple[str, ...]) -> str:
+    """Train the default method without labels on the folder's images (`paths` under `root`) into
+    <out>/model, or reuse the model there; returns the weights' prefix."""
     from utils.config import build_config
     from utils.config.files import unsupervised_config
     from utils.storage.weights import resolve_weights
@@ -105,11 +131,21 @@ def train_default_model(args: argparse.Namespace, paths: list[str]) -> str:
                "train again)")
         return prefix
     method, recipe = unsupervised_config(False)
-    lists = write_lists(os.path.join(args.out, "lists"), paths, args.train_images)
-    flags = {"dataset": "folder", "data_path": os.path.abspath(args.image_root), "list_dir": lists, "bit": args.bit,
+    base = build_config(recipe, {"bit": args.bit})
+    copies_dir = os.path.join(args.out, "training_images")
+    sample = np.sort(np.random.default_rng(0).permutation(len(paths))[:args.train_images])  # seeded
+    copies, bad = training_copies(root, tuple(paths[i] for i in sample), copies_dir,
+                                  2 * base["dataset"]["resize_size"], args.threads)
+    if bad:
+        status(f"{len(bad)} of {len(paths)} images do not decode and are left out of training, e.g. {bad[0][0]}: "
+               f"{bad[0][1]}")
+    if len(copies) < 2:
+        raise DataError(f"--image-root {args.image_root}: {len(copies)} readable images; duplicates need two or more")
+    lists = write_lists(os.path.join(args.out, "lists"), copies)
+    flags = {"dataset": "folder", "data_path": os.path.abspath(copies_dir), "list_dir": lists, "bit": args.bit,
              "output_dir": model.path, "device": "cpu", "threads": args.threads}
-    train_images = min(args.train_images, len(paths))
-    train = build_config(recipe, flags)["train"]
+    train_images = len(copies)
+    train = base["train"]
     batch = min(train["batch_size"], train_images)
     # a small folder gets more epochs: at least --train-steps steps (what the benchmark's 384 images x 30 epochs
     # took), with the recipe's learning-rate steps stretched alike and no loss-rise warnings for one-step epochs
@@ -120,7 +156,7 @@ def train_default_model(args: argparse.Namespace, paths: list[str]) -> str:
                        [f"train.eval_every={epochs}", "train.eval_untrained=false", f"train.lr_decay_every={decay}",
                         *(["train.loss_rise_epochs=0"] if steps < 5 else [])])
     status(f"no model given: training {method} (the default method without labels, "
-           f"{os.path.relpath(recipe)}) on {train_images} of the images for {epochs} epochs into {model.path}")
+           f"{os.path.relpath(recipe)}) on {train_images} of the {len(paths)} images for {epochs} epochs into {model.path}")
     from utils.runtime.device import setup_device
     from utils.training.engine import Engine
 
@@ -154,12 +190,8 @@ def run_find_duplicates(args: argparse.Namespace) -> list[Any]:
     if len(scan.paths) < 2:
         raise DataError(f"--image-root {args.image_root}: {len(scan.paths)} images found; duplicates need two or more")
     pretrained = args.pretrained
-    if pretrained is None and args.model_dir is None:  # training reads every image: the bad ones left out first
-        readable, _ = readable_images(scan.root, scan.paths)
-        if len(readable) < 2:
-            raise DataError(f"--image-root {args.image_root}: {len(readable)} readable images; duplicates need two "
-                            "or more")
-        pretrained = train_default_model(args, readable)
+    if pretrained is None and args.model_dir is None:
+        pretrained = train_default_model(args, scan.root, scan.paths)
     sync = folder_codes(args, pretrained)
     paths, codes, skipped = list(sync.codes.paths), sync.codes.codes, sync.skipped
     pairs = duplicate_pairs(codes, args.radius)
