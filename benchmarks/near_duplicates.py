@@ -71,7 +71,7 @@ def parse_args(argv=None):
                    help=f"methods to compare (default: all: {' '.join(METHODS)})")
     p.add_argument("--views", type=int, default=8, help="evaluation copies of each photo (the first is the photo)")
     p.add_argument("--train-views", type=int, default=24, help="training copies of each photo (learned methods)")
-    p.add_argument("--radius", type=int, default=10, help="Hamming radius of a duplicate pair (64-bit codes)")
+    p.add_argument("--radius", type=int, default=8, help="Hamming radius of a duplicate pair (64-bit codes; find_duplicates' default)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the learned methods' runs")
     p.add_argument("--epochs", type=int, default=30, help="training epochs of the learned methods (the scratch "
                    "recipes' own); one evaluation after the last, which is the model")

@@ -31,7 +31,7 @@ def parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--image-root", required=True, help="the folder of images (searched with its sub-folders)")
     p.add_argument("--radius", type=int, default=None,
-                   help=f"Hamming radius of a duplicate pair (default: {RADIUS_SHARE * 100:.0f}%% of the bits, 10 of 64); "
+                   help=f"Hamming radius of a duplicate pair (default: {RADIUS_SHARE * 100:.1f}%% of the bits, 8 of 64); "
                         "smaller finds fewer, closer copies")
     p.add_argument("--out", default=DEFAULT_OUT, help="report folder (and, with no model given, the model trained)")
     p.add_argument("--pretrained", default=None, metavar="PREFIX",
