@@ -3,6 +3,13 @@
     train: resize to resize_size x resize_size (bilinear), random crop crop_size, random
            horizontal flip, /255, (x - mean) / std, HWC -> CHW float32
     test:  the same with a center crop and no flip
+
+Before the resize, an image with both sides at least SHRINK_FACTOR x 2 x resize_size (a camera's photo
+at the scratch recipes' 72 pixels) is first shrunk by area averaging to a shortest side of 2 x
+resize_size (shrink_large): bilinear resizing straight from thousands of pixels to 72 samples a few
+pixels and aliases, and the data sets keep the shrunk image in memory instead of decoding the photo
+again every epoch (utils.data.dataset). Images below that size, every benchmark data set at its
+config's size among them, are untouched.
 """
 import cv2
 import numpy as np
@@ -12,6 +19,21 @@ from utils.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+SHRINK_FACTOR = 2
+
+
+def shrink_large(image, resize_size):
+    """The image area-averaged to a shortest side of 2 x resize_size when both its sides are at least
+    SHRINK_FACTOR times that, else the image itself (the same object)."""
+    target = 2 * resize_size
+    h, w = image.shape[:2]
+    if min(h, w) < SHRINK_FACTOR * target:
+        return image
+    scale = target / min(h, w)
+    size = (max(target, round(w * scale)), max(target, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def positive_int(name, value):
@@ -37,16 +59,21 @@ class ImageTransform:
             raise ConfigError(f"std values must be > 0, got {std.tolist()}")
         self.mean = tuple(mean.tolist())
         self.std = tuple(std.tolist())
+
         # (x / 255 - mean) / std == x * scale + offset
         self._scale = (1.0 / (255.0 * std)).astype(np.float32)
         self._offset = (-mean / std).astype(np.float32)
+
+    def prepare(self, image):
+        """The deterministic first step (shrink_large): what a data set may keep in memory."""
+        return shrink_large(image, self.resize_size)
 
     def __call__(self, image, rng=None):
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
             raise ValueError(f"expected a uint8 HxWx3 image, got {getattr(image, 'dtype', type(image))} "
                              f"{getattr(image, 'shape', '')}")
         size, crop = self.resize_size, self.crop_size
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+        image = cv2.resize(self.prepare(image), (size, size), interpolation=cv2.INTER_LINEAR)
         if self.train:
             if rng is None:
                 rng = np.random.default_rng()

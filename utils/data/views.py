@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD, positive_int
+from utils.data.transforms import IMAGENET_MEAN, IMAGENET_STD, positive_int, shrink_large
 from utils.errors import ConfigError
 
 GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as torchvision's rgb_to_grayscale
@@ -85,6 +85,10 @@ class TwoViewTransform:
         self.mean = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
         self.std = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
 
+    def prepare(self, image):
+        """The deterministic first step (transforms.shrink_large), as the test transform's."""
+        return shrink_large(image, self.resize_size)
+
     def view(self, image, rng):
         """One augmented view, float32 CHW (of the image resized as the test transform does first, so that
         the crops of a small image are not a few pixels wide)."""
@@ -107,6 +111,7 @@ class TwoViewTransform:
             raise ValueError(f"expected a uint8 HxWx3 image, got {getattr(image, 'dtype', type(image))} "
                              f"{getattr(image, 'shape', '')}")
         rng = np.random.default_rng() if rng is None else rng
+        image = self.prepare(image)
         return np.stack([self.view(image, rng), self.view(image, rng)])
 
     def __repr__(self):
