@@ -205,11 +205,12 @@ class Searcher:
         rescoring (top-k only) the k best by feature similarity among the max(k, `rescore`) nearest
         codes and the codes tied with the last of them (utils.retrieval.rescore.tied_candidates);
         `features`: the query's pre-sign features [K] or [1, K]."""
-        scores = None
+        scores, top = None, 0  # top: k of a top-k search
         with self._lock:
             if radius is None:
                 if k is None:
                     raise ValueError("Searcher.search: give k, a radius, or both")
+                top = k
                 wanted = candidate_pool(max(k, self.rescore)) if self.rescore else k  # rescoring: the ties too
                 distances, indices = (a[0] for a in self.index.search(code, wanted))
                 within = None
@@ -226,8 +227,8 @@ class Searcher:
                 if features is None or self.features is None:
                     raise ValueError("Searcher.search: rescoring needs the query's features")
                 query = np.asarray(features, np.float32).reshape(-1)
-                m = tied_candidates(distances, max(k, self.rescore))
-                distances, indices, scores = rescore(query, self.features, distances[:m], indices[:m], k)
+                m = tied_candidates(distances, max(top, self.rescore))
+                distances, indices, scores = rescore(query, self.features, distances[:m], indices[:m], top)
             matches = [Match(rank, int(i), int(d), self.sources[i], self.paths[i], self.labels[i],
                              None if scores is None else float(scores[rank - 1]))
                        for rank, (d, i) in enumerate(zip(distances, indices), 1)]
