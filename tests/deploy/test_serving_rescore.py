@@ -132,3 +132,40 @@ def test_the_flag_is_checked_before_the_model_is_loaded(tmp_path, capsys):
         cli.parse_args(["--rescore", "100", "--index-config", str(config)])
     assert "hamming_radius" in capsys.readouterr().err
     assert cli.parse_args(["--rescore", "100"]).rescore == 100
+
+
+@pytest.mark.browser
+def test_the_page_of_a_rescoring_service_shows_the_cosine_and_a_radius_error(serving_model, serving_data, tmp_path):
+    """`python -m deploy.serving --rescore 6` in its own process, its page in headless Chromium: the
+    stats line says it rescores, each match shows its cosine (the API's score), and a radius gets the
+    400's one line on the page instead of results."""
+    from tests.deploy.test_serving_e2e import CHROMIUM, FLAGS, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    from deploy.serving.launch import running_service
+
+    paths, _ = parse_list(db_list(serving_data))
+    flags = ["--model-dir", serving_model, "--data-path", serving_data, "--list-dir", serving_data, "--cache-dir",
+             str(tmp_path / "cache"), "--store-dir", str(tmp_path / "store"), "--num-workers", "0", "--threads", "1",
+             "--log-level", "warning", "--rescore", str(N)]
+    with running_service(flags, cwd=str(tmp_path)) as url, sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
+                                                       headless=True, args=FLAGS)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.goto(url)
+            page.wait_for_function(f"() => document.querySelector('#stats').textContent.includes('rescoring the {N}')")
+            page.set_input_files("#file", os.path.join(serving_data, paths[0]))
+            first = page.locator("#matches .match").first
+            first.wait_for(timeout=20_000)
+            assert page.locator("#matches .match").count() == 10
+            assert first.get_attribute("data-path") == paths[0] and "d = 0" in first.inner_text()
+            assert "cos 1.000" in first.inner_text()
+            page.fill("#radius", "2")
+            page.dispatch_event("#radius", "change")
+            page.wait_for_function("() => document.querySelector('#status').textContent.includes('error 400')")
+            assert "--rescore" in page.inner_text("#status") and page.locator("#matches .match").count() == 0
+        finally:
+            context.close()
