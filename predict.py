@@ -13,6 +13,7 @@ from utils.cli import exit_on_user_error
 from utils.cli.flags import HelpFormatter, str2bool
 from utils.cli.predict import check_predict_args, run_predict
 from utils.retrieval import backend_names
+from utils.retrieval.rescore import TIE_CAP_FACTOR
 from utils.runtime import configure
 from utils.storage.run_folder import DEFAULT_OUTPUT, RunFolder
 
@@ -49,8 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--radius", type=int, default=None,
                    help="return every database image within this Hamming distance (inclusive) instead of top-k")
     p.add_argument("--rescore", type=int, default=0, metavar="N",
-                   help="re-rank the top-k among the N nearest codes by the cosine similarity of the images' "
-                        "real-valued features (kept as int8 beside the code cache); 0: off (docs/retrieval.md)")
+                   help=f"re-rank the top-k among the N nearest codes and the codes tied with the N-th (at most "
+                        f"{TIE_CAP_FACTOR} x N) by the cosine similarity of the images' real-valued features (kept "
+                        "as int8 beside the code cache); 0: off (docs/retrieval.md)")
     p.add_argument("--index-config", "--index_config", default=None, metavar="FILE.yaml",
                    help="PP-ShiTu index settings: a yaml with an IndexProcess section (index_method FLAT, dist_type "
                         "hamming; hamming_radius N as --radius N, return_k as --topk, image_root as --data-path, "

@@ -11,15 +11,21 @@ trained from scratch with the method's lite config for --epochs epochs (a short 
 pre-sign features (float32) and their codes (the signs). Rankings of the whole database per query:
 
   hamming          Hamming distance, ties by database index (utils.evaluation.metrics' order)
-  rescored N int8  the Hamming top N re-ranked by the cosine of the features kept as int8
-                   (utils.retrieval.rescore.Int8Features, a quarter of float32's memory), the rest after
-                   them in Hamming order: what Searcher(rescore=N) and predict.py --rescore N return
+  rescored N int8  the Hamming top N and every item tied at the N-th one's distance (at most
+                   utils.retrieval.rescore.TIE_CAP_FACTOR x N: tied_candidates) re-ranked by the cosine
+                   of the features kept as int8 (utils.retrieval.rescore.Int8Features, a quarter of
+                   float32's memory), the rest after them in Hamming order: what Searcher(rescore=N) and
+                   predict.py --rescore N return
   rescored N fp32  the same with the float32 features (what int8 storage costs)
+  first N int8     the first N by (distance, index) only, the ties at the cut left out: what top-N
+                   rescoring did before the ties were taken in (for comparison)
   float cosine     cosine of the float32 features over the whole database, ties by index
 
 mAP@all (docs/architecture.md's definition) of each, and rescored / float in percent (issue 28 asks for
 >= 95% at N = 100). The Hamming row is computed here from the ranking and checked against
-utils.evaluation.metrics.mean_average_precision. Prints the CPU and the command first.
+utils.evaluation.metrics.mean_average_precision. "candidates" says how many items the tied rows
+re-ranked per query (mean, largest, and the share of queries that reached the cap). Prints the CPU
+and the command first.
 """
 from __future__ import annotations
 
@@ -70,9 +76,24 @@ def map_of_rankings(order: np.ndarray, q_labels: np.ndarray, db_labels: np.ndarr
     return float(np.mean(aps))
 
 
+def hamming_distances(q_codes: np.ndarray, db_codes: np.ndarray) -> np.ndarray:
+    """[nq, ndb] Hamming distances of +-1 codes."""
+    return (q_codes.shape[1] - q_codes.astype(np.int32) @ db_codes.astype(np.int32).T) // 2
+
+
 def hamming_order(q_codes: np.ndarray, db_codes: np.ndarray) -> np.ndarray:
-    distances = (q_codes.shape[1] - q_codes.astype(np.int32) @ db_codes.astype(np.int32).T) // 2
-    return np.argsort(distances, axis=1, kind="stable")
+    return np.argsort(hamming_distances(q_codes, db_codes), axis=1, kind="stable")
+
+
+def candidate_counts(h_order: np.ndarray, distances: np.ndarray, n: int, ties: bool = True) -> np.ndarray:
+    """Per query, how many of its Hamming ranking top-n rescoring re-ranks: the first n and their
+    ties at the n-th distance (utils.retrieval.rescore.tied_candidates, as the Searcher), or the
+    first n only (ties=False)."""
+    from utils.retrieval.rescore import tied_candidates
+
+    if not ties:
+        return np.full(len(h_order), min(n, h_order.shape[1]))
+    return np.array([tied_candidates(d[row], n) for row, d in zip(h_order, distances)])
 
 
 def cosine_order(q_features: np.ndarray, db_features: np.ndarray) -> np.ndarray:
@@ -81,24 +102,26 @@ def cosine_order(q_features: np.ndarray, db_features: np.ndarray) -> np.ndarray:
     return np.argsort(-(q @ d.T), axis=1, kind="stable")
 
 
-def rescored_order(h_order: np.ndarray, q_features: np.ndarray, store, n: int) -> np.ndarray:
-    """Each query's Hamming top n re-ranked by utils.retrieval.rescore (as the Searcher does), then the rest."""
+def rescored_order(h_order: np.ndarray, q_features: np.ndarray, store, counts: np.ndarray) -> np.ndarray:
+    """Each query's first counts[q] Hamming neighbours re-ranked by utils.retrieval.rescore (as the
+    Searcher does), then the rest in Hamming order."""
     from utils.retrieval.rescore import rescore
 
     out = h_order.copy()
-    for row, query in zip(out, q_features):
-        head = row[:n].copy()
-        row[:n] = rescore(query, store, np.zeros(len(head), np.int32), head, len(head))[1]
+    for row, query, m in zip(out, q_features, counts):
+        head = row[:m].copy()
+        row[:m] = rescore(query, store, np.zeros(len(head), np.int32), head, len(head))[1]
     return out
 
 
-def rescored_order_fp32(h_order: np.ndarray, q_features: np.ndarray, db_features: np.ndarray, n: int) -> np.ndarray:
+def rescored_order_fp32(h_order: np.ndarray, q_features: np.ndarray, db_features: np.ndarray,
+                        counts: np.ndarray) -> np.ndarray:
     """The same re-ranking by the float32 features (a stable sort, so ties keep their Hamming order)."""
     out = h_order.copy()
     db = db_features / np.linalg.norm(db_features, axis=1, keepdims=True)
-    for row, query in zip(out, q_features):
-        head = row[:n].copy()
-        row[:n] = head[np.argsort(-(db[head] @ query), kind="stable")]
+    for row, query, m in zip(out, q_features, counts):
+        head = row[:m].copy()
+        row[:m] = head[np.argsort(-(db[head] @ query), kind="stable")]
     return out
 
 
@@ -141,7 +164,7 @@ def main(argv=None):
     from tools.make_digits_split import make_split
     from utils.encoding import sign_codes
     from utils.evaluation.metrics import mean_average_precision
-    from utils.retrieval.rescore import Int8Features
+    from utils.retrieval.rescore import Int8Features, candidate_pool
     from utils.runtime.device import setup_device
 
     print(machine_line())
@@ -156,14 +179,21 @@ def main(argv=None):
         q_f, db_f, q_l, db_l, engine_map = trained_features(args.method, bit, args)
         q_c, db_c = sign_codes(q_f), sign_codes(db_f)
         store = Int8Features.quantize(db_f)
-        h_order = hamming_order(q_c, db_c)
+        distances = hamming_distances(q_c, db_c)
+        h_order = np.argsort(distances, axis=1, kind="stable")
         rows = {"hamming": map_of_rankings(h_order, q_l, db_l)}
         reference = mean_average_precision(q_c, db_c, q_l, db_l)
         if abs(rows["hamming"] - reference) > 1e-9:
             raise AssertionError(f"the ranking mAP {rows['hamming']} differs from utils.evaluation's {reference}")
+        notes = []
         for n in args.candidates:
-            rows[f"rescored {n} int8"] = map_of_rankings(rescored_order(h_order, q_f, store, n), q_l, db_l)
-            rows[f"rescored {n} fp32"] = map_of_rankings(rescored_order_fp32(h_order, q_f, db_f, n), q_l, db_l)
+            counts = candidate_counts(h_order, distances, n)
+            rows[f"rescored {n} int8"] = map_of_rankings(rescored_order(h_order, q_f, store, counts), q_l, db_l)
+            rows[f"rescored {n} fp32"] = map_of_rankings(rescored_order_fp32(h_order, q_f, db_f, counts), q_l, db_l)
+            first = candidate_counts(h_order, distances, n, ties=False)
+            rows[f"first {n} int8"] = map_of_rankings(rescored_order(h_order, q_f, store, first), q_l, db_l)
+            notes.append(f"  candidates of top {n}: mean {counts.mean():.1f}, largest {counts.max()}, "
+                         f"{np.mean(counts >= candidate_pool(n)):.1%} of queries at the cap {candidate_pool(n)}")
         rows["float cosine"] = map_of_rankings(cosine_order(q_f, db_f), q_l, db_l)
         memory = f"int8 store {store.nbytes:,} bytes vs float32 {db_f.nbytes:,} ({store.nbytes / db_f.nbytes:.3f}x)"
         lines.append(f"{args.method} {bit} bits, {args.epochs} epochs, seed {args.seed} ({time.time() - start:.0f} s; "
@@ -171,7 +201,8 @@ def main(argv=None):
         for name, value in rows.items():
             share = f"  {100 * value / rows['float cosine']:.1f}% of float" if name != "float cosine" else ""
             lines.append(f"  {name:<20} mAP@all {value:.4f}{share}")
-        print("\n".join(lines[-len(rows) - 1:]), flush=True)
+        lines.extend(notes)
+        print("\n".join(lines[-len(rows) - len(notes) - 1:]), flush=True)
     print(f"load average {start_load:.2f} at the start, {load_average():.2f} at the end (other work only slows it)")
     return 0
 

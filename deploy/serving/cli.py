@@ -22,6 +22,7 @@ from utils.cli import exit_on_user_error
 from utils.cli.flags import HelpFormatter
 from utils.errors import ConfigError, UserError, WeightsError
 from utils.retrieval import backend_names
+from utils.retrieval.rescore import TIE_CAP_FACTOR
 from utils.runtime import configure
 from utils.storage.run_folder import DEFAULT_OUTPUT, ExportFolder, RunFolder, resolve_weights
 
@@ -77,6 +78,11 @@ def build_parser():
                    help="PP-ShiTu index settings: a yaml with an IndexProcess section (index_method FLAT, dist_type "
                         "hamming; hamming_radius: the radius and return_k: the k of a search that gives none, "
                         "image_root as --data-path, index_dir as --cache-dir); flags given here win")
+    d.add_argument("--rescore", type=int, default=0, metavar="N",
+                   help="re-rank each top-k search among the N nearest codes (and the codes tied with the N-th, "
+                        f"at most {TIE_CAP_FACTOR} x N) by the cosine similarity of the images' real-valued features, kept as int8 beside the codes; "
+                        "matches then carry their 'score'; a request with a radius is refused; 0: off "
+                        "(docs/retrieval.md)")
     d.add_argument("--batch-size", "--batch_size", type=int, default=32, help="batch size for encoding the database")
     d.add_argument("--num-workers", "--num_workers", type=int, default=2,
                    help="image decoding processes for encoding the database")
@@ -109,6 +115,8 @@ def parse_args(argv=None):
     for name in ("predictors", "batch_size", "max_pixels", "max_k", "max_request_pixels", "max_decodes"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.rescore < 0:
+        p.error(f"--rescore must be >= 0 (0: off), got {args.rescore}")
     if args.threads < 0 or args.num_workers < 0 or not 0 <= args.port <= 65535 or args.max_upload_mb <= 0:
         p.error("--threads and --num-workers must be >= 0, --port 0..65535, --max-upload-mb > 0")
     if not args.upload_timeout > 0:
@@ -132,6 +140,9 @@ def parse_args(argv=None):
         if args.database_dir is None:  # the flag wins over the file's image_root
             args.data_path = args.index_settings.image_root if args.data_path is None else args.data_path
         args.cache_dir = args.index_settings.index_dir if args.cache_dir is None else args.cache_dir
+        if args.rescore and args.index_settings.radius is not None:
+            p.error(f"--rescore re-ranks a top-k search; it does not apply with {args.index_config}'s "
+                    f"IndexProcess.hamming_radius (a radius search)")
     args.cache_dir = RUN.path if args.cache_dir is None else args.cache_dir
     return args
 
@@ -212,7 +223,8 @@ def service_settings(args):
     search = SearchSettings(bit=args.bit, model_dir=args.model_dir, database=database_source(args),
                             cache_dir=args.cache_dir, backend=backend, index_options=options,
                             threads=cpu_threads(args.threads, args.predictors), predictors=args.predictors,
-                            use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers)
+                            use_mkldnn=args.use_mkldnn, batch_size=args.batch_size, num_workers=args.num_workers,
+                            rescore=args.rescore)
     limits = Limits(max_bytes=int(args.max_upload_mb * (1 << 20)), max_pixels=args.max_pixels, max_k=args.max_k,
                     max_request_pixels=args.max_request_pixels, max_decodes=args.max_decodes)
     return ServiceSettings(search, store_dir(args), limits, args.read_only, index_settings)

@@ -47,6 +47,7 @@ class SearchService:
         self.bit = self.searcher.bit
         self.class_names = self.searcher.class_names
         self.backend = settings.search.backend
+        self.rescore = settings.search.rescore  # > 0: top-k searches re-ranked by features among this many
         self.base_size = self.searcher.sources.count("data")
 
     def __len__(self) -> int:
@@ -64,6 +65,9 @@ class SearchService:
                               f"--max-k {limits.max_k}")
         self.default_k = index_settings.topk or self.default_k
         self.default_radius = index_settings.radius
+        if self.settings.search.rescore and self.default_radius is not None:
+            raise ConfigError(f"{index_settings.source}: IndexProcess.hamming_radius makes every search a radius "
+                              f"search, which --rescore does not apply to (it re-ranks a top-k search)")
 
     # ---------------------------------------------------------------- requests
 
@@ -79,15 +83,20 @@ class SearchService:
         self._check_k(k)
         if radius is not None and not 0 <= radius <= self.bit:
             raise UploadError(400, f"radius must be between 0 and {self.bit} (the code length), got {radius}")
+        if radius is not None and self.rescore:
+            raise UploadError(400, f"radius: this service rescores a top-k search (--rescore {self.rescore}); "
+                                   f"a radius search is not rescored: send k without a radius")
         t0 = time.perf_counter()
         image = decode_upload(data, name, self.limits)
         t1 = time.perf_counter()
-        code = self.searcher.encode_images([image.pixels]).codes
+        query = self.searcher.encode_images([image.pixels])
+        code = query.codes
         t2 = time.perf_counter()
-        result = self.searcher.search(code, k, radius)
+        result = self.searcher.search(code, k, radius, features=query.features[0] if self.rescore else None)
         t3 = time.perf_counter()
         bits, hexcode = format_code(code[0])
         return {"query": {"bit": self.bit, "bits": bits, "hex": hexcode}, "k": k, "radius": radius,
+                "rescore": self.rescore,
                 "database_size": result.database_size, "within_radius": result.within_radius,
                 "nearest_distance": result.nearest_distance, "matches": [self._match(m) for m in result.matches],
                 "timing_ms": {"decode": _ms(t0, t1), "encode": _ms(t1, t2), "search": _ms(t2, t3)}}
@@ -100,8 +109,9 @@ class SearchService:
             raise UploadError(400, "no image: send one or more files as multipart form field 'files'")
         label_row = self._label_row(labels)
         images = [decode_upload(data, name, self.limits) for name, data in uploads]
-        codes = self.searcher.encode_images([image.pixels for image in images]).codes
-        indices = self.store.add(self.searcher, images, label_row, codes)
+        encoded = self.searcher.encode_images([image.pixels for image in images])
+        codes = encoded.codes
+        indices = self.store.add(self.searcher, images, label_row, codes, encoded.features if self.rescore else None)
         added = []
         for i, code in zip(indices, codes):
             source, path, _ = self.searcher.entry(i)
@@ -113,7 +123,7 @@ class SearchService:
         return {"database_size": size, "data_set_images": self.base_size, "added_images": size - self.base_size,
                 "bit": self.bit, "model_fingerprint": self.pool.fingerprint, "model_dir": self.model_dir,
                 "index_backend": self.backend, "index_plan": self.searcher.index.plan(k=10),
-                "default_k": self.default_k, "default_radius": self.default_radius,
+                "default_k": self.default_k, "default_radius": self.default_radius, "rescore": self.rescore,
                 "predictors": self.pool.size, "threads_per_predictor": self.pool.threads,
                 "classes": self.class_names, "limits": self.limits.as_dict(), "read_only": self.read_only,
                 "data_root": self.searcher.roots["data"], "store_dir": self.store.root}
@@ -128,8 +138,11 @@ class SearchService:
             raise UploadError(400, f"k must be between 1 and {self.limits.max_k} (--max-k), got {k}")
 
     def _match(self, m):
-        return {"rank": m.rank, "index": m.index, "distance": m.distance, "path": m.path, "source": m.source,
-                "labels": [self.class_names[c] for c in np.flatnonzero(m.labels)], "url": self._url(m.source, m.path)}
+        row = {"rank": m.rank, "index": m.index, "distance": m.distance, "path": m.path, "source": m.source,
+               "labels": [self.class_names[c] for c in np.flatnonzero(m.labels)], "url": self._url(m.source, m.path)}
+        if m.score is not None:  # rescored: the feature cosine the match was ranked by
+            row["score"] = round(m.score, 6)
+        return row
 
     def _url(self, source, path):
         if source == "data":

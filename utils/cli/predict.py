@@ -143,7 +143,8 @@ def run_predict(args: argparse.Namespace) -> np.ndarray:
         print(f"{within} database images within Hamming radius {args.radius}{shown}:")
     else:
         result = searcher.search(code, args.topk, features=encoded.features[0])
-        rescored = f", re-ranked by feature cosine among the {args.rescore} nearest codes" if args.rescore else ""
+        rescored = (f", re-ranked by feature cosine among the {args.rescore} nearest codes and their ties"
+                    if args.rescore else "")
         print(f"top {len(result.matches)} of {result.database_size} database images{rescored}:")
     print_matches(searcher, result, q_labels, args, data_root)
     return np.asarray([m.index for m in result.matches])

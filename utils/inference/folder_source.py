@@ -93,15 +93,10 @@ class _FolderImages:
 
 def _requantized(kept: Int8Features, features: np.ndarray) -> tuple[Int8Features, Int8Features]:
     """(kept, new) int8 features on one scale: the kept rows' scale, widened (and the kept rows
-    requantised) where a new feature would be clipped by it."""
-    if not len(kept.values):
-        store = Int8Features.quantize(features)
-        return Int8Features(np.zeros((0, store.scale.size), np.int8), store.scale), store
-    peak = np.abs(features).max(axis=0) / 127.0 if len(features) else np.zeros_like(kept.scale)
-    if (peak > kept.scale).any():
-        scale = np.maximum(kept.scale, peak).astype(np.float32)
-        kept = Int8Features.quantize(kept.dequantize(), scale)
-    return kept, Int8Features.quantize(features, kept.scale)
+    requantised) where a new feature would be clipped by it (Int8Features.extended)."""
+    both = kept.extended(features)
+    n = len(kept.values)
+    return Int8Features(both.values[:n], both.scale), Int8Features(both.values[n:], both.scale)
 
 
 def _skipped_text(root: str, skipped: list[tuple[str, str]]) -> str:

@@ -6,7 +6,8 @@ The one search pipeline behind predict.py, the search service (deploy/serving) a
     result = searcher.search(searcher.encode_images([rgb]).codes, k=10)     # or radius=2
     for match in result.matches: match.rank, match.distance, match.path, match.labels
 
-With `rescore=N` a top-k search takes the N nearest codes and re-ranks them by the cosine
+With `rescore=N` a top-k search takes the N nearest codes, with every code tied at the N-th one's
+distance (at most utils.retrieval.rescore.TIE_CAP_FACTOR x N), and re-ranks them by the cosine
 similarity of their pre-sign features (kept as int8 beside the code cache, utils.retrieval.rescore)
 to the query's features; search() then needs the query's features (`encode_images(...).features`).
 
@@ -31,7 +32,7 @@ from utils.inference.code_cache import list_codes
 from utils.inference.encoders import Encoder
 from utils.errors import ConfigError
 from utils.retrieval import HammingIndex
-from utils.retrieval.rescore import Int8Features, rescore
+from utils.retrieval.rescore import Int8Features, candidate_pool, rescore, tied_candidates
 from utils.storage.run_folder import DEFAULT_OUTPUT
 
 Log = Callable[[str], Any]
@@ -201,14 +202,17 @@ class Searcher:
                features: np.ndarray | None = None) -> SearchResult:
         """The matches of one query code: the k nearest, or with a radius every database image within
         it (inclusive), the nearest k of them when k is not None; ranked by (distance, index). With
-        rescoring (top-k only) the k best by feature similarity among the `rescore` nearest codes;
+        rescoring (top-k only) the k best by feature similarity among the max(k, `rescore`) nearest
+        codes and the codes tied with the last of them (utils.retrieval.rescore.tied_candidates);
         `features`: the query's pre-sign features [K] or [1, K]."""
-        scores = None
+        scores, top = None, 0  # top: k of a top-k search
         with self._lock:
             if radius is None:
                 if k is None:
                     raise ValueError("Searcher.search: give k, a radius, or both")
-                distances, indices = (a[0] for a in self.index.search(code, max(k, self.rescore)))
+                top = k
+                wanted = candidate_pool(max(k, self.rescore)) if self.rescore else k  # rescoring: the ties too
+                distances, indices = (a[0] for a in self.index.search(code, wanted))
                 within = None
             else:
                 distances, indices = self.index.range_search(code, radius)[0]
@@ -223,7 +227,8 @@ class Searcher:
                 if features is None or self.features is None:
                     raise ValueError("Searcher.search: rescoring needs the query's features")
                 query = np.asarray(features, np.float32).reshape(-1)
-                distances, indices, scores = rescore(query, self.features, distances, indices, k or len(indices))
+                m = tied_candidates(distances, max(top, self.rescore))
+                distances, indices, scores = rescore(query, self.features, distances[:m], indices[:m], top)
             matches = [Match(rank, int(i), int(d), self.sources[i], self.paths[i], self.labels[i],
                              None if scores is None else float(scores[rank - 1]))
                        for rank, (d, i) in enumerate(zip(distances, indices), 1)]

@@ -6,6 +6,12 @@ store), then rank them by cosine similarity (or dot product) to the query's floa
 the "binary search + rescoring" of sentence-transformers' `quantize_embeddings(precision="ubinary")`
 (Shakir, Aarsen and Lee, "Binary and Scalar Embedding Quantization", 2024). Rescoring only reorders
 the candidates: it never brings in an item the Hamming stage did not return.
+
+"Top-N rescored" takes as candidates every item within the Hamming distance of the N-th nearest,
+not just the first N: short codes put many items at one distance, and cutting that tie by database
+index would leave relevant items out of the rescoring for no reason but their position. The
+candidates are capped at TIE_CAP_FACTOR x N (the first ones by (distance, index) when more tie), so
+the cost stays bounded however coarse the codes are (`tied_candidates`).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import numpy as np
 from utils.errors import CodeFormatError
 
 METRICS = ("cosine", "dot")
+TIE_CAP_FACTOR = 10  # top-N rescoring ranks at most this many times N candidates (ties at the N-th distance)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +69,21 @@ class Int8Features:
         more = Int8Features.quantize(features, self.scale)
         return Int8Features(np.concatenate([self.values, more.values]), self.scale)
 
+    def extended(self, features: np.ndarray) -> Int8Features:
+        """A store with `features` added without clipping them: the scale of a dimension is widened
+        where a new feature would exceed it (the stored rows then requantised); an empty store is
+        fitted to `features` alone."""
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != self.scale.size:
+            raise CodeFormatError(f"features must be a 2-D array [n, {self.scale.size}], got shape {features.shape}")
+        if not len(self.values):
+            return Int8Features.quantize(features)
+        peak = np.abs(features).max(axis=0) / 127.0 if len(features) else self.scale
+        if not (peak > self.scale).any():
+            return self.append(features)
+        scale = np.maximum(self.scale, peak).astype(np.float32)
+        return Int8Features.quantize(np.concatenate([self.dequantize(), features]), scale)
+
 
 def feature_scores(query: np.ndarray, store: Int8Features, rows: np.ndarray, metric: str = "cosine") -> np.ndarray:
     """Similarity (higher is nearer) of one float query [K] to the stored features of `rows`."""
@@ -85,3 +107,19 @@ def rescore(query: np.ndarray, store: Int8Features, distances: np.ndarray, ids: 
     scores = feature_scores(query, store, np.asarray(rows, dtype=np.int64), metric)
     order = np.argsort(-scores, kind="stable")[:k]
     return distances[order], ids[order], scores[order]
+
+
+def candidate_pool(n: int) -> int:
+    """How many Hamming neighbours to fetch for top-`n` rescoring: the cap on its candidates."""
+    return n * TIE_CAP_FACTOR
+
+
+def tied_candidates(distances: np.ndarray, n: int, cap: int | None = None) -> int:
+    """How many of a Hamming answer ordered by (distance, index) are the candidates of top-`n`
+    rescoring: every item within the distance of the n-th (all of its ties), at most `cap`
+    (default candidate_pool(n)); all of them when the answer holds fewer than n."""
+    distances = np.asarray(distances)
+    cap = candidate_pool(n) if cap is None else cap
+    if len(distances) <= n:
+        return len(distances)
+    return int(min(np.searchsorted(distances, distances[n - 1], side="right"), cap))

@@ -15,7 +15,7 @@ async function loadStats() {
     const r = await fetch("/stats");
     const s = await r.json();
     $("stats").textContent = `${s.database_size} images · ${s.bit}-bit codes · index ${s.index_backend}` +
-      ` · model ${s.model_fingerprint.slice(0, 12)}`;
+      ` · model ${s.model_fingerprint.slice(0, 12)}` + (s.rescore ? ` · rescoring the ${s.rescore} nearest` : "");
     $("k").max = s.limits.max_k;
     $("radius").max = s.bit;
   } catch (e) {
@@ -62,8 +62,9 @@ function render(result) {
     img.alt = m.path;
     img.loading = "lazy";
     const cap = el("figcaption");
-    cap.append(el("span", "rank", `#${m.rank} `), el("span", "distance", `d = ${m.distance}`),
-               el("span", "path", m.path), el("span", "labels", m.labels.join(", ") || "no labels"));
+    cap.append(el("span", "rank", `#${m.rank} `), el("span", "distance", `d = ${m.distance}`));
+    if (typeof m.score === "number") cap.append(el("span", "score", ` cos ${m.score.toFixed(3)}`));  // --rescore
+    cap.append(el("span", "path", m.path), el("span", "labels", m.labels.join(", ") || "no labels"));
     fig.append(img, cap);
     grid.append(fig);
   }

@@ -10,6 +10,7 @@ from utils.data.lists import parse_list
 from utils.data.transforms import build_transform
 from utils.inference.encoders import EncoderBase
 from utils.inference.searcher import ListSource, Searcher
+from utils.retrieval.rescore import TIE_CAP_FACTOR
 
 BIT = 16
 
@@ -80,7 +81,7 @@ def test_the_database_codes_are_cached_and_entries_can_be_added(searcher, tiny_l
 
 
 def test_rescoring_reorders_only_the_hamming_candidates_by_feature_cosine(searcher, tiny_lite, tmp_path):
-    """rescore=N: the top-k are the N nearest codes (the pair-by-pair reference) re-ranked by the cosine
+    """rescore=N: the top-k are the N nearest codes and their ties (the pair-by-pair reference) re-ranked by the cosine
     of float features computed here; the features come from the code cache, written beside the codes
     (the plain searcher's cache already holds them: no second encoding)."""
     said = []
@@ -92,7 +93,8 @@ def test_rescoring_reorders_only_the_hamming_candidates_by_feature_cosine(search
     transform = build_transform(False, **Projection.preprocess)
     db = Projection().encode(np.stack([transform(read_image(os.path.join(tiny_lite, p))) for p in paths]))
     query = searcher.encode_images([read_image(os.path.join(tiny_lite, "images", "test", "00001.jpg"))])
-    candidates = [i for _, i in ranked(query.codes[0], db.codes)[:12]]
+    reference = ranked(query.codes[0], db.codes)               # the 12 nearest and their ties at the 12th distance
+    candidates = [i for d, i in reference if d <= reference[11][0]][:12 * TIE_CAP_FACTOR]
     cos = {i: float(db.features[i] @ query.features[0]) / float(np.linalg.norm(db.features[i])
                                                                   * np.linalg.norm(query.features[0]))
            for i in candidates}
@@ -107,6 +109,31 @@ def test_rescoring_reorders_only_the_hamming_candidates_by_feature_cosine(search
     assert [m.score for m in plain.matches] == [None] * 5          # rescore=0: the Hamming answer, as before
     with pytest.raises(ValueError, match="features"):
         rescoring.search(query.codes, k=5)
+
+
+def test_rescoring_takes_in_the_ties_at_the_nth_distance_up_to_the_cap():
+    """rescore=3, k=3 over one code at distance 0 and many tied at distance 1: the tie is not cut by
+    index, so the best by features (index 9) wins though it is not among the first three; past the
+    cap (3 x TIE_CAP_FACTOR candidates) the tie is cut by index, so the first item past it is never
+    rescored even when its features are the query's own."""
+    n = 3
+    query_code = np.ones((1, BIT), np.int8)
+    near = query_code.copy()
+    near[0, 0] = -1                                            # distance 1
+    beyond = n * TIE_CAP_FACTOR                                # the first tie past the cap
+    count = beyond + 2
+    codes = np.concatenate([query_code, np.repeat(near, count - 1, axis=0)])
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((count, BIT)).astype(np.float32)
+    query = rng.standard_normal(BIT).astype(np.float32)
+    feats[9], feats[beyond] = query + 0.05, query              # 9: near the query; beyond: the query itself
+    searcher = Searcher(Projection(), [], backend="numpy", rescore=n, log=lambda *a: None)
+    searcher.append("data", [f"{i}.jpg" for i in range(count)], np.zeros((count, 1)), codes, feats)
+    result = searcher.search(query_code, k=n, features=query)
+    assert result.matches[0].index == 9 and result.matches[0].distance == 1
+    cos = feats @ query / (np.linalg.norm(feats, axis=1) * np.linalg.norm(query))
+    expected = sorted(range(beyond), key=lambda i: -cos[i])[:n]  # the candidates: indices 0 .. beyond - 1
+    assert [m.index for m in result.matches] == expected and beyond not in expected
 
 
 def test_an_empty_radius_answer_says_how_far_the_nearest_is(searcher, tiny_lite):

@@ -1,12 +1,13 @@
 """utils.retrieval.rescore: the int8 feature store (a quarter of float32's memory, error within half a
-step) and the re-ranking of Hamming candidates, against float references written here."""
+step), the candidates of top-N rescoring (ties at the N-th distance) and the re-ranking of Hamming
+candidates, against float references written here."""
 import math
 
 import numpy as np
 import pytest
 
 from utils.errors import CodeFormatError
-from utils.retrieval.rescore import feature_scores, Int8Features, rescore
+from utils.retrieval.rescore import TIE_CAP_FACTOR, candidate_pool, feature_scores, Int8Features, rescore, tied_candidates
 
 
 def features(n, k, seed=0):
@@ -91,3 +92,30 @@ def test_rescore_reorders_only_the_candidates_and_keeps_hamming_order_on_ties():
     twins = Int8Features(np.repeat(store.values[:1], 50, axis=0), store.scale)  # every score equal
     _, tied, _ = rescore(query, twins, distances, ids, k=6)
     np.testing.assert_array_equal(tied, ids)
+
+
+def test_the_candidates_are_the_first_n_and_their_ties_up_to_the_cap():
+    """Hand-computed: distances in (distance, index) order, the n-th one's distance taken whole."""
+    distances = np.array([0, 1, 2, 2, 2, 2, 3], np.int32)
+    assert tied_candidates(distances, 3) == 6                  # the 3rd is at 2: all four 2s come in
+    assert tied_candidates(distances, 2) == 2                  # the 2nd is at 1: nothing ties with it
+    assert tied_candidates(distances, 3, cap=4) == 4           # more ties than the cap: the first 4
+    assert tied_candidates(distances, 7) == tied_candidates(distances, 9) == 7  # fewer than n: all of them
+    assert tied_candidates(np.zeros(100, np.int32), 5) == 5 * TIE_CAP_FACTOR == candidate_pool(5)
+
+
+def test_extended_widens_the_scale_instead_of_clipping():
+    """The service's store of added images grows one upload at a time: a later feature beyond the
+    fitted range widens that dimension's scale (the kept rows requantised) instead of being clipped."""
+    first = np.array([[1.0, -2.0], [0.5, 1.0]], np.float32)
+    store = Int8Features.quantize(first)                       # scales 1/127 and 2/127
+    same = store.extended(np.array([[0.25, 2.0]], np.float32))  # within range: the scales stay
+    np.testing.assert_array_equal(same.scale, store.scale)
+    grown = store.extended(np.array([[4.0, 0.5]], np.float32))  # dimension 0 grows to 4/127
+    np.testing.assert_allclose(grown.scale, [4 / 127, 2 / 127], rtol=1e-6)
+    want = np.array([[1.0, -2.0], [0.5, 1.0], [4.0, 0.5]])
+    assert np.abs(grown.dequantize() - want).max() <= grown.scale.max() / 2 + 1e-6  # nothing clipped
+    empty = Int8Features(np.zeros((0, 2), np.int8), np.ones(2, np.float32))
+    np.testing.assert_allclose(empty.extended(first).scale, store.scale)  # an empty store: fitted afresh
+    with pytest.raises(CodeFormatError, match="2-D"):
+        store.extended(np.zeros(2, np.float32))
