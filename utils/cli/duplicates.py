@@ -233,6 +233,9 @@ def write_report(args, root, paths, groups, pairs, skipped) -> None:
         names = "<br>".join(html.escape(paths[m]) for m in group.members)
         items.append(f"<h2>group {number}: {len(group.members)} images</h2><p>{names}</p>"
                      f"<img src=\"sheets/{name}\" alt=\"group {number}\">")
+    for name in os.listdir(sheets):  # an earlier run's sheets of groups this run does not have
+        if name.startswith("group_") and name.endswith(".jpg") and name[6:-4].isdigit() and int(name[6:-4]) > len(items):
+            os.remove(os.path.join(sheets, name))
     more = len(groups) - len(items)
     page = ("<!doctype html><meta charset=\"utf-8\"><title>near-duplicates</title>"
             f"<h1>{len(groups)} groups of near-duplicates under {html.escape(root)}</h1>"
