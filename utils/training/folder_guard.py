@@ -65,9 +65,10 @@ def check_replaceable(folder: RunFolder, cfg: Any) -> None:
         return
     holds = ", ".join(f"{what} {held[path]}" for what, path in differ)
     this = ", ".join(f"{what} {new[path]}" for what, path in differ)
+    own = os.path.join(folder.path, "_".join(new[path] for _, path in differ))
     raise ConfigError(f"--output-dir {folder.path}: it holds the {bit}-bit model of another run ({holds}; "
-                      f"{folder.config(bit)}), this run is {this}: give this run its own --output-dir DIR, or add "
-                      f"--overwrite to replace that model")
+                      f"{folder.config(bit)}), this run is {this}: give this run its own --output-dir DIR (e.g. "
+                      f"--output-dir {own}), or add --overwrite to replace that model")
 
 
 def mark_unfinished(folder: RunFolder, bit: int) -> None:

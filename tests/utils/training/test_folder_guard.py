@@ -32,8 +32,8 @@ def test_another_method_is_refused_in_one_line_naming_both_and_the_ways_out(tmp_
         check_replaceable(folder, config(tmp_path / "out", config_file="methods/dsh_lite.yaml"))
     assert str(error.value) == (
         f"--output-dir {folder.path}: it holds the 16-bit model of another run (method (loss.name) hashnet; "
-        f"{folder.config(16)}), this run is method (loss.name) dsh: give this run its own --output-dir DIR, or add "
-        "--overwrite to replace that model")
+        f"{folder.config(16)}), this run is method (loss.name) dsh: give this run its own --output-dir DIR (e.g. "
+        f"--output-dir {os.path.join(folder.path, 'dsh')}), or add --overwrite to replace that model")
     # --overwrite lets it replace the model
     check_replaceable(folder, config(tmp_path / "out", config_file="methods/dsh_lite.yaml", overwrite=True))
 
