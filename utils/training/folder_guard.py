@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from utils.config.load import load_yaml
 from utils.config.schema import DEFAULT_METHOD, DEFAULTS
 from utils.errors import ConfigError
 from utils.losses import is_shallow
@@ -44,7 +45,7 @@ def identity(cfg: Any) -> dict[str, str]:
 def _saved_identity(path: str) -> dict[str, str] | None:
     try:
         with open(path, encoding="utf-8") as f:
-            saved = yaml.safe_load(f)
+            saved = load_yaml(f)  # the project's rules: no aliases, bounded nesting
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     return identity(saved) if isinstance(saved, dict) else None

@@ -65,6 +65,9 @@ def test_nothing_to_replace_or_nothing_known_of_it_goes_ahead(tmp_path):
     with open(folder.config(16), "w") as f:
         f.write("{not yaml: [")  # a damaged config says nothing of the model's kind
     check_replaceable(folder, dsh)
+    with open(folder.config(16), "w") as f:
+        f.write("a: &a [1]\nb: *a\n")  # read with the project's YAML rules: an alias is refused, not expanded
+    check_replaceable(folder, dsh)
     os.unlink(folder.config(16))
     check_replaceable(folder, dsh)
 
