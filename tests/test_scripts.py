@@ -155,7 +155,7 @@ def test_train_then_test_scripts_run_under_dash(repo_copy, tiny_lite, tmp_path):
         assert os.path.isfile(os.path.join(out, "model_best_16.pdparams")), logs
         trained = open(os.path.join(out, "launch_log_train_16", "workerlog.0")).read() if nproc else stdout
         assert f"{os.sep}model_best_16.pdparams" in trained
-        assert open(os.path.join(out, "finished_16.txt")).read().startswith("finished: 1 epochs of hashnet, 16 bits")
+        assert open(os.path.join(out, "finished_16.txt")).read().startswith("finished: 1 epoch of hashnet, 16 bits")
         code, stdout, err = run(dash(), f"scripts/test_{kind}.sh", "lite", tiny_lite, *nproc, env=env, cwd=repo_copy)
         assert code == 0, f"{stdout[-2000:]}\n{err[-2000:]}"
         evaluated = open(os.path.join(out, "launch_log_eval_16", "workerlog.0")).read() if nproc else stdout

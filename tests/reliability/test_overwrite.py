@@ -26,7 +26,7 @@ def test_another_method_is_refused_overwrite_replaces_and_the_same_kind_reruns(t
     out = tmp_path / "out"
     code, _, stderr = train(tiny_lite, out, 1)
     assert code == 0, stderr[-2000:]
-    assert finished(out).startswith("finished: 1 epochs of hashnet, 16 bits, best weights ")
+    assert finished(out).startswith("finished: 1 epoch of hashnet, 16 bits, best weights ")
     before = folder_bytes(out)
     code, _, stderr = train(tiny_lite, out, 1, *DSH)
     line = assert_one_line_error(code, stderr, f"--output-dir {out}: it holds the 16-bit model of another run "
@@ -39,7 +39,7 @@ def test_another_method_is_refused_overwrite_replaces_and_the_same_kind_reruns(t
     assert finished(out).startswith("finished: 2 epochs of hashnet") and saved_loss(out) == "hashnet"
     code, _, stderr = train(tiny_lite, out, 1, *DSH, "--overwrite")
     assert code == 0, stderr[-2000:]
-    assert finished(out).startswith("finished: 1 epochs of dsh") and saved_loss(out) == "dsh"
+    assert finished(out).startswith("finished: 1 epoch of dsh") and saved_loss(out) == "dsh"
     assert "overwrite" not in yaml.safe_load(open(out / "config_16.yaml", encoding="utf-8"))
 
 

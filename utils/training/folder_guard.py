@@ -82,7 +82,8 @@ def mark_unfinished(folder: RunFolder, bit: int) -> None:
 def mark_finished(folder: RunFolder, cfg: Any, result: dict) -> None:
     """finished_<K>.txt: the run ended and its weights are complete; one line says what it was and what it gave."""
     bit, loss = cfg["model"]["bit"], cfg["loss"]["name"]
-    how = f"fitted {loss}" if is_shallow(loss) else f"{cfg['train']['epochs']} epochs of {loss}"
+    epochs = cfg["train"]["epochs"]
+    how = f"fitted {loss}" if is_shallow(loss) else f"{epochs} epoch{'' if epochs == 1 else 's'} of {loss}"
     topk = cfg["dataset"]["topk"]
     score = ("no labels" if result["map"] is None
              else f"mAP@{'all' if topk in (None, -1) else topk} {result['map']:.4f}")
