@@ -2,15 +2,16 @@
 # Shared by the train/test scripts in this folder (read with `.`, not run). POSIX sh: the scripts
 # run under dash (Debian's /bin/sh), bash or any other POSIX shell.
 #
-# The caller sets DATASET, DATA_PATH and NPROC (from its arguments or the environment); this file
-# adds, from the environment:
-#   OUTPUT_DIR  weights folder (default ./output/<DATASET>)
+# The caller sets DATASET, DATA_PATH, NPROC (from its arguments or the environment) and SCRIPT_KIND
+# (single_gpu | multi_gpu: the train and test scripts of one kind share a folder, the two kinds never do);
+# this file adds, from the environment:
+#   OUTPUT_DIR  weights folder (default ./output/<DATASET>_<SCRIPT_KIND>, e.g. ./output/lite_single_gpu)
 #   BITS        code lengths to run (default "16 32 48 64")
 #   GPUS        GPU ids for paddle.distributed.launch --gpus (default: the first NPROC)
 #   IPS         several machines: paddle.distributed.launch --ips IPS
 #   PYTHON      the interpreter (default python)
 #   DRY_RUN=1   print the commands instead of running them
-OUTPUT_DIR=${OUTPUT_DIR:-./output/${DATASET:-lite}}
+OUTPUT_DIR=${OUTPUT_DIR:-./output/${DATASET:-lite}_${SCRIPT_KIND:-single_gpu}}
 BITS=${BITS:-16 32 48 64}
 PYTHON=${PYTHON:-python}
 
@@ -34,6 +35,22 @@ run() {
     return 0
   fi
   "$@"
+}
+
+# The test scripts evaluate only what their train script finished: a training run writes
+# <OUTPUT_DIR>/finished_<K>.txt when it ends, and a later run removes it when it saves weights there.
+# Otherwise one error line (what is there, and what to do) and return 1; DRY_RUN=1 checks nothing.
+check_finished() {
+  if [ "${DRY_RUN:-0}" = 1 ] || [ -f "$OUTPUT_DIR/finished_$1.txt" ]; then
+    return 0
+  fi
+  if [ -f "$OUTPUT_DIR/model_last_$1.pdparams" ] || [ -f "$OUTPUT_DIR/model_best_$1.pdparams" ] ||
+    [ -f "$OUTPUT_DIR/model_best_$1.safetensors" ]; then
+    echo "error: $OUTPUT_DIR: the $1-bit training there did not finish (no finished_$1.txt, which a run writes when it ends); go on with BITS=$1 sh scripts/train_$SCRIPT_KIND.sh <same arguments> --resume $OUTPUT_DIR/model_last_$1, or evaluate those weights anyway: python main_single_gpu.py --eval --bit $1 --pretrained $OUTPUT_DIR/model_best_$1 --dataset $DATASET --data-path $DATA_PATH" >&2
+  else
+    echo "error: $OUTPUT_DIR: no $1-bit model; train it first with sh scripts/train_$SCRIPT_KIND.sh (same DATASET, DATA_PATH and OUTPUT_DIR)" >&2
+  fi
+  return 1
 }
 
 is_count() {

@@ -2,7 +2,8 @@
 # Data-parallel training of HashNet at 16/32/48/64 bits with the reference seeds (main_multi_gpu.py).
 # Usage: sh scripts/train_multi_gpu.sh [DATASET] [DATA_PATH] [NPROC] [more main_multi_gpu.py flags...]
 #   or through the environment: DATASET, DATA_PATH, NPROC, GPUS, IPS, OUTPUT_DIR, BITS, PYTHON
-#   defaults: lite ./datasets/<DATASET>/ (the lite data is generated on first use), output ./output/<DATASET>,
+#   defaults: lite ./datasets/<DATASET>/ (the lite data is generated on first use), output
+#   ./output/<DATASET>_multi_gpu (test_multi_gpu.sh evaluates it),
 #   BITS="16 32 48 64"; DRY_RUN=1 prints the commands instead of running them.
 #   Paths are relative to the repository root (the script starts there).
 # How the processes start (picked here, from what this PaddlePaddle build sees):
@@ -22,6 +23,7 @@ DATASET=${1:-${DATASET:-lite}}
 DATA_PATH=${2:-${DATA_PATH:-./datasets/${DATASET}/}}
 NPROC=${3:-${NPROC:-}}
 if [ $# -ge 3 ]; then shift 3; else shift $#; fi
+SCRIPT_KIND=multi_gpu
 . scripts/launcher.sh
 pick_launcher
 for BIT in $BITS; do

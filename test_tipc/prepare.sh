@@ -36,9 +36,9 @@ case ${MODE} in
     whole_infer)
         train_model=$(func_config_value "${FILENAME}" infer_params train_model "${MODE}")
         need "${train_model}.pdparams" "trained ${bit}-bit weights to export and run" \
-            "train them (e.g. scripts/train_single_gpu.sh coco /data/coco) and copy output/coco/model_best_${bit}.pdparams there"
+            "train them (e.g. scripts/train_single_gpu.sh coco /data/coco) and copy output/coco_single_gpu/model_best_${bit}.pdparams there"
         need "$(dirname "${train_model}")/config_${bit}.yaml" "the training run's resolved config (preprocessing, network width)" \
-            "copy output/coco/config_${bit}.yaml beside the weights (without it export_model.py falls back to configs/hashnet_coco.yaml)"
+            "copy output/coco_single_gpu/config_${bit}.yaml beside the weights (without it export_model.py falls back to configs/hashnet_coco.yaml)"
         ;;
     whole_train_whole_infer)
         data_path=$(func_config_value "${FILENAME}" train_params --data-path "${MODE}")

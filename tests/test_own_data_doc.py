@@ -67,7 +67,7 @@ def test_the_three_commands_run_as_written_on_real_photographs(repo_copy, tmp_pa
     assert os.path.isfile(os.path.join(project, "data", "album", "SHA256SUMS"))
     assert "flowers" in open(os.path.join(project, "data", "album", "classes.txt"), encoding="utf-8").read()
     assert "configs/hashnet_scratch.yaml" in train  # the run says which recipe it picked
-    assert os.path.isfile(os.path.join(project, "output", "model_best_64.safetensors"))
+    assert os.path.isfile(os.path.join(project, "output", "album", "model_best_64.safetensors"))
     assert "database: 48 images under" in search and "48 encoded" in search
     matches = re.findall(r"^ +\d+ +\d+  (\S+)", search, flags=re.M)
     assert len(matches) == 10, search

@@ -92,11 +92,12 @@ def test_dry_run_prints_every_bit_length_with_the_reference_seeds(name, tmp_path
         bit = int(cmd[cmd.index("--bit") + 1])
         assert cmd[0] == sys.executable and cmd[-4:] == ["--epoch", "3", "-o", "train.lr=0.01"]
         assert cmd[cmd.index("--dataset") + 1] == "coco" and cmd[cmd.index("--data-path") + 1] == "/data/coco"
-        assert cmd[cmd.index("--output-dir") + 1] == "./output/coco"
+        own = "./output/coco_multi_gpu" if multi else "./output/coco_single_gpu"  # test_x.sh reads what train_x.sh wrote
+        assert cmd[cmd.index("--output-dir") + 1] == own
         if name.startswith("train"):
             assert cmd[cmd.index("--seed") + 1] == str(SEEDS[bit])
         else:
-            assert "--eval" in cmd and cmd[cmd.index("--pretrained") + 1] == f"./output/coco/model_best_{bit}"
+            assert "--eval" in cmd and cmd[cmd.index("--pretrained") + 1] == f"{own}/model_best_{bit}"
         if multi:  # this is a CPU-only PaddlePaddle build: N CPU processes with gloo
             assert cmd[1:6] == ["-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir"]
             assert cmd[cmd.index("--device") + 1] == "cpu"
@@ -111,6 +112,25 @@ def test_dry_run_prints_every_bit_length_with_the_reference_seeds(name, tmp_path
         assert cmd[cmd.index("--bit") + 1] == "32" and cmd[cmd.index("--output-dir") + 1] == str(tmp_path / "o")
         if multi:
             assert cmd[3:7] == ["--ips", "10.0.0.1,10.0.0.2", "--nproc_per_node", "2"]
+
+
+@pytest.mark.parametrize("kind", ["single_gpu", "multi_gpu"])
+def test_the_test_scripts_evaluate_only_a_training_that_finished(kind, tmp_path):
+    """One line and exit 1, before any evaluation, when a bit length has no model or its training did not end
+    (no finished_<K>.txt, which the engine writes at the end of a run and removes when a later run saves)."""
+    script, out = os.path.join(ROOT, "scripts", f"test_{kind}.sh"), tmp_path / "o"
+    env = {"BITS": "16 32", "OUTPUT_DIR": str(out)}
+    os.makedirs(out)
+    code, stdout, err = run(dash(), script, env=env, cwd=tmp_path)
+    assert (code, stdout) == (1, "") and err == (f"error: {out}: no 16-bit model; train it first with sh "
+                                                 f"scripts/train_{kind}.sh (same DATASET, DATA_PATH and OUTPUT_DIR)\n")
+    for name in ("model_best_16.pdparams", "model_last_16.pdparams", "finished_32.txt"):  # 16 stopped, 32 finished
+        open(out / name, "wb").close()
+    code, stdout, err = run(dash(), script, env=env, cwd=tmp_path)
+    assert (code, stdout) == (1, "") and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {out}: the 16-bit training there did not finish (no finished_16.txt, which a run "
+                          f"writes when it ends); go on with BITS=16 sh scripts/train_{kind}.sh <same arguments> "
+                          f"--resume {out}/model_last_16, or evaluate those weights anyway: "), err
 
 
 @pytest.mark.slow
@@ -135,6 +155,7 @@ def test_train_then_test_scripts_run_under_dash(repo_copy, tiny_lite, tmp_path):
         assert os.path.isfile(os.path.join(out, "model_best_16.pdparams")), logs
         trained = open(os.path.join(out, "launch_log_train_16", "workerlog.0")).read() if nproc else stdout
         assert f"{os.sep}model_best_16.pdparams" in trained
+        assert open(os.path.join(out, "finished_16.txt")).read().startswith("finished: 1 epoch of hashnet, 16 bits")
         code, stdout, err = run(dash(), f"scripts/test_{kind}.sh", "lite", tiny_lite, *nproc, env=env, cwd=repo_copy)
         assert code == 0, f"{stdout[-2000:]}\n{err[-2000:]}"
         evaluated = open(os.path.join(out, "launch_log_eval_16", "workerlog.0")).read() if nproc else stdout

@@ -14,8 +14,9 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pat
 SCRATCH_CONFIG = os.path.join(CONFIG_DIR, "hashnet_scratch.yaml")
 
 
-# keys of a resolved config that say where it came from, not how to train: not saved with the run
-RUN_ONLY_KEYS = ("config_file", "config_choice")
+# keys of a resolved config that say where it came from or what this run may do, not how to train: not saved
+# with the run (a config read back with -c never carries --overwrite along)
+RUN_ONLY_KEYS = ("config_file", "config_choice", "overwrite")
 
 
 def unsupervised_config(with_backbone_weights):

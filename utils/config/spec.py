@@ -167,6 +167,9 @@ SPEC: tuple[Key, ...] = (
        help="CPU threads per process (0: cores / processes)"),
     _k("output_dir", DEFAULT_OUTPUT, "path", flags=("--output-dir",),
        help="where weights, logs, VisualDL curves and the resolved config go"),
+    _k("overwrite", False, "bool", flags=("--overwrite",), where_="--overwrite",
+       help="replace a model of another kind (data set, method, head or backbone) that --output-dir holds at "
+            "this bit length (refused without it; not saved with the run)"),
     _k("pretrained", None, "path", nullable=True, flags=("--pretrained",), where_="--pretrained", metavar="PREFIX",
        help="start from (or, with --eval, evaluate) these weights: PREFIX.pdparams"),
     _k("resume", None, "path", nullable=True, flags=("--resume",), where_="--resume", metavar="PREFIX",
@@ -179,7 +182,7 @@ SPEC: tuple[Key, ...] = (
     _k("plots", False, "bool", flags=("--plots",),
        help="after evaluation, write the precision-recall and precision@N plots (matplotlib) to the output dir"),
 )
-STORE_TRUE = ("eval_only", "plots", "dataset.skip_bad_images", "dataset.allow_outside_root")  # flags without a value
+STORE_TRUE = ("eval_only", "plots", "overwrite", "dataset.skip_bad_images", "dataset.allow_outside_root")  # flags without a value
 SECTIONS = ("dataset", "model", "train")
 
 

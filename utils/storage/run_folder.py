@@ -6,6 +6,7 @@ An output folder (`--output-dir`, predict.py's `--save-path`; ./output by defaul
     model_best_<K>.pdparams/.pdopt/.safetensors   the best checkpoint (.safetensors: released weights)
     model_last_<K>.pdparams/.pdopt                the latest checkpoint, model_last_<K>.prev.* the one before
     config_<K>.yaml                               the resolved config, written with the weights it describes
+    finished_<K>.txt                              a training run that finished (gone once another run saves)
     train_<K>.log, eval_<K>.log, qat_<K>.log      the run's log; vdl_<K>/ its VisualDL curves
     database_code_<K>.npy/.json/.lock             predict.py's database code cache (utils.inference.code_cache)
     database_code_<K>_features.npy, _feature_scale.npy  its int8 features for rescoring
@@ -142,6 +143,14 @@ class RunFolder:
 
     def config(self, bit: int) -> str:
         return self._file(f"config_{bit}.yaml")
+
+    def finished(self, bit: int) -> str:
+        """The mark of a training run that finished (utils.training.folder_guard): its one-line summary."""
+        return self._file(f"finished_{bit}.txt")
+
+    def holds_model(self, bit: int) -> bool:
+        """Whether the folder has trained bit-bit weights (model_best_<K> or model_last_<K>)."""
+        return any(os.path.isfile(resolve_weights(self.checkpoint(kind, bit))) for kind in ("best", "last"))
 
     @staticmethod
     def log_name(mode: str, bit: int) -> str:

@@ -34,7 +34,8 @@ from utils.storage.run_folder import RunFolder, weights_path
 from utils.training.amp import amp_step, check_amp_device, keep_code_layer_fp32
 from utils.training.builders import build_data, build_network, build_training, seed_everything
 from utils.training.checkpoint import load_checkpoint, optimizer_state, save_checkpoint, set_optimizer_state
-from utils.training.evaluate import eval_line, evaluate, health_text, topk_label
+from utils.training.evaluate import eval_line, evaluate, health_text, save_plots, topk_label
+from utils.training.folder_guard import check_replaceable, mark_finished, mark_unfinished
 from utils.training.health import RunHealth
 from utils.training.interrupt import StopOnSignal, signal_name, stop_requested
 
@@ -84,6 +85,8 @@ class Engine:
                               f"resume; run it again")
         self.save_checkpoints = save_checkpoints
         self.show_progress = show_progress and rank == 0
+        if save_checkpoints and not cfg["eval_only"]:  # before anything is written: never replace another model
+            check_replaceable(self.folder, cfg)
         os.makedirs(self.out, exist_ok=True)
         mode = "eval" if cfg["eval_only"] else "train"
         # the log file waits until the run has weights (or, with --eval, a result): a run that fails
@@ -145,6 +148,7 @@ class Engine:
         if self.save_checkpoints:
             save_checkpoint(self._prefix(kind), self.model, self._checkpoint_state(epoch),
                             release=kind == "best", files=self._config_file())  # best: + the released .safetensors
+            mark_unfinished(self.folder, self.bit)  # these weights are this run's, not a finished run's
             self._saved_last = self._saved_last or kind == "last"
         open_log_files(self.logger)
         writer.open()
@@ -359,14 +363,6 @@ class Engine:
                          + (" (the untrained network)" if best["epoch"] == 0 else f" (epoch {best['epoch']})"))
         return result
 
-    def _plots(self, codes, what):
-        from utils.evaluation.plots import save_retrieval_plots
-
-        q_codes, db_codes, q_labels, db_labels = codes
-        paths, _, at_n = save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, self.out, self.bit)
-        self.logger.info(f"plots of the {what} model: {', '.join(paths)}; precision@N "
-                         + " ".join(f"{n}:{p:.3f}" for n, p in at_n.items()))
-
     def fit(self) -> dict[str, Any]:
         """A shallow method: fitted instead of trained, evaluated and saved like a trained model."""
         from utils.training.shallow import fit_run
@@ -384,10 +380,12 @@ class Engine:
             self._log_eval("eval", result)
             value, codes, health = result["map"], self.state.last_codes, result["codes"]
         else:
-            value = self.train()["map"]
-            codes, health = self.state.best_codes, self.state.best.get("codes")
+            result = self.train()
+            value, codes, health = result["map"], self.state.best_codes, self.state.best.get("codes")
+            if self.rank == 0 and self.save_checkpoints and (self._saved_last or self.shallow):  # scripts/test_*.sh
+                mark_finished(self.folder, self.cfg, result)
         if self.cfg["plots"] and self.rank == 0 and codes is not None and value is not None:
-            self._plots(codes, "evaluated" if self.cfg["eval_only"] else "best")
+            save_plots(codes, "evaluated" if self.cfg["eval_only"] else "best", self.out, self.bit, self.logger)
         if self.rank == 0:
             open_log_files(self.logger)  # the run succeeded: its log is written (with --eval: only now)
             summary = bad_image_summary(self.data.train_set, self.data.query_set, self.data.db_set)  # --skip-bad-images

@@ -104,3 +104,13 @@ def eval_line(tag, result, topk):
     val = f"  validation mAP@{label}: {result['val_map']:.4f}" if "val_map" in result else ""
     return (f"[{tag}] mAP@{label}: {result['map']:.4f}  precision@r2: {result['precision_r2']:.4f}{val}  "
             f"{health_text(result['codes'])}  ({result['seconds']:.1f}s)")
+
+
+def save_plots(codes, what, folder, bit, logger):
+    """--plots: the precision-recall curve and precision@N of the `what` model's codes, into the run's folder."""
+    from utils.evaluation.plots import save_retrieval_plots
+
+    q_codes, db_codes, q_labels, db_labels = codes
+    paths, _, at_n = save_retrieval_plots(q_codes, db_codes, q_labels, db_labels, folder, bit)
+    logger.info(f"plots of the {what} model: {', '.join(paths)}; precision@N "
+                + " ".join(f"{n}:{p:.3f}" for n, p in at_n.items()))

@@ -18,6 +18,7 @@ from utils.evaluation.baselines import BASELINES
 from utils.losses import loss_class
 from utils.runtime.log import open_log_files
 from utils.training.checkpoint import save_checkpoint
+from utils.training.folder_guard import mark_unfinished
 
 
 @paddle.no_grad()
@@ -68,6 +69,7 @@ def fit_run(engine):
     for kind in ("best", "last") if engine.rank == 0 and engine.save_checkpoints else ():
         save_checkpoint(engine.folder.checkpoint(kind, bit), engine.model, state, release=kind == "best",
                         files=engine._config_file())
+        mark_unfinished(engine.folder, bit)  # the weights of this run now: not an earlier finished run's
     if engine.rank == 0:
         open_log_files(engine.logger)
     return {"map": result["map"], "best_epoch": 1, "history": s.history, "precision_r2": result["precision_r2"],

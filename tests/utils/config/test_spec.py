@@ -78,4 +78,4 @@ def test_a_validated_config_is_read_only_and_a_changed_one_is_validated_again():
         replace_config(cfg, {"train.nope": 1})
     # what goes to other processes and to disk is the same config
     assert pickle.loads(pickle.dumps(cfg)) == cfg and copy.deepcopy(cfg) is cfg
-    assert yaml.safe_load(config_yaml(cfg)) == {k: v for k, v in thaw(cfg).items() if k not in ("config_file", "config_choice")}
+    assert yaml.safe_load(config_yaml(cfg)) == {k: v for k, v in thaw(cfg).items() if k not in ("config_file", "config_choice", "overwrite")}

@@ -18,6 +18,7 @@ def test_the_names_a_run_and_its_readers_rely_on(tmp_path):
     assert released_path(run.best(64)).endswith("model_best_64.safetensors")
     assert previous_prefix(run.last(64)).endswith("model_last_64.prev")
     assert run.config(32) == os.path.join(str(tmp_path), "config_32.yaml")
+    assert run.finished(32) == os.path.join(str(tmp_path), "finished_32.txt")
     assert RunFolder.log_name("train", 48) == "train_48.log" and run.curves(48).endswith("vdl_48")
     assert run.code_cache(64).endswith("database_code_64")
     assert run.picture("a/b/00000.jpg", 64).endswith("retrieval_00000_64.jpg")
