@@ -22,10 +22,20 @@ def reference_parse(raw):
         return None
     rows, count = [], None
     for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
-        tokens = line.split()
-        if not tokens:
-            continue
-        path, values = tokens[0], tokens[1:]
+        stripped = line.lstrip()
+        if stripped.startswith('"'):  # a quoted path (it may hold spaces), then white space or the end
+            close = stripped.find('"', 1)
+            if close < 0 or close == 1:
+                return None
+            rest = stripped[close + 1:]
+            if rest and not rest[0].isspace():
+                return None
+            path, values = stripped[1:close], rest.split()
+        else:
+            tokens = line.split()
+            if not tokens:
+                continue
+            path, values = tokens[0], tokens[1:]
         if "\x00" in path:
             return None  # no label columns is valid (unlabelled images) if every line has none
         if count is None:
@@ -48,12 +58,13 @@ def reference_parse(raw):
     return [r[0] for r in rows], labels, [r[2] for r in rows]
 
 
-TOKENS = st.sampled_from(["0", "1", "1.0", "0.0", "2", "-1", "nan", "x", "1e0", "a.jpg", "d/é.png", "\x00"])
+TOKENS = st.sampled_from(["0", "1", "1.0", "0.0", "2", "-1", "nan", "x", "1e0", "a.jpg", "d/é.png", "\x00", '"',
+                          '"a b.jpg"', '"c.png', '""'])
 SEPARATORS = st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\r", "\n\n", " \n"])
 STRUCTURED = st.lists(st.tuples(TOKENS, SEPARATORS), max_size=30).map(
     lambda parts: "".join(t + s for t, s in parts).encode("utf-8"))
 GOOD_LINES = st.lists(st.tuples(st.text(st.characters(blacklist_categories=("Zs", "Cc", "Zl", "Zp", "Cs")),
-                                        min_size=1, max_size=12),
+                                        min_size=1, max_size=12).filter(lambda p: not p.startswith('"')),
                                 st.lists(st.sampled_from(["0", "1"]), min_size=3, max_size=3)), min_size=1, max_size=8)
 
 
