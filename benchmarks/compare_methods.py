@@ -178,6 +178,17 @@ def summarize(runs, methods, bits):
     return rows
 
 
+def render_table(columns, body, markdown):
+    """Lines of a table: markdown, or columns aligned with spaces under a dashed rule."""
+    if markdown:
+        return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
+               ["| " + " | ".join(cells) + " |" for cells in body]
+    widths = [max(len(c[i]) for c in [columns] + body) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [columns] + body]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def _pm(mean, std):
     return "-" if mean is None else f"{mean:.4f} +- {std:.4f}"
 

@@ -32,6 +32,7 @@ import os
 import sys
 import time
 
+from benchmarks.compare_methods import render_table
 from benchmarks.machine import machine_line
 from utils.cli import exit_on_user_error
 from utils.errors import DependencyError, UserError
@@ -222,13 +223,7 @@ def table(rows, markdown, radius):
             continue
         body.append([r["method"], str(r["runs"]), f"{r['map']:.4f} +- {r['map_std']:.4f}", f"{r['precision']:.3f}",
                      f"{r['recall']:.3f}", f"{r['f1']:.3f} +- {r['f1_std']:.3f}", f"{r['best_f1']:.3f} ({r['best_radius']})"])
-    if markdown:
-        return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
-               ["| " + " | ".join(cells) + " |" for cells in body]
-    widths = [max(len(c[i]) for c in [columns] + body) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [columns] + body]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
+    return render_table(columns, body, markdown)
 
 
 def summarize(runs, methods):

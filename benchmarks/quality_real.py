@@ -30,6 +30,7 @@ import os
 import sys
 import time
 
+from benchmarks.compare_methods import render_table
 from benchmarks.machine import machine_line
 from benchmarks.quality_unsupervised import earlier_runs
 from utils.cli import exit_on_user_error
@@ -132,13 +133,7 @@ def format_rows(rows, markdown):
         distinct = "-" if row.get("distinct") is None else f"{row['distinct']:.0%}"
         body.append([row["method"] + partial, str(row["bit"]), f"{row['map']:.4f} +- {row['map_std']:.4f}",
                      f"{row['precision_r2']:.4f} +- {row['precision_r2_std']:.4f}", distinct])
-    if markdown:
-        return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
-               ["| " + " | ".join(cells) + " |" for cells in body]
-    widths = [max(len(c[i]) for c in [columns] + body) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [columns] + body]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
+    return render_table(columns, body, markdown)
 
 
 @exit_on_user_error

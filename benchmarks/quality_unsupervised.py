@@ -28,6 +28,7 @@ import os
 import sys
 import time
 
+from benchmarks.compare_methods import render_table
 from benchmarks.machine import machine_line
 from utils.cli import exit_on_user_error
 from utils.errors import UserError
@@ -154,13 +155,7 @@ def table(rows, markdown):
         untrained = "-" if r["untrained"] is None else f"{r['untrained']:.4f}"
         body.append([r["method"], str(r["bit"]), f"{r['map']:.4f} +- {r['map_std']:.4f}", untrained,
                      f"{r['lsh']:.4f}", f"{r['itq']:.4f}", f"{r['above']}/{r['runs']}", f"{r['distinct']:.0%}"])
-    if markdown:
-        return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
-               ["| " + " | ".join(cells) + " |" for cells in body]
-    widths = [max(len(c[i]) for c in [columns] + body) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [columns] + body]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
+    return render_table(columns, body, markdown)
 
 
 def summarize(runs, methods, bits):
