@@ -21,6 +21,12 @@ NUMPY_HASH_COST = 25
 FAISS_HASH_COST = 1000
 # most (query, candidate) pairs the numpy hashing paths hold at once
 GATHER_ITEMS = 1 << 22
+# most candidates numpy's radius hashing verifies in one block of queries: its per-block arrays
+# (int64 keys, distances, positions) then stay near the caches. Measured on 10M clustered 64-bit
+# codes (AMD EPYC Zen 3, radius 3): 1.1 ms a query in batches of 1,000 at 1 << 22 against 0.48 at
+# 32 queries; 0.61-0.67 at 1 << 17 .. 1 << 19 (flat there), so a batch costs what its first
+# queries cost and auto's timing on them holds for the batch.
+HASH_GATHER_ITEMS = 1 << 19
 # widest chunk of a code that gets a bucket table (2**16 buckets)
 CHUNK_BITS = 16
 
@@ -32,6 +38,11 @@ FAISS_BATCH_BYTES = 64 << 20  # per search call into faiss
 # queries (fewer for big databases: about TIMING_ITEMS query x item pairs per candidate), on
 # databases of at least TIMING_MIN_ITEMS codes (below that every path takes microseconds)
 TIMING_QUERIES = 32
+# a path that is not a scan is timed on up to this many of the batch's queries: its fixed cost per
+# call shrinks per query as the batch grows (mih at 10M clustered 64-bit codes, radius 2, AMD EPYC
+# Zen 3: 0.37 ms a query on 32 queries, 0.18 on 128-1,000), and 32 made it look no faster than
+# numpy's hashing where it was 3-4x faster on the whole batch
+TIMING_HASH_QUERIES = 256
 TIMING_ITEMS = 32 << 20
 TIMING_MIN_ITEMS = 50_000
 # and runs each path for at least this long a round (the fastest call counts)

@@ -154,6 +154,34 @@ def test_radius_hashing_is_exact_against_a_flat_scan(bits, monkeypatch):
             assert_same_range(index.range_search(queries, radius), want)
 
 
+def test_numpy_radius_hashing_in_blocks_of_bounded_candidates(monkeypatch):
+    """Queries split into blocks of at most HASH_GATHER_ITEMS candidates (a query over it alone): the
+    same answers as one block, against faiss' flat range scan, on clustered codes."""
+    from utils.retrieval.backends.numpy import gather_blocks
+
+    pairs = np.array([3, 0, 9, 2, 2, 11, 1, 4])
+    blocks = list(gather_blocks(pairs, 3, 5))
+    assert [b for _, b in blocks][-1] == len(pairs) and all(a == b for (_, a), (b, _) in zip(blocks, blocks[1:]))
+    for s, e in blocks:  # the slow rule: a block is one query, or the most that fit the budget and the rows
+        assert e - s == 1 or (pairs[s:e].sum() <= 5 and e - s <= 3)
+        assert e == len(pairs) or e - s == 3 or pairs[s:e + 1].sum() > 5
+    rng = np.random.default_rng(5)
+    db = random_pm1(rng, 20000, 64, 300)
+    queries = np.concatenate([near(rng, db, 40, 3), random_pm1(rng, 5, 64)])
+    flat = faiss.IndexBinaryFlat(64)
+    flat.add(np.packbits(db > 0, axis=1))
+    monkeypatch.setattr(tuning, "NUMPY_HASH_COST", 0)
+    monkeypatch.setattr(tuning, "HASH_GATHER_ITEMS", 500)  # ~70 candidates a query per chunk: many blocks
+    index = HammingIndex(64, "numpy")
+    index.add(db)
+    for radius in (0, 2, 3):
+        lims, d, i = flat.range_search(np.packbits(queries > 0, axis=1), radius + 1)
+        want = [(d[a:b][np.lexsort((i[a:b], d[a:b]))].tolist(), i[a:b][np.lexsort((i[a:b], d[a:b]))].tolist())
+                for a, b in zip(lims[:-1], lims[1:])]
+        assert sum(len(w[1]) for w in want) > 0
+        assert_same_range(index.range_search(queries, radius), want)
+
+
 def test_faiss_ties_follow_index_order_on_a_large_database(monkeypatch):
     """The boundary of a top-k (which of the items at the k-th distance get in) is where tie
     rules differ. 70k codes (more than faiss' 65,536-code scan block), 16 bits from a pool of 40,

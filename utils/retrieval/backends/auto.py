@@ -144,12 +144,12 @@ class AutoBackend:
     def _time(self, paths: dict[str, Callable], qpacked, arg) -> tuple[str, dict]:
         """ms per query of each path, the fastest call of two interleaved rounds. A scan runs on
         timing_sample() queries (its cost grows with the database); a hashing path on up to
-        tuning.TIMING_QUERIES of them (its fixed cost per call would swamp a few queries), again
+        tuning.TIMING_HASH_QUERIES of them (its fixed cost per call would swamp a few queries), again
         and again for at least tuning.TIMING_MIN_SECONDS a round (one preempted call on a busy
         machine would swamp a fast path's time)."""
         if "mih" in paths:
             self.mih().tables()  # built once, outside the timing (a one-off cost like faiss' add)
-        samples = {name: qpacked[:self.timing_sample() if name in SCANS else tuning.TIMING_QUERIES] for name in paths}
+        samples = {name: qpacked[:self.timing_sample() if name in SCANS else tuning.TIMING_HASH_QUERIES] for name in paths}
         best: dict[str, float] = {}
         for _ in range(2):
             for name, search in paths.items():

@@ -14,6 +14,18 @@ from utils.retrieval.codes import code_bytes, packed_to_words
 from utils.retrieval.scan import radius_words, topk_words
 
 
+def gather_blocks(pairs, max_rows, budget):
+    """(start, end) blocks of consecutive queries, each holding at most `budget` of the per-query
+    candidate counts `pairs` (one query alone may exceed it) and at most max_rows queries."""
+    cum = np.concatenate([[0], np.cumsum(pairs)])
+    s, nq = 0, len(pairs)
+    while s < nq:
+        e = int(np.searchsorted(cum, cum[s] + budget, side="right")) - 1
+        e = min(max(e, s + 1), s + max_rows, nq)
+        yield s, e
+        s = e
+
+
 class NumpyBackend:
     """Pure numpy (np.bitwise_count on uint64 words); always available."""
 
@@ -153,28 +165,32 @@ class NumpyBackend:
 
         The decision is made again per block of queries on the real candidate count, so
         codes that crowd into a few buckets (unlike the uniform estimate) go to the scan.
+        A block holds at most tuning.HASH_GATHER_ITEMS candidates (at least one query): with a
+        fixed 1,024 queries a block, codes that cluster made arrays of tens of millions of
+        pairs, and the cost per query grew with the batch (10M clustered 64-bit codes,
+        radius 3: 0.48 ms a query at 32 queries, 2.35 at 1,000), so auto's timing on the
+        batch's first queries did not tell the batch's cost.
         """
         scan = scan or self.scan_range_search
-        nq = len(qpacked)
         if len(self) == 0 or not self.use_hash(radius):
             return scan(qpacked, radius)
         flips, _ = self.hash_plan(radius)
         tables, n = self.tables(), len(self)
+        probes = []
+        for lo, width, order, offsets, sizes in tables.chunks:
+            masks, _, starts = masks_by_weight(width)
+            probes.append(chunk_keys(qpacked, lo, width)[:, None] ^ masks[None, :starts[min(flips, width) + 1]])
+        pairs = sum(c[4][p].sum(axis=1) for p, c in zip(probes, tables.chunks))  # candidates per query
+        work = pairs + sum(p.shape[1] for p in probes)
         results = []
         rows = max(1, min(key_rows(self.bit, n), 1024))
-        for s in range(0, nq, rows):
-            e = min(s + rows, nq)
-            probes = []
-            for lo, width, order, offsets, sizes in tables.chunks:
-                masks, _, starts = masks_by_weight(width)
-                probe = chunk_keys(qpacked[s:e], lo, width)[:, None] ^ masks[None, :starts[min(flips, width) + 1]]
-                probes.append(probe)
-            work = sum(p.size + int(c[4][p].sum()) for p, c in zip(probes, tables.chunks))
-            if work * tuning.NUMPY_HASH_COST >= n * (e - s):
+        for s, e in gather_blocks(pairs, rows, tuning.HASH_GATHER_ITEMS):
+            if int(work[s:e].sum()) * tuning.NUMPY_HASH_COST >= n * (e - s):
                 results += scan(qpacked[s:e], radius)
                 continue
             qs, cands = [], []
             for probe, (lo, width, order, offsets, sizes) in zip(probes, tables.chunks):
+                probe = probe[s:e]
                 probe_q = np.repeat(np.arange(e - s), probe.shape[1])
                 probe = probe.ravel()
                 pos, which = ragged_arange(offsets[probe], sizes[probe])
