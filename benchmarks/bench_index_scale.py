@@ -46,6 +46,7 @@ from collections import Counter
 import numpy as np
 
 from benchmarks.machine import load_average, machine_line
+from benchmarks.outputs import note_repository_writes
 
 
 
@@ -374,6 +375,7 @@ def plot(rows, path):
 
 def main(argv=None):
     args = parse_args(argv)
+    note_repository_writes(plot=args.plot)
     import faiss
 
     from utils.runtime import configure

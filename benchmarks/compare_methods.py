@@ -33,6 +33,7 @@ import time
 import traceback
 
 from benchmarks.machine import machine_line
+from benchmarks.outputs import note_repository_writes
 from utils.cli import exit_on_user_error
 from utils.errors import UserError
 from utils.runtime import configure
@@ -280,6 +281,7 @@ def save_plot(rows, path, map_label):
 def main(argv=None):
     configure()
     args = parse_args(argv)
+    note_repository_writes(plot=args.plot)
     configs = find_method_configs(args.config_dir, args.dataset)
     if "hashnet" not in configs:
         raise UserError(f"--dataset {args.dataset}: configs/hashnet_{args.dataset}.yaml not found")

@@ -39,6 +39,7 @@ import time
 
 from benchmarks.compare_methods import render_table
 from benchmarks.machine import machine_line
+from benchmarks.outputs import note_repository_writes
 from benchmarks.quality_unsupervised import earlier_runs
 from utils.cli import exit_on_user_error
 from utils.errors import UserError
@@ -172,6 +173,7 @@ def main(argv=None):
         return no_labels([a for a in argv if a != "--no-labels"])
     configure()
     args = parse_args(argv)
+    note_repository_writes(plot=args.plot)
     configs = method_configs(args.variant)
     methods = list(args.methods) if args.methods else list(DEFAULT_METHODS) + \
         [v.partition("=")[0] for v in args.variant]
