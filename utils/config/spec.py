@@ -106,6 +106,8 @@ SPEC: tuple[Key, ...] = (
     _k("dataset.std", [0.229, 0.224, 0.225], "list3", what_="a list of 3 numbers"),
     _k("dataset.num_workers", 2, "int", low=0, flags=("--num-workers",), help="DataLoader worker processes"),
     _k("dataset.lite_seed", 0, "int", low=0),
+    _k("dataset.train_augment", True, "bool"),  # random crop + flip of the training images; false: the test transform
+                                               # (GreedyHash unsupervised: the authors' unsupervised_vgg.py trains on it)
     _k("dataset.val_fraction", 0.0, "number", low=0, high=1, high_open=True),  # > 0: a held-out split picks the best epoch
     _k("dataset.skip_bad_images", False, "bool", flags=("--skip-bad-images",),
        help="skip missing/unreadable images (counted and reported at the end) instead of stopping at the first"),
