@@ -106,8 +106,6 @@ SPEC: tuple[Key, ...] = (
     _k("dataset.std", [0.229, 0.224, 0.225], "list3", what_="a list of 3 numbers"),
     _k("dataset.num_workers", 2, "int", low=0, flags=("--num-workers",), help="DataLoader worker processes"),
     _k("dataset.lite_seed", 0, "int", low=0),
-    _k("dataset.train_augment", True, "bool"),  # random crop + flip of the training images; false: the test transform
-                                               # (GreedyHash unsupervised: the authors' unsupervised_vgg.py trains on it)
     _k("dataset.val_fraction", 0.0, "number", low=0, high=1, high_open=True),  # > 0: a held-out split picks the best epoch
     _k("dataset.skip_bad_images", False, "bool", flags=("--skip-bad-images",),
        help="skip missing/unreadable images (counted and reported at the end) instead of stopping at the first"),
@@ -162,6 +160,9 @@ SPEC: tuple[Key, ...] = (
     # false: train without the lists' labels (a method that learns without them, loss SUPERVISED = False);
     # evaluation still uses the query/database labels when the lists have them
     _k("train.use_labels", True, "bool"),
+    # false: the training images get the test transform (center crop, no flip) instead of random crop + flip
+    # (GreedyHash unsupervised: the authors' unsupervised_vgg.py trains on it); a two-view method refuses it
+    _k("train.augment", True, "bool"),
     # -- the run
     _k("device", "auto", "choice", choices=("auto", "cpu", "gpu"), flags=("--device",), where_="--device",
        help="auto: gpu when this build has CUDA and sees one, else cpu"),

@@ -10,7 +10,7 @@ pairs (i, i + N/2) and L = mean over the pairs of (cos(b_i, b_j) - cos(x_i, x_j)
 On features of a network trained from scratch (configs/methods/greedyhash_unsup_{lite,scratch}.yaml) the
 recipe is the authors' but for two things, measured on the digits (docs/methods.md, "Measured on real images
 without labels"; with alpha 0.1 and random crops it ended below ITQ in all six runs): the training images get
-the test transform as in unsupervised_vgg.py (dataset.train_augment: false), and alpha is 1, cisip-FIRe's
+the test transform as in unsupervised_vgg.py (train.augment: false), and alpha is 1, cisip-FIRe's
 unsupervised weight: at 0.1 z stayed far from +-1 (mean | |z| - 1 | 0.44; 0.33 at 1), while the paper's Sec. 3
 rests on z near sgn(z) for the straight-through step to follow the codes' gradient. Every pair of the batch
 instead of (i, i + N/2) did not help with alpha 1 (16 bits, seeds 0 / 1: 0.576 / 0.666 against 0.617 / 0.701).

@@ -1,4 +1,4 @@
-"""dataset.train_augment: false gives the training images the test transform (GreedyHash unsupervised, as the
+"""train.augment: false gives the training images the test transform (GreedyHash unsupervised, as the
 authors' unsupervised_vgg.py); a method that learns from two augmented views refuses it."""
 import os
 
@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.config import build_config
+from utils.config import CONFIG_DIR, build_config
 from utils.errors import ConfigError
 from utils.training.builders import build_split
-
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "configs", "methods")
 
 
 @pytest.fixture
@@ -23,7 +21,7 @@ def tiny_list(tmp_path):
 
 
 def config(method, root, overrides=()):
-    return build_config(os.path.join(CONFIGS, f"{method}_lite.yaml"), {"data_path": str(root)}, list(overrides))
+    return build_config(os.path.join(CONFIG_DIR, "methods", f"{method}_lite.yaml"), {"data_path": str(root)}, list(overrides))
 
 
 def images(dataset):
@@ -32,15 +30,15 @@ def images(dataset):
 
 def test_train_augment_false_gives_the_test_transform(tiny_list):
     cfg = config("greedyhash_unsup", tiny_list)
-    assert cfg["dataset"]["train_augment"] is False  # the method's configs train without augmentation
+    assert cfg["train"]["augment"] is False  # the method's configs train without augmentation
     plain = images(build_split(cfg, tiny_list / "train.txt", train=False))
     np.testing.assert_array_equal(images(build_split(cfg, tiny_list / "train.txt", train=True)), plain)
-    augmented = config("greedyhash_unsup", tiny_list, ["dataset.train_augment=true"])
+    augmented = config("greedyhash_unsup", tiny_list, ["train.augment=true"])
     assert not np.array_equal(images(build_split(augmented, tiny_list / "train.txt", train=True)), plain)
 
 
 def test_train_augment_false_is_refused_by_a_two_view_method(tiny_list):
-    cfg = config("cibhash", tiny_list, ["dataset.train_augment=false"])
-    with pytest.raises(ConfigError, match="dataset.train_augment: false, but loss 'cibhash'"):
+    cfg = config("cibhash", tiny_list, ["train.augment=false"])
+    with pytest.raises(ConfigError, match="train.augment: false, but loss 'cibhash'"):
         build_split(cfg, tiny_list / "train.txt", train=True)
     build_split(cfg, tiny_list / "train.txt", train=False)  # the query and database sets are not affected
