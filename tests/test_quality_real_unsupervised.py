@@ -1,4 +1,4 @@
-"""Learning without labels on real images (scikit-learn's digits): BiHalf and CIBHash, trained on the training
+"""Learning without labels on real images (scikit-learn's digits): BiHalf, GreedyHash and CIBHash, trained on the training
 images listed without labels, end above their untrained network and above LSH and ITQ fitted on the same
 frozen network's features of the same images. A short check (one seed, 64 bits, 10 epochs, the 500
 training images); the multi-seed table of every unsupervised method at 16 and 64 bits, trained on the
@@ -35,7 +35,7 @@ def digits_without_training_labels(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["bihalf", "cibhash"])
+@pytest.mark.parametrize("method", ["bihalf", "greedyhash_unsup", "cibhash"])
 def test_learns_real_images_without_labels_above_the_floors(method, digits_without_training_labels, tmp_path):
     root, lists = digits_without_training_labels
     cfg = build_config(os.path.join(CONFIG_DIR, "methods", f"{method}_lite.yaml"),

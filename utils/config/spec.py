@@ -160,6 +160,9 @@ SPEC: tuple[Key, ...] = (
     # false: train without the lists' labels (a method that learns without them, loss SUPERVISED = False);
     # evaluation still uses the query/database labels when the lists have them
     _k("train.use_labels", True, "bool"),
+    # false: the training images get the test transform (center crop, no flip) instead of random crop + flip
+    # (GreedyHash unsupervised: the authors' unsupervised_vgg.py trains on it); a two-view method refuses it
+    _k("train.augment", True, "bool"),
     # -- the run
     _k("device", "auto", "choice", choices=("auto", "cpu", "gpu"), flags=("--device",), where_="--device",
        help="auto: gpu when this build has CUDA and sees one, else cpu"),

@@ -30,9 +30,15 @@ def seed_everything(seed):
 
 def build_split(cfg, list_path, train):
     """The data set of one list file, with the train (augmenting) or test transform of the config; a method
-    that contrasts two views of each image (VIEWS = 2) trains on utils/data/views.py's pairs."""
+    that contrasts two views of each image (VIEWS = 2) trains on utils/data/views.py's pairs. With
+    train.augment false the training images get the test transform (center crop, no flip)."""
     d = cfg["dataset"]
-    if train and loss_class(cfg["loss"]["name"]).VIEWS == 2:
+    views = loss_class(cfg["loss"]["name"]).VIEWS
+    if train and not cfg["train"]["augment"] and views == 2:
+        raise ConfigError(f"train.augment: false, but loss {cfg['loss']['name']!r} learns from two augmented "
+                          f"views of each image; keep it true for this method")
+    train = train and cfg["train"]["augment"]
+    if train and views == 2:
         transform = TwoViewTransform(resize_size=d["resize_size"], crop_size=d["crop_size"], mean=d["mean"],
                                      std=d["std"])
     else:

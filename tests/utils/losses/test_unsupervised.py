@@ -116,12 +116,14 @@ def test_reference_bits_scales_loss_and_gradient_by_k_over_reference(name):
     np.testing.assert_allclose(scaled_grad, 2 * grad, rtol=1e-9)  # BiHalf: the penalty's pull included
 
 
-def test_greedyhash_unsup_hand_computed():
+@pytest.mark.parametrize("alpha, expected", [(0.1, 0.54405), (1.0, 0.9405)])  # the paper's and the lite configs' weight
+def test_greedyhash_unsup_hand_computed(alpha, expected):
     z = np.array([[0.5, -2.0], [1.5, 0.2]])  # sign: b_0 = (1, -1), b_1 = (1, 1): cos 0
     x = np.array([[1.0, 0.0], [1.0, 1.0]])
-    value, _ = run("greedyhash_unsup", (z, x), alpha=0.1)
-    penalty = (0.5 ** 3 + 1.0 ** 3 + 0.5 ** 3 + 0.8 ** 3) / 4  # mean | |z| - 1 |^3
-    assert value == pytest.approx((0 - 1 / math.sqrt(2)) ** 2 + 0.1 * penalty, rel=1e-9)
+    value, _ = run("greedyhash_unsup", (z, x), alpha=alpha)
+    penalty = (0.5 ** 3 + 1.0 ** 3 + 0.5 ** 3 + 0.8 ** 3) / 4  # mean | |z| - 1 |^3 = 1.762 / 4 = 0.4405
+    assert value == pytest.approx((0 - 1 / math.sqrt(2)) ** 2 + alpha * penalty, rel=1e-9)  # 0.5 + alpha 0.4405
+    assert value == pytest.approx(expected, abs=5e-5)
 
 
 def test_greedyhash_unsup_loss_and_straight_through_gradient_match_the_reference():
