@@ -206,8 +206,8 @@ def parse_only(argv, cwd):
     except Parsed as parsed:
         return parsed
     except SystemExit as stop:
-        raise AssertionError(f"{shlex.join(argv)}: does not parse (exit {stop.code}): {err.getvalue().strip()}") \
-            from None
+        said = err.getvalue().strip().splitlines() or [""]
+        raise AssertionError(f"does not parse (exit {stop.code}): {said[-1]}") from None
     finally:
         sys.argv = saved_argv
         os.chdir(saved_cwd)

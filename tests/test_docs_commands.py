@@ -178,7 +178,7 @@ def test_every_python_command_parses_with_its_own_parser(documented, repo_copy, 
     project = str(tmp_path / "HashNet-Paddle")
     shutil.copytree(repo_copy, project, symlinks=True)  # trainers' configs create their --output-dir
     problems = []
-    for command in (c for c in documented if c.argv[0] == "python" and rule_for(c)[0] != "tool"):
+    for command in (c for c in documented if c.argv[0] == "python" and (rule_for(c) or ("",))[0] != "tool"):
         try:
             check_parses(command, project)
         except Exception as exc:  # an AssertionError or the library's one-line error
