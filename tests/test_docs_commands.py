@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.slow,  # dash reads each block; the lite commands run 
               # runpy warns that a module it runs was imported before (by the package or another test)
               pytest.mark.filterwarnings("ignore:.*found in sys.modules after import of package:RuntimeWarning")]
 
+# informational output of the libraries (Paddle's passes and loggers, onnxruntime, faiss's loader, Python warnings)
+LIBRARY_CHATTER = r"\[W:onnxruntime|Removing initializer|---\s{2}|-INFO: |Loading faiss|Warning: |warnings\.warn"
 LITE_IMAGE = r"datasets/lite/images/test/(00000\.jpg|)"
 RULES = [
     # run here, as written
@@ -216,4 +218,6 @@ def test_the_lite_commands_run_as_written(documented, repo_copy, tmp_path):
                 (str(command), proc.stderr[-2000:])
             continue
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, (str(command), proc.stderr[-3000:])
+        chatter = [line for line in proc.stderr.splitlines() if re.search(LIBRARY_CHATTER, line)]
+        assert not chatter, (str(command), chatter)  # what users had to read past (issue 27 item 10)
     assert len(done) >= 10, done

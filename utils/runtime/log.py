@@ -4,13 +4,65 @@ A run's log file and curves can be deferred: held in memory until the run has pr
 something (its first checkpoint, or the evaluation's result), so a run that fails before that
 leaves its output folder exactly as it was. The console shows everything at once either way.
 """
+import contextlib
 import logging
 import os
+import re
 import sys
+import tempfile
+import threading
 
 
 # third-party loggers held at WARNING by quiet_library_logging()
 LIBRARY_LOGGERS = ("faiss", "visualdl", "baidubce", "PIL", "matplotlib")
+
+
+def quiet_loggers(names=LIBRARY_LOGGERS, drop=()):
+    """Hold the named loggers at WARNING (a library that set its own level at import is reset), and
+    drop their records whose message starts with one of `drop` (a library warning about its own
+    internals that a user can do nothing about). Needs no import of the libraries."""
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        if drop and not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(drop))
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, prefixes):
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+
+    def filter(self, record):
+        return not str(record.msg).startswith(self.prefixes)
+
+
+_NATIVE_STDERR = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_stderr_without(pattern):
+    """Run the block with file descriptor 2 (where C++ libraries write) going to a temporary file,
+    then write its lines back to stderr except those matching `pattern` (a regex): Paddle's analysis
+    passes print their reports (`---    quantized 5 fused_conv2d ops`) whatever the log settings.
+    Nothing else is lost: the other lines come back in order once the block ends, even on an error."""
+    drop = re.compile(pattern)
+    with _NATIVE_STDERR, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not drop.search(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def quiet_library_logging():
@@ -26,8 +78,7 @@ def quiet_library_logging():
     root = logging.getLogger()
     if root.level < logging.WARNING:
         root.setLevel(logging.WARNING)
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_loggers()
 
 
 class RunLogFile(logging.FileHandler):
