@@ -72,13 +72,18 @@ def quiet_library_logging():
     INFO lines print into our commands' output (faiss's loader alone writes five on each start,
     saying which CPU build it tried). This puts the root logger and the known libraries back at
     WARNING, which keeps real warnings visible. Our own logger ("hashnet") does not propagate to
-    the root and is unaffected; paddle's C++ log is quieted by GLOG_minloglevel (utils.runtime.configure)."""
+    the root and is unaffected; paddle's C++ log is quieted by GLOG_minloglevel (utils.runtime.configure).
+    The other thing paddle's import does that users see, its C++ report on SIGTERM, is undone here too
+    (utils.runtime.signals): every command calls this right after paddle is in."""
     import paddle  # noqa: F401  (its import sets the root logger's level; lower it afterwards)
+
+    from utils.runtime.signals import terminate_with_one_line
 
     root = logging.getLogger()
     if root.level < logging.WARNING:
         root.setLevel(logging.WARNING)
     quiet_loggers()
+    terminate_with_one_line()
 
 
 class RunLogFile(logging.FileHandler):
