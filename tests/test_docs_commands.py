@@ -54,6 +54,8 @@ RULES = [
      "make_digits_split", "the digits data set (with the training after it)"),
     ("elsewhere", r"python -m paddle\.distributed\.launch --nproc_per_node 2 main_multi_gpu\.py .*",
      "tests/test_multi_process.py", "nproc_per_node", "2 training processes for 30 epochs"),
+    ("elsewhere", r"python main_multi_gpu\.py --nprocs 2 .*", "tests/utils/cli/test_spawn.py", "--nprocs",
+     "2 training processes for 30 epochs (1 epoch on tiny data there)"),
     ("elsewhere", r"python -m deploy\.serving( .*)?", "tests/deploy/test_serving_cli.py", "deploy.serving",
      "starts a server that runs until stopped"),
     ("elsewhere", r"(TIPC_GPU_LIST=\S+ )?bash test_tipc/test_train_inference_python\.sh "
@@ -72,7 +74,6 @@ RULES = [
     ("parse", r".*(/data/|/weights/)\S*.*", "needs a raw data set or weights this machine has not (COCO, ...)"),
     ("parse", r".*--pretrained-backbone imagenet.*", "downloads ImageNet weights (network)"),
     ("parse", r"python -m paddle\.distributed\.launch .*--gpus .*", "needs GPUs"),
-    ("parse", r"python main_multi_gpu\.py --nprocs 2 .*", "2 processes for 30 epochs (no test starts --nprocs yet)"),
     ("parse", r"python main_single_gpu\.py (-c configs/methods/\S+_lite\.yaml|-o train\.amp=bf16)( .*)?",
      "a lite training of 30 epochs or a fit (minutes each on 2 cores; the methods train in tests/test_methods_*.py)"),
     ("parse", r"python main_single_gpu\.py --dataset digits .*", "30 epochs on the digits (tests/test_quality_real.py)"),
