@@ -37,7 +37,7 @@ class _DropMessages(logging.Filter):
         return not str(record.msg).startswith(self.prefixes)
 
 
-_NATIVE_STDERR = threading.Lock()
+_NATIVE_STDERR = threading.RLock()  # one redirection of fd 2 at a time (nested: the same thread)
 
 
 @contextlib.contextmanager
@@ -47,22 +47,37 @@ def native_stderr_without(pattern):
     passes print their reports (`---    quantized 5 fused_conv2d ops`) whatever the log settings.
     Nothing else is lost: the other lines come back in order once the block ends, even on an error."""
     drop = re.compile(pattern)
-    with _NATIVE_STDERR, tempfile.TemporaryFile() as capture:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(capture.fileno(), 2)
+    with _NATIVE_STDERR:
+        _flush_stderr()
         try:
+            capture = tempfile.TemporaryFile()
+        except OSError:  # nowhere to hold the lines: let them through
             yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not drop.search(line)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+            return
+        with capture:
+            try:
+                saved = os.dup(2)
+            except OSError:  # no stderr at all (a daemon): nothing to filter
+                yield
+                return
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+                        if not drop.search(line)]
+                if kept and sys.stderr is not None:
+                    sys.stderr.write("".join(kept))
+                    sys.stderr.flush()
+
+
+def _flush_stderr():
+    if sys.stderr is not None:  # Python's own writes reach fd 2 in order with the C++ ones
+        sys.stderr.flush()
 
 
 def quiet_library_logging():
