@@ -7,7 +7,9 @@ entry point's own parser, in this process, without running (the trainers' config
 and -o keys), a launcher's training script as well; every `sh`/`bash` command's script, TIPC config and
 mode must exist. Then, by rule:
   run        run here as written, in document order, in a copy of the repository where the main job ran
-             (its 1-epoch form: the documented 30 epochs take minutes); exit 0 and no traceback
+             (its 1-epoch form: the documented 30 epochs take minutes); exit 0, no traceback and none of
+             the libraries' informational lines (LIBRARY_CHATTER); bf16 inference on a CPU without bf16:
+             its one-line refusal
   elsewhere  too long or needs a home folder of photos: the named test runs it (the test must name it)
   parse      needs what CI has not (COCO, GPUs, the network, a server left running) or trains for minutes
   tool       not ours (pip, apt-get, wget, the linters): the files it names exist
