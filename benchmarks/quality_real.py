@@ -1,7 +1,7 @@
-"""Retrieval quality on real images: every method, the LSH/ITQ floors, several seeds, one table.
+"""Retrieval quality on real images: every method, the LSH/ITQ floors, several code lengths and seeds, one table.
 
     pip install scikit-learn==1.9.1     # ships the images (requirements-dev.txt has it); no network at run time
-    python -m benchmarks.quality_real                       # every method, 16 and 64 bits, seeds 0 1 2
+    python -m benchmarks.quality_real                       # every method, 16, 32 and 64 bits, seeds 0 1 2
     python -m benchmarks.quality_real --methods hashnet csq lsh --bits 16 --seeds 0 --epochs 10
     python -m benchmarks.quality_real --variant "hashnet_memory=loss.memory_max_age=null" --methods hashnet_memory
     python -m benchmarks.quality_real --no-labels           # the methods that learn without labels: quality_unsupervised
@@ -10,12 +10,19 @@ Data: scikit-learn's handwritten digits (`tools/make_digits_split.py`: 1,797 rea
 scans, 10 classes; 200 queries, the other 1,597 images are the database, 500 of them train),
 written once to --data-dir. Every method trains from scratch with its lite config
 (configs/methods/<method>_lite.yaml, the lite network: AlexNet-BN, fc 1024, 64x64 crops) on the
-one engine, for --epochs epochs with one evaluation after the last; `hashnet_scratch` is
-configs/hashnet_scratch.yaml (the recipe for a new data set without ImageNet weights). The
-floors lsh and itq hash the untrained lite network's backbone features (utils/evaluation/baselines.py).
-A --variant NAME=KEY=VALUE;KEY=VALUE adds a row: the HashNet lite config with those overrides.
-The table gives mAP@all and precision within Hamming radius 2 (mean +- sample std over the
-seeds) and, for trained methods, the worst share of distinct query codes over the seeds (a
+one engine for --epochs epochs; `hashnet_scratch` is configs/hashnet_scratch.yaml (the recipe for a
+new data set without ImageNet weights). The floors lsh and itq hash the untrained lite network's
+backbone features (utils/evaluation/baselines.py).
+Model selection (--selection), written in the table's header: `final` (default) evaluates once,
+after the last epoch, and reports that network: nothing is chosen on the queries. `val` holds out
+10% of the training images (dataset.val_fraction) as validation queries, evaluates every
+--eval-every epochs and keeps the epoch with the best validation mAP. `query` keeps the epoch with
+the best query-set mAP: the published reproductions' protocol, which peeks at the queries (label
+any figure made with it so).
+Rows: `hashnet_fixed_alpha` is HashNet with alpha 0.1 at every code length (the recipe before
+alpha_bits); a --variant NAME=KEY=VALUE;KEY=VALUE adds a row: the HashNet lite config with those
+overrides. The table gives mAP@all and precision within Hamming radius 2 (mean +- sample std over
+the seeds) and, for trained methods, the worst share of distinct query codes over the seeds (a
 collapsed run has a few codes for 200 queries); it starts with the CPU model and the command.
 Outputs in --output-dir: runs.jsonl, quality_real.{txt,md}, and with --plot a PNG.
 """
@@ -41,24 +48,30 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 DEFAULT_EPOCHS = 20
 # HashNet's lite recipe is the scratch recipe (configs/hashnet_lite.yaml = hashnet_scratch.yaml + the lite data),
-# so one row stands for both; two reference rows are the old lite recipe (no warm-up epoch, no gradient clipping):
+# so one row stands for both. Reference rows: {row: (the method whose lite config it starts from, overrides)}
 BUILTIN_VARIANTS = {
-    # the peer-style run of the issue: the old lite recipe with pairs inside the batch only
-    "hashnet_inbatch": ["loss.memory_max_age=0", "loss.memory_warmup_epochs=0", "train.clip_grad_norm=null"],
-    # the old lite recipe itself: the memory from the first step
-    "hashnet_memory": ["loss.memory_warmup_epochs=0", "train.clip_grad_norm=null"],
+    # alpha 0.1 at every code length, no loss scaling: the HashNet recipe before loss.alpha_bits (issue 23)
+    "hashnet_fixed_alpha": ("hashnet", ["loss.alpha=0.1", "loss.gradient_alpha=null"]),
+    # the old lite recipe: pairs against the memory from the first step
+    "hashnet_memory": ("hashnet", ["loss.memory_max_age=null", "loss.memory_warmup_epochs=0"]),
+    "orthohash_arc": ("orthohash", ["loss.margin_type=arc"]),  # OrthoArc
 }
-DEFAULT_METHODS = ("hashnet", "hashnet_inbatch", "hashnet_memory", "csq", "dch", "dpsh", "dsh", "dshsd", "greedyhash",
-                   "lcdsh", "ssdh", "lsh", "itq")
+DEFAULT_METHODS = ("hashnet", "hashnet_fixed_alpha", "csq", "dch", "dpn", "dpsh", "dsh", "dshsd", "greedyhash", "lcdsh",
+                   "orthohash", "ssdh", "lsh", "itq")
+SELECTIONS = ("final", "val", "query")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", nargs="+", default=None,
                    help=f"rows to run (default: {' '.join(DEFAULT_METHODS)}, then the --variant rows)")
-    p.add_argument("--bits", type=int, nargs="+", default=[16, 64], help="code lengths")
+    p.add_argument("--bits", type=int, nargs="+", default=[16, 32, 64], help="code lengths")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (weights, data order, projections)")
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="training epochs of every run")
+    p.add_argument("--selection", default="final", choices=SELECTIONS,
+                   help="which epoch a run reports: final (the last; default), val (best validation mAP on 10%% "
+                        "of the training images), query (best query mAP: the published protocol, peeks at the queries)")
+    p.add_argument("--eval-every", type=int, default=5, help="epochs between evaluations with --selection val/query")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE;KEY=VALUE",
                    help="an extra row: the HashNet lite config with these overrides (repeatable)")
     p.add_argument("--data-dir", default="./datasets/digits", help="where the digits images and lists are written")
@@ -74,6 +87,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.epochs < 1:
         raise UserError(f"--epochs: must be >= 1, got {args.epochs}")
+    if args.eval_every < 1:
+        raise UserError(f"--eval-every: must be >= 1, got {args.eval_every}")
     return args
 
 
@@ -86,8 +101,8 @@ def method_configs(variants):
     for name in sorted(LOSSES):
         if name != "hashnet":
             configs[name] = (os.path.join(ROOT, "configs", "methods", f"{name}_lite.yaml"), [])
-    for name, overrides in BUILTIN_VARIANTS.items():
-        configs[name] = (configs["hashnet"][0], list(overrides))
+    for name, (method, overrides) in BUILTIN_VARIANTS.items():
+        configs[name] = (configs[method][0], list(overrides))
     for text in variants:
         name, sep, overrides = text.partition("=")
         if not sep or not name or not overrides:
@@ -101,8 +116,20 @@ def build_run_config(path, extra, bit, seed, args, out_dir):
 
     flags = {"dataset": "digits", "data_path": args.data_dir, "list_dir": args.data_dir, "bit": bit, "seed": seed,
              "epoch": args.epochs, "output_dir": out_dir, "device": "cpu", "threads": args.threads}
-    schedule = [f"train.eval_every={max(args.epochs, 1)}", "train.eval_untrained=false", "dataset.topk=-1"]
+    every = args.epochs if args.selection == "final" else args.eval_every
+    schedule = [f"train.eval_every={every}", "train.eval_untrained=false", "dataset.topk=-1"]
+    if args.selection == "val":
+        schedule.append("dataset.val_fraction=0.1")
     return build_config(path, flags, schedule + list(extra) + list(args.override))
+
+
+SELECTION_TEXT = {
+    "final": "model selection: none, the network after the last epoch (nothing is chosen on the queries)",
+    "val": "model selection: the epoch with the best mAP on a validation split (10% of the training images, "
+           "held out of training), evaluated every {every} epochs",
+    "query": "model selection: the epoch with the best QUERY-set mAP, evaluated every {every} epochs (the published "
+             "reproductions' protocol: it peeks at the queries)",
+}
 
 
 def distinct_share(codes):
@@ -117,7 +144,7 @@ def train_run(cfg):
     engine = Engine(cfg, save_checkpoints=False)
     result = engine.train()
     q_codes = engine.best_codes[0] if getattr(engine, "best_codes", None) is not None else None
-    return {"map": result["map"], "precision_r2": result["precision_r2"],
+    return {"map": result["map"], "precision_r2": result["precision_r2"], "best_epoch": result["best_epoch"],
             "distinct": None if q_codes is None else distinct_share(q_codes),
             "epoch_seconds": sum(result["epoch_seconds"]) / max(len(result["epoch_seconds"]), 1)}
 
@@ -167,14 +194,17 @@ def main(argv=None):
     command = "python -m benchmarks.quality_real " + " ".join(sys.argv[1:] if argv is None else argv)
     print(machine_line(), flush=True)
     jobs = [(m, b, s) for m in methods for b in args.bits for s in args.seeds]
-    earlier = earlier_runs(args.reuse, args)
+    earlier = earlier_runs(args.reuse, args, same_schedule=lambda r: (  # runs.jsonl before --selection: final
+        r.get("selection", "final") == args.selection and r.get("eval_every", args.eval_every) == args.eval_every))
     runs, features, start_all, reused = [], BaselineFeatures(), time.time(), 0
     with open(os.path.join(args.output_dir, "runs.jsonl"), "w", encoding="utf-8") as log, \
             tqdm(jobs, desc="runs", unit="run", file=sys.stderr) as bar:
         for method, bit, seed in bar:
             out = os.path.join(args.output_dir, method, str(bit), f"seed_{seed}")
             record, start = {"method": method, "bit": bit, "seed": seed, "epochs": args.epochs,
-                             "overrides": args.override}, time.time()
+                             "overrides": args.override, "selection": args.selection}, time.time()
+            if args.selection != "final":
+                record["eval_every"] = args.eval_every
             if (method, bit, seed) in earlier:
                 record, reused = earlier[(method, bit, seed)], reused + 1
                 runs.append(record)
@@ -215,6 +245,7 @@ def main(argv=None):
               f"{machine_line()}; {len(runs)} runs, "
               f"{minutes + sum(r['seconds'] for r in runs if r in earlier.values()) / 60:.0f} min of runs"
               f"{f' ({reused} taken from earlier runs.jsonl: --reuse)' if reused else ''}.",
+              SELECTION_TEXT[args.selection].format(every=args.eval_every) + ".",
               f"Command: {command.rstrip()}", ""]
     failures = [f"failed: {r['method']} {r['bit']} bits seed {r['seed']}: {r['error']}" for r in runs if "error" in r]
     text = "\n".join(header + format_rows(rows, False) + failures)

@@ -113,15 +113,17 @@ def floors(engine, bit, seed):
     return result
 
 
-def earlier_runs(paths, args):
-    """{(method, bit, seed): record} of the finished runs in earlier runs.jsonl files with this schedule."""
+def earlier_runs(paths, args, same_schedule=lambda record: True):
+    """{(method, bit, seed): record} of the finished runs in earlier runs.jsonl files with this schedule
+    (epochs, overrides and whatever else `same_schedule` checks)."""
     earlier = {}
     for path in paths:
         try:
             with open(path, encoding="utf-8") as f:
                 for line in f:
                     r = json.loads(line)
-                    if "error" not in r and r.get("epochs") == args.epochs and r.get("overrides") == args.override:
+                    if "error" not in r and r.get("epochs") == args.epochs and r.get("overrides") == args.override \
+                            and same_schedule(r):
                         earlier[(r["method"], r["bit"], r["seed"])] = r
         except (OSError, ValueError) as exc:
             raise UserError(f"--reuse {path}: cannot read it ({exc})") from None

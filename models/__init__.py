@@ -9,6 +9,7 @@ from models.hash_model import HashModel, codes_from_logits
 from models.cibhash import CIBHashNet
 from models.dshsd import DSHSDNet
 from models.greedyhash import GreedyHashNet
+from models.orthohash import OrthoHashNet
 from models.ppshitu import PPShiTuNet
 from models.spectral import SpectralHashNet
 from models.ssdh import SSDHNet
@@ -35,6 +36,7 @@ MODELS = {
     "dshsd": DSHSDNet,
     "greedyhash": GreedyHashNet,
     "ppshitu": PPShiTuNet,  # tanh embedding + FC, PaddleClas's binary general-recognition model
+    "orthohash": OrthoHashNet,  # fc(K) + BatchNorm (no classifier): OrthoHash's code balance
     # heads of the methods that learn without labels (utils/losses/{bihalf,greedyhash_unsup,cibhash}.py)
     "unsupervised": UnsupervisedHashNet,  # centred features -> fc(K); train mode: (z, centred features)
     "cibhash": CIBHashNet,  # centred features -> fc(1024) -> ReLU -> fc(K), CIBHash's encoder

@@ -35,3 +35,22 @@ def test_table_and_reuse(tmp_path, capsys):
     assert f"{runs[0]['map']:.4f} +- 0.0000" in next(line for line in printed.splitlines()
                                                       if line.startswith("hashnet ") and "+-" in line)
     assert "hashnet 16 bits seed 0: mAP" not in printed  # not trained again
+
+
+def test_model_selection_is_named_in_the_header_and_keys_reuse(tmp_path, capsys):
+    """--selection final (default) reports the last epoch; query picks the best query-set epoch and says it
+    peeks; a run made under one selection is never reused for another."""
+    script = load_script()
+    common = ["--methods", "hashnet", "--bits", "16", "--seeds", "0", "--epochs", "2", "--data-dir",
+              str(tmp_path / "digits"), "-o", "model.fc_dim=64", "-o", "dataset.num_workers=0", "--threads", "2"]
+    assert script.main([*common, "--output-dir", str(tmp_path / "final")]) == 0
+    printed = capsys.readouterr().out
+    assert "model selection: none, the network after the last epoch" in printed
+    final = json.loads((tmp_path / "final" / "runs.jsonl").read_text())
+    assert final["selection"] == "final" and final["best_epoch"] == 2
+    assert script.main([*common, "--output-dir", str(tmp_path / "query"), "--selection", "query", "--eval-every", "1",
+                        "--reuse", str(tmp_path / "final" / "runs.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    assert "the best QUERY-set mAP, evaluated every 1 epochs" in printed and "--reuse)" not in printed
+    query = json.loads((tmp_path / "query" / "runs.jsonl").read_text())
+    assert query["selection"] == "query" and query["best_epoch"] in (1, 2) and query["map"] >= final["map"] - 1e-9

@@ -4,10 +4,10 @@ import paddle
 import pytest
 
 from models import MODELS, build_model
+from models.classifier_head import HashClassifierNet
 from utils.encoding import sign_codes
 from utils.storage.weights import load_weights
 from utils.config import build_config
-from models.classifier_head import HashClassifierNet
 from utils.errors import UserError
 
 CLASSIFIER_HEADS = [name for name, cls in MODELS.items() if issubclass(cls, HashClassifierNet)]

@@ -113,7 +113,7 @@ SPEC: tuple[Key, ...] = (
        help="accept list paths that are absolute or lead out of --data-path with ../ (refused by default)"),
     _k("dataset.max_image_pixels", 100_000_000, "int", low=1),  # decompression-bomb guard, from the image header
     # -- model
-    _k("model.name", "linear"),          # the head (models.MODELS): linear, ssdh, dshsd, greedyhash, ppshitu
+    _k("model.name", "linear"),          # the head (models.MODELS): linear, ssdh, dshsd, greedyhash, ppshitu, orthohash
     _k("model.backbone", "alexnet"),     # models.BACKBONES
     _k("model.bit", 64, "bit", flags=("--bit",), help="code length K (16, 32, 48, 64, ...)"),
     _k("model.dropout", 0.5, "number"),

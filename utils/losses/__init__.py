@@ -13,6 +13,7 @@ from utils.losses.bihalf import BiHalfLoss
 from utils.losses.cibhash import CIBHashLoss
 from utils.losses.csq import CSQLoss
 from utils.losses.dch import DCHLoss
+from utils.losses.dpn import DPNLoss
 from utils.losses.dpsh import DPSHLoss
 from utils.losses.dsh import DSHLoss
 from utils.losses.dshsd import DSHSDLoss
@@ -20,6 +21,7 @@ from utils.losses.greedyhash import GreedyHashLoss
 from utils.losses.greedyhash_unsup import GreedyHashUnsupervisedLoss
 from utils.losses.hashnet import HashNetLoss, caffe_beta, epoch_beta
 from utils.losses.lcdsh import LCDSHLoss
+from utils.losses.orthohash import OrthoHashLoss
 from utils.losses.ppshitu import PPShiTuLoss
 from utils.losses.shallow import ITQMethod, LSHMethod, PCAHMethod, SpectralHashingMethod
 from utils.losses.ssdh import SSDHLoss
@@ -35,6 +37,8 @@ LOSSES = {
     "csq": CSQLoss,
     "greedyhash": GreedyHashLoss,
     "ppshitu": PPShiTuLoss,
+    "orthohash": OrthoHashLoss,
+    "dpn": DPNLoss,
     # learn without labels (SUPERVISED = False): lists of paths alone, or train.use_labels: false
     "bihalf": BiHalfLoss,
     "greedyhash_unsup": GreedyHashUnsupervisedLoss,

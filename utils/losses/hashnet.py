@@ -28,6 +28,24 @@ class HashNetLoss(CodeMemory, HashLoss):
     (thuml/HashNet pytorch/src/loss.py) scales only the log(1 + exp) term and weights similar pairs
     by class_num instead (our pair_weighting: constant covers the weighting, not that omission).
 
+    alpha per code length: `alpha` fixes it for every K (0.1: the Paddle reproduction); `alpha: null`
+    takes alpha = alpha_bits / K (alpha_bits 10: the authors' code, sigmoid_param = 10 / hash_bit).
+    Why it matters: theta = alpha <h_i, h_j> spans +-alpha K, so at a fixed alpha 0.1 a 16-bit pair
+    logit spans only +-1.6 (+-6.4 at 64 bits); the sigmoid stays almost linear, pairs of different
+    classes already far apart push nearly as hard as colliding ones, and class codes collide. On real
+    images (digits, from scratch; issue 23, Zen 4) 16-bit mAP followed alpha K at a fixed step size:
+    0.546 at 1.6, 0.811 at 3.2, 0.889 at 6.4, 0.832 at 10; alpha K = 6.4 at every K took the 3-seed
+    mean at 16 bits from 0.460 to 0.873 and left 64 bits as it was (alpha is 0.1 there). Measured
+    here (AMD EPYC Zen 3): docs/methods.md, "HashNet's alpha per code length".
+    `gradient_alpha` (null: off) multiplies the loss by gradient_alpha / alpha: d loss / d h_i is
+    then sum_j w_ij (sigmoid(theta_ij) - s_ij) gradient_alpha h_j / S, the per-unit step of the
+    recipe whose learning rate was tuned at alpha = gradient_alpha, while alpha K sets only the
+    sigmoid's slope. Without it, alpha = 10/K from scratch took 16-bit runs to one code at once
+    (alpha 0.625, a 6x larger step); with it, alpha_bits 6.4 and gradient_alpha 0.1 are exactly
+    alpha 0.1 at 64 bits (scale 1) and scale the loss by K / 64 elsewhere. The scratch, lite and
+    COCO recipes use alpha_bits 6.4 with gradient_alpha 0.1; configs/hashnet_coco_<K>.yaml keep the
+    reproduction's fixed alpha 0.1 and hashnet_coco_caffe.yaml the original 10 / K, uncompensated.
+
     Which pairs: (batch item, memory item), where the memory holds the latest tanh codes and
     labels of every training image seen so far (the batch is written into it first).
     memory_max_age (steps; null = the whole memory, the Paddle/DeepHash-pytorch reproductions;
@@ -47,7 +65,9 @@ class HashNetLoss(CodeMemory, HashLoss):
     NAME = "hashnet"
     # HashNet is the default method (utils.config.schema.DEFAULT_METHOD): the built-in `loss` section.
     DEFAULTS = {
-        "alpha": 0.1,              # theta = alpha * <h_i, h_j>; None: 10 / bit (Caffe)
+        "alpha": 0.1,              # theta = alpha * <h_i, h_j> at every K; null: alpha_bits / K
+        "alpha_bits": 10.0,        # alpha x K when alpha is null (10: the authors' 10 / K)
+        "gradient_alpha": None,    # loss x gradient_alpha / alpha: the step of alpha = gradient_alpha
         "continuation": "epoch",   # epoch: beta = sqrt(epoch // beta_step + 1); iteration: Caffe's schedule
         "beta_step": 20,
         "beta_gamma": 0.005,       # iteration: beta = (1 + beta_gamma * iter) ** beta_power,
@@ -62,9 +82,12 @@ class HashNetLoss(CodeMemory, HashLoss):
 
     def __init__(self, num_train, bit, num_classes, alpha=0.1, beta_step=20, comm=None, continuation="epoch",
                  beta_gamma=0.005, beta_power=0.5, beta_step_iters=200, pair_weighting="balanced",
-                 similar_weight=1.0, memory_max_age=None, memory_warmup_epochs=0, self_pairs=True):
+                 similar_weight=1.0, memory_max_age=None, memory_warmup_epochs=0, self_pairs=True,
+                 alpha_bits=10.0, gradient_alpha=None):
         super().__init__(comm)
-        self.alpha = 10.0 / bit if alpha is None else alpha  # None: Caffe's 10 / K
+        self.alpha = alpha_bits / bit if alpha is None else alpha  # None: alpha_bits / K (Caffe: 10 / K)
+        # 1.0 exactly when alpha == gradient_alpha (6.4 / 64 == 0.1 in floating point: a power-of-two ratio)
+        self.loss_scale = 1.0 if gradient_alpha is None else gradient_alpha / self.alpha
         self.beta_step = beta_step
         self.continuation = continuation
         self.caffe_schedule = {"gamma": beta_gamma, "power": beta_power, "step": beta_step_iters}
@@ -77,6 +100,8 @@ class HashNetLoss(CodeMemory, HashLoss):
     @classmethod
     def check_options(cls, options):
         check_positive(options, "alpha", allow_none=True)
+        check_positive(options, "alpha_bits")
+        check_positive(options, "gradient_alpha", allow_none=True)
         check_choice(options, "continuation", ("epoch", "iteration"))
         check_choice(options, "pair_weighting", ("balanced", "constant"))
         check_positive(options, "beta_gamma", "beta_power", "similar_weight")
@@ -108,6 +133,7 @@ class HashNetLoss(CodeMemory, HashLoss):
         if self.pair_weighting == "constant":
             total = s1 * self.similar_weight + s0
             weights = (similar * self.similar_weight + (1 - similar)) * valid
-            return (nll * weights).sum() / total
-        weights, total = balanced_weights(similar, valid, s1, s0)
-        return (nll * weights).sum() / total
+        else:
+            weights, total = balanced_weights(similar, valid, s1, s0)
+        loss = (nll * weights).sum() / total
+        return loss * self.loss_scale if self.loss_scale != 1.0 else loss

@@ -4,17 +4,30 @@ import paddle
 import pytest
 
 from models import MODELS
+from models.classifier_head import HashClassifierNet
 from tests.utils.losses.common import make_batch
 from utils.errors import UserError
 from utils.losses import LOSSES, HashLoss, build_loss, is_multi_label
 from utils.config import build_config
 
-BATCH_ONLY = ["dsh", "dch", "lcdsh", "csq", "ssdh", "dshsd", "greedyhash", "ppshitu"]  # no memory across steps
+BATCH_ONLY = ["dsh", "dch", "lcdsh", "csq", "ssdh", "dshsd", "greedyhash", "ppshitu", "orthohash",
+              "dpn"]  # no memory across steps
 CLASSES = 4
 
 
+def has_classifier(name):
+    """The method's head returns (z, class_logits) in train mode (models/classifier_head.py)."""
+    return issubclass(MODELS[LOSSES[name].MODEL], HashClassifierNet)
+
+
+def two_outputs(name):
+    """The head returns two outputs in train mode: (z, class_logits) with a classifier, (z, features) for the
+    heads that learn without labels; linear and orthohash return z alone."""
+    return LOSSES[name].MODEL not in ("linear", "orthohash")
+
+
 def outputs_for(name, z, logits):
-    return (z, logits) if LOSSES[name].MODEL != "linear" else z
+    return (z, logits) if two_outputs(name) else z
 
 
 CLASSIFICATION_ONLY = {"ppshitu"}  # PaddleClas's CELoss: a loss on the classifier's logits alone
@@ -42,8 +55,8 @@ def test_extreme_inputs_give_finite_loss_and_gradients(name):
         assert np.abs(zt.grad.numpy()).sum() == 0
     else:
         assert np.abs(zt.grad.numpy()).sum() > 0
-    if LOSSES[name].MODEL != "linear" and LOSSES[name].SUPERVISED:  # the unsupervised heads' second output is
-        assert np.isfinite(logits.grad.numpy()).all()                # the features, a fixed target (no gradient)
+    if has_classifier(name) and LOSSES[name].SUPERVISED:  # the unsupervised heads' second output is the
+        assert np.isfinite(logits.grad.numpy()).all()       # features, a fixed target (no gradient)
 
 
 @pytest.mark.parametrize("name", BATCH_ONLY)
@@ -64,7 +77,7 @@ def test_gradient_matches_finite_differences(name):
         lt = paddle.to_tensor(logits, stop_gradient=False)
         fn(outputs_for(name, zt, lt), lab, paddle.arange(n)).backward()
         eps = 1e-6
-        for array, grad in ((z, zt.grad), (logits, lt.grad if LOSSES[name].MODEL != "linear" else None)):
+        for array, grad in ((z, zt.grad), (logits, lt.grad if two_outputs(name) else None)):
             if grad is None:
                 continue
             numeric = np.zeros_like(array)

@@ -173,3 +173,53 @@ def test_constant_pair_weighting_matches_reference():
             num += w * (math.log(1 + math.exp(theta)) - s * theta)
             den += w
     assert got == pytest.approx(num / den, rel=1e-5)
+
+
+def _grad_per_unit(bit, z, labels, **options):
+    """(loss, d loss / d z) for in-batch pairs."""
+    loss_fn = HashNetLoss(len(z), bit, labels.shape[1], memory_max_age=0, **options)
+    zt = paddle.to_tensor(z, stop_gradient=False)
+    loss = loss_fn(zt, paddle.to_tensor(labels), paddle.arange(len(z)))
+    loss.backward()
+    return float(loss), zt.grad.numpy()
+
+
+def test_alpha_bits_with_gradient_alpha_keeps_the_gradient_per_unit_across_code_lengths():
+    """Matched inputs: each 64-bit code is its 16-bit code repeated 4 times, so with alpha = 6.4 / K every pair
+    has the same logit theta at both lengths. Loss x gradient_alpha / alpha (= K / 64) then gives every code unit
+    the same gradient, alpha 0.1's: the gradient norm per unit, ||d loss / d z|| / sqrt(K), is equal at 16 and 64
+    bits to 1e-5 (relative; float32). The whole vector's norm grows as sqrt(K) (4x the units, each the same)."""
+    rng = np.random.default_rng(0)
+    z16, labels = make_batch(rng, 8, 16, 4, scale=1.5)
+    z64 = np.tile(z16, (1, 4))
+    options = {"alpha": None, "alpha_bits": 6.4, "gradient_alpha": 0.1}
+    loss16, g16 = _grad_per_unit(16, z16, labels, **options)
+    loss64, g64 = _grad_per_unit(64, z64, labels, **options)
+    norm16, norm64 = np.linalg.norm(g16) / math.sqrt(16), np.linalg.norm(g64) / math.sqrt(64)
+    assert norm64 == pytest.approx(norm16, rel=1e-5) and norm16 > 0
+    np.testing.assert_allclose(g64, np.tile(g16, (1, 4)), rtol=1e-4, atol=1e-8)  # unit by unit, not only the norm
+    assert loss64 == pytest.approx(4 * loss16, rel=1e-5)  # the same pair losses, scaled by 64/64 and 16/64
+    # without the scaling, alpha = 6.4 / K alone gives each 16-bit unit a 4x larger step than a 64-bit one
+    _, raw16 = _grad_per_unit(16, z16, labels, alpha=None, alpha_bits=6.4)
+    _, raw64 = _grad_per_unit(64, z64, labels, alpha=None, alpha_bits=6.4)
+    per_unit16, per_unit64 = np.linalg.norm(raw16) / math.sqrt(16), np.linalg.norm(raw64) / math.sqrt(64)
+    assert per_unit16 == pytest.approx(4 * per_unit64, rel=1e-5)
+
+
+def test_alpha_bits_at_64_bits_is_the_fixed_alpha_recipe_exactly():
+    """6.4 / 64 == 0.1 in floating point and the scale is 1: the 64-bit loss and gradient are bit for bit those of
+    alpha 0.1 (the lite main job and every 64-bit figure stay as they were)."""
+    rng = np.random.default_rng(1)
+    z, labels = make_batch(rng, 8, 64, 4, scale=1.5)
+    new = _grad_per_unit(64, z, labels, alpha=None, alpha_bits=6.4, gradient_alpha=0.1)
+    old = _grad_per_unit(64, z, labels, alpha=0.1)
+    assert new[0] == old[0]
+    np.testing.assert_array_equal(new[1], old[1])
+
+
+@pytest.mark.parametrize("bit,expected_alpha,expected_scale", [(16, 0.4, 0.25), (32, 0.2, 0.5), (48, 6.4 / 48, 0.75)])
+def test_alpha_from_alpha_bits_and_the_loss_scale(bit, expected_alpha, expected_scale):
+    loss_fn = HashNetLoss(4, bit, 2, alpha=None, alpha_bits=6.4, gradient_alpha=0.1)
+    assert loss_fn.alpha == pytest.approx(expected_alpha) and loss_fn.loss_scale == pytest.approx(expected_scale)
+    assert HashNetLoss(4, bit, 2, alpha=None).alpha == pytest.approx(10 / bit)  # the authors' 10 / K
+    assert HashNetLoss(4, bit, 2, alpha=0.1, alpha_bits=6.4).alpha == 0.1  # a fixed alpha wins
