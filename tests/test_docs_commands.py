@@ -13,6 +13,7 @@ mode must exist. Then, by rule:
   elsewhere  too long or needs a home folder of photos: the named test runs it (the test must name it)
   parse      needs what CI has not (COCO, GPUs, the network, a server left running) or trains for minutes
   tool       not ours (pip, apt-get, wget, the linters): the files it names exist
+The documented benchmarks that no test of tests/benchmarks/ runs also run here, in a small form (SMALL_FORMS).
 """
 import os
 import re
@@ -83,7 +84,9 @@ RULES = [
     ("parse", r"python main_single_gpu\.py --dataset digits .*", "30 epochs on the digits (tests/test_quality_real.py)"),
     ("parse", r"python export_model\.py --bit 64 --pretrained output/itq/model_best_64 .*", "needs the ITQ fit above"),
     ("parse", r"python -m benchmarks\.\w+( --(markdown|plot|holdout|bits|epochs|seed|candidates) ?\S*( \S+)*)?",
-     "a full benchmark (minutes to an hour); tests/benchmarks/ run their small forms, tests/test_help.py their --help"),
+     "a full benchmark (minutes to an hour): a small form runs here (SMALL_FORMS) or in tests/benchmarks/, "
+     "except bench_multiprocess (tests/test_multi_process.py trains its two processes) and bench_reliability "
+     "(60 s with --quick); tests/test_help.py parses every --help"),
     ("parse", r"(TIPC_GPU_LIST=\S+ )?bash test_tipc/\S+\.sh \S+ whole_\w+", "a whole_* mode: COCO and trained weights"),
     ("parse", r"TIPC_WRITE_RESULTS=1 bash test_tipc/\S+\.sh \S+ lite_train_lite_infer",
      "rewrites the committed expected codes (a maintainer's step after a deliberate change)"),
@@ -92,6 +95,18 @@ RULES = [
     ("tool", r"sudo apt-get install .*", "Debian packages (root, network)"),
     ("tool", r"wget https://\S+", "a download (network)"),
     ("tool", r"lint-imports|ruff check \.|mypy|python -m pytest -q", "CI's own steps"),
+]
+
+# the benchmarks no test of tests/benchmarks/ runs, in a small form after the run commands (issue 27: the
+# documented bench_index crashed and nothing noticed); the full runs take minutes
+SMALL_FORMS = [
+    ["python", "-m", "benchmarks.bench_index", "--n", "20000", "--queries", "50", "--numpy-queries", "20",
+     "--repeats", "1"],
+    ["python", "-m", "benchmarks.bench_metrics", "--queries", "20", "--total-queries", "50", "--db", "2000",
+     "--topk", "500"],
+    ["python", "-m", "benchmarks.bench_encode", "--images", "32", "--repeats", "1", "--num-workers", "0"],
+    ["python", "-m", "benchmarks.bench_serving", "--clients", "2", "--predictors", "1", "--requests", "10",
+     "--seconds", "3", "--warmup", "1"],
 ]
 
 
@@ -200,7 +215,8 @@ def has_bf16():
 
 
 def test_the_lite_commands_run_as_written(documented, repo_copy, tmp_path):
-    """The `run` commands, in document order (each once), after the main job's 1-epoch form."""
+    """The `run` commands, in document order (each once), after the main job's 1-epoch form; then the
+    small forms of the benchmarks no other test runs."""
     project = str(tmp_path / "HashNet-Paddle")
     shutil.copytree(repo_copy, project, symlinks=True)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "TIPC_DRY_RUN", "PYTHONPATH")}
@@ -222,7 +238,15 @@ def test_the_lite_commands_run_as_written(documented, repo_copy, tmp_path):
             assert proc.returncode == 2 and proc.stderr.startswith("error: --precision bf16: this CPU has no bf16"), \
                 (str(command), proc.stderr[-2000:])
             continue
-        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (str(command), proc.stderr[-3000:])
-        chatter = [line for line in proc.stderr.splitlines() if re.search(LIBRARY_CHATTER, line)]
-        assert not chatter, (str(command), chatter)  # what users had to read past (issue 27 item 10)
+        check_quiet_success(str(command), proc)
     assert len(done) >= 10, done
+    documented_modules = {c.argv[2] for c in documented if c.argv[:2] == ["python", "-m"]}
+    for argv in SMALL_FORMS:
+        assert argv[2] in documented_modules, f"{argv[2]} is not documented: drop it from SMALL_FORMS"
+        check_quiet_success(" ".join(argv), run(argv))
+
+
+def check_quiet_success(name, proc):
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, (name, proc.stderr[-3000:])
+    chatter = [line for line in proc.stderr.splitlines() if re.search(LIBRARY_CHATTER, line)]
+    assert not chatter, (name, chatter)  # what users had to read past (issue 27 item 10)
