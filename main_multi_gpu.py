@@ -15,21 +15,25 @@ from utils.errors import ConfigError
 from utils.runtime import configure
 
 
-@exit_on_user_error
+# the block paddle's init_parallel_env prints about the flags that differ from their defaults
+MODIFIED_FLAGS_REPORT = r"^(=+ Modified FLAGS detected =+|FLAGS\(name='\w+', current_value=.*|=+)$"
+
+
 def worker(cfg):
     configure()  # a spawned process starts fresh (the launcher's run main() instead)
     import paddle.distributed as dist
 
     from utils.training.engine import Engine
     from utils.runtime.device import resolve_device, setup_device
-    from utils.runtime.log import quiet_library_logging
+    from utils.runtime.log import native_stderr_without, quiet_library_logging
 
     quiet_library_logging()
     device = resolve_device(cfg["device"])
     local = int(os.environ.get("PADDLE_LOCAL_SIZE", os.environ.get("PADDLE_TRAINERS_NUM", "1")))
     setup_device(device, cfg["threads"], local_processes=local,
                  device_id=dist.ParallelEnv().device_id if device == "gpu" else None)
-    dist.init_parallel_env()
+    with native_stderr_without(MODIFIED_FLAGS_REPORT):  # paddle lists the flags it changed itself, every process
+        dist.init_parallel_env()
     Engine(cfg, rank=dist.get_rank(), world_size=dist.get_world_size()).run()
 
 
@@ -44,10 +48,10 @@ def main(argv=None):
     if args.nprocs is not None:
         if args.nprocs < 1:
             raise ConfigError(f"--nprocs must be >= 1, got {args.nprocs}")
-        import paddle.distributed as dist
+        from utils.cli.spawn import spawn_training
 
         os.environ["PADDLE_LOCAL_SIZE"] = str(args.nprocs)
-        dist.spawn(worker, args=(cfg,), nprocs=args.nprocs, backend="gloo" if cfg["device"] == "cpu" else "auto")
+        spawn_training(worker, cfg, args.nprocs, "gloo" if cfg["device"] == "cpu" else "auto")
     else:
         worker(cfg)
 

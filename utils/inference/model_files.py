@@ -70,12 +70,21 @@ def exported_fingerprint(info, model_file, params_file, files_sha256=None):
     return "files:" + files
 
 
+# a report line of Paddle's IR passes (C++, printed whatever the log settings; colour codes around it)
+PASS_REPORT = r"^(\x1b\[[0-9;]*m)?---\s"
+
+
 def create_predictor(config, files):
     """paddle.inference.create_predictor, with Paddle's error for a model it cannot read (damaged
     files with no sha256 recorded to catch it first) as one WeightsError line naming the files."""
     from paddle import inference
 
+    from utils.runtime.log import native_stderr_without
+
     try:
+        if config.onednn_int8_enabled():  # its passes print ~30 `---    quantized 0 fusion_gru ops` lines
+            with native_stderr_without(PASS_REPORT):
+                return inference.create_predictor(config)
         return inference.create_predictor(config)
     except Exception as exc:  # RuntimeError / ValueError / OSError from Paddle's C++ readers
         first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

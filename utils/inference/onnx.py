@@ -66,7 +66,9 @@ def convert_to_onnx(model_file, params_file, onnx_file, target=None):
     except ImportError:
         return
     try:
-        onnxruntime.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: its "Removing initializer" warnings are about its own pruning
+        onnxruntime.InferenceSession(onnx_file, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise WeightsError(f"onnxruntime refuses the ONNX model paddle2onnx converted ({target}): "
                            f"{str(exc).splitlines()[0]}") from None

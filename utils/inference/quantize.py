@@ -19,6 +19,7 @@ anything of a previous model there is replaced.
 import os
 import shutil
 import tempfile
+import warnings
 
 import numpy as np
 import yaml
@@ -129,6 +130,10 @@ def write_int8_model(out_dir, bit, cfg, save, info):
     return prefix
 
 
+# the loggers of paddle's PTQ and of the program loader it calls (paddle.base.log_helper.get_logger: INFO)
+PTQ_LOGGERS = ("paddle.static.quantization.post_training_quantization", "paddle.static.io")
+
+
 def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, seed=0, info=None, images=None):
     """Post-training quantisation of trained weights (a PREFIX, or a network holding them): the fp32
     network as a classic program, its activation ranges calibrated (`algo`) on num_images training
@@ -139,7 +144,11 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
     from paddle.static.quantization import PostTrainingQuantization
 
     from models import build_model
+    from utils.runtime.log import quiet_loggers
 
+    # PTQ logs each of its stages at INFO, and a deprecation warning about how it reads the program we
+    # just wrote for it: neither is a user's concern (its other warnings still show)
+    quiet_loggers(PTQ_LOGGERS, drop=("The old way to load inference model is deprecated",))
     if algo not in PTQ_ALGOS:
         raise ConfigError(f"--algo: {algo!r} is not one of {', '.join(PTQ_ALGOS)}")
     if batch_size < 1:
@@ -170,7 +179,9 @@ def ptq_int8(cfg, pretrained, out_dir, num_images=64, algo="KL", batch_size=16, 
                     data_loader=lambda: ({"x": b} for b in batches), batch_nums=len(batches), algo=algo,
                     quantizable_op_type=QUANTIZED_OPS, weight_quantize_type="channel_wise_abs_max",
                     onnx_format=True)
-                ptq.quantize()
+                with warnings.catch_warnings():  # numpy, on the histogram of a bool tensor (KL, hist)
+                    warnings.filterwarnings("ignore", "Converting input from bool", RuntimeWarning)
+                    ptq.quantize()
                 ptq.save_quantized_model(work, model_filename=name + ".pdmodel", params_filename=name + ".pdiparams")
             finally:
                 paddle.disable_static()

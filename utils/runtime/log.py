@@ -4,13 +4,80 @@ A run's log file and curves can be deferred: held in memory until the run has pr
 something (its first checkpoint, or the evaluation's result), so a run that fails before that
 leaves its output folder exactly as it was. The console shows everything at once either way.
 """
+import contextlib
 import logging
 import os
+import re
 import sys
+import tempfile
+import threading
 
 
 # third-party loggers held at WARNING by quiet_library_logging()
 LIBRARY_LOGGERS = ("faiss", "visualdl", "baidubce", "PIL", "matplotlib")
+
+
+def quiet_loggers(names=LIBRARY_LOGGERS, drop=()):
+    """Hold the named loggers at WARNING (a library that set its own level at import is reset), and
+    drop their records whose message starts with one of `drop` (a library warning about its own
+    internals that a user can do nothing about). Needs no import of the libraries."""
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        if drop and not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(drop))
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, prefixes):
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+
+    def filter(self, record):
+        return not str(record.msg).startswith(self.prefixes)
+
+
+_NATIVE_STDERR = threading.RLock()  # one redirection of fd 2 at a time (nested: the same thread)
+
+
+@contextlib.contextmanager
+def native_stderr_without(pattern):
+    """Run the block with file descriptor 2 (where C++ libraries write) going to a temporary file,
+    then write its lines back to stderr except those matching `pattern` (a regex): Paddle's analysis
+    passes print their reports (`---    quantized 5 fused_conv2d ops`) whatever the log settings.
+    Nothing else is lost: the other lines come back in order once the block ends, even on an error."""
+    drop = re.compile(pattern)
+    with _NATIVE_STDERR:
+        _flush_stderr()
+        try:
+            capture = tempfile.TemporaryFile()
+        except OSError:  # nowhere to hold the lines: let them through
+            yield
+            return
+        with capture:
+            try:
+                saved = os.dup(2)
+            except OSError:  # no stderr at all (a daemon): nothing to filter
+                yield
+                return
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                _flush_stderr()
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+                        if not drop.search(line)]
+                if kept and sys.stderr is not None:
+                    sys.stderr.write("".join(kept))
+                    sys.stderr.flush()
+
+
+def _flush_stderr():
+    if sys.stderr is not None:  # Python's own writes reach fd 2 in order with the C++ ones
+        sys.stderr.flush()
 
 
 def quiet_library_logging():
@@ -20,14 +87,18 @@ def quiet_library_logging():
     INFO lines print into our commands' output (faiss's loader alone writes five on each start,
     saying which CPU build it tried). This puts the root logger and the known libraries back at
     WARNING, which keeps real warnings visible. Our own logger ("hashnet") does not propagate to
-    the root and is unaffected; paddle's C++ log is quieted by GLOG_minloglevel (utils.runtime.configure)."""
+    the root and is unaffected; paddle's C++ log is quieted by GLOG_minloglevel (utils.runtime.configure).
+    The other thing paddle's import does that users see, its C++ report on SIGTERM, is undone here too
+    (utils.runtime.signals): every command calls this right after paddle is in."""
     import paddle  # noqa: F401  (its import sets the root logger's level; lower it afterwards)
+
+    from utils.runtime.signals import terminate_with_one_line
 
     root = logging.getLogger()
     if root.level < logging.WARNING:
         root.setLevel(logging.WARNING)
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_loggers()
+    terminate_with_one_line()
 
 
 class RunLogFile(logging.FileHandler):

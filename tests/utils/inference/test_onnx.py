@@ -56,6 +56,15 @@ def exported(tmp_path_factory):
     return cfg, prefix, out
 
 
+def test_the_export_prints_no_onnxruntime_warnings(exported, tmp_path, capfd):
+    """onnxruntime warns about each initializer it prunes when the export loads the model to check it
+    (three lines per export on the lite model): not a user's concern (issue 27)."""
+    _, prefix, _ = exported
+    _export(prefix, str(tmp_path / "inference"), "--format", "onnx")
+    err = capfd.readouterr().err
+    assert "onnxruntime" not in err and "Removing initializer" not in err, err
+
+
 @pytest.mark.parametrize("crop", [64, 128])
 def test_onnxruntime_gives_paddle_inference_and_dygraph_codes(crop, exported, tmp_path):
     from utils.inference.encoders import DygraphEncoder, InferenceEncoder
