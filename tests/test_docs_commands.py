@@ -83,7 +83,7 @@ RULES = [
      "tests/test_methods_*.py, ITQ fits in tests/utils/training/test_folder_guard.py"),
     ("parse", r"python main_single_gpu\.py --dataset digits .*", "30 epochs on the digits (tests/test_quality_real.py)"),
     ("parse", r"python export_model\.py --bit 64 --pretrained output/itq/model_best_64 .*", "needs the ITQ fit above"),
-    ("parse", r"python -m benchmarks\.\w+( --(markdown|plot|holdout|bits|epochs|seed|candidates) ?\S*( \S+)*)?",
+    ("parse", r"python -m benchmarks\.\w+( --(markdown|plot|holdout|bits|epochs|seed|candidates|sizes) ?\S*( \S+)*)?",
      "a full benchmark (minutes to an hour): a small form runs here (SMALL_FORMS) or in tests/benchmarks/, "
      "except bench_multiprocess (tests/test_multi_process.py trains its two processes) and bench_reliability "
      "(60 s with --quick); tests/test_help.py parses every --help"),
