@@ -5,7 +5,8 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from utils.losses.base import HashLoss, binary_codes, check_choice, check_int, check_non_negative
+from utils.losses.base import (HashLoss, binary_codes, check_choice, check_int, check_non_negative,
+                               classification_loss)
 
 
 def bernoulli_codes(num_classes, bit, seed=0):
@@ -70,8 +71,8 @@ class OrthoHashLoss(HashLoss):
 
     def forward(self, v, labels, indices):
         labels = labels.astype(v.dtype)
-        target = labels / paddle.clip(labels.sum(axis=1, keepdim=True), min=1.0)  # y / |y|
-        loss = -(nn.functional.log_softmax(self.margin_logits(v, labels), axis=1) * target).sum(axis=1).mean()
+        # softmax cross-entropy against y / |y| (label smoothing on multi-label data)
+        loss = classification_loss(self.margin_logits(v, labels), labels, sigmoid=False)
         if self.quant_weight > 0:
             b = binary_codes(v)
             quantization = 1 - (nn.functional.normalize(v, axis=1) * b).sum(axis=1) / math.sqrt(v.shape[1])
