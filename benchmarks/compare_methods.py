@@ -35,7 +35,7 @@ import traceback
 from benchmarks.machine import machine_line
 from benchmarks.outputs import note_repository_writes
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import Interrupted, UserError
 from utils.runtime import configure
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -316,6 +316,8 @@ def main(argv=None):
                         cfg = run_config(configs["hashnet"], bit, seed, args, out)
                         numbers = baseline_once(method, cfg, seed, features)
                 record.update(numbers)
+            except Interrupted:  # Ctrl-C / SIGTERM stop the benchmark, not only this run
+                raise
             except Exception as exc:  # noqa: BLE001 - a failing method is reported, the others still run
                 record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 os.makedirs(out, exist_ok=True)

@@ -35,7 +35,7 @@ import time
 from benchmarks.compare_methods import render_table
 from benchmarks.machine import machine_line
 from utils.cli import exit_on_user_error
-from utils.errors import DependencyError, UserError
+from utils.errors import DependencyError, Interrupted, UserError
 from utils.runtime import configure
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -286,6 +286,8 @@ def main(argv=None):
                     if method == learned[0]:  # the floors once a seed, from the first learned method's network
                         results.update({m: floors[m] for m in floors_wanted})
                 records = [{"method": m, "seed": seed, **scores(c, sources, args.radius)} for m, c in results.items()]
+            except Interrupted:  # Ctrl-C / SIGTERM stop the benchmark, not only this run
+                raise
             except Exception as exc:  # noqa: BLE001 - a failing run is reported, the others still run
                 records = [{"method": method, "seed": seed, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}]
             for record in records:

@@ -42,7 +42,7 @@ from benchmarks.machine import machine_line
 from benchmarks.outputs import note_repository_writes
 from benchmarks.quality_unsupervised import earlier_runs
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import Interrupted, UserError
 from utils.runtime import configure
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -219,6 +219,8 @@ def main(argv=None):
                     else:
                         cfg = build_run_config(*configs["hashnet"], bit, seed, args, out)
                         record.update(baseline_once(method, cfg, seed, features))
+            except Interrupted:  # Ctrl-C / SIGTERM stop the benchmark, not only this run
+                raise
             except Exception as exc:  # noqa: BLE001 - a failing run is reported, the others still run
                 record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             record["seconds"] = time.time() - start

@@ -31,7 +31,7 @@ import time
 from benchmarks.compare_methods import render_table
 from benchmarks.machine import machine_line
 from utils.cli import exit_on_user_error
-from utils.errors import UserError
+from utils.errors import Interrupted, UserError
 from utils.runtime import configure
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -215,6 +215,8 @@ def main(argv=None):
             try:
                 with quiet():
                     record.update(one_run(method, bit, seed, args, lists, out))
+            except Interrupted:  # Ctrl-C / SIGTERM stop the benchmark, not only this run
+                raise
             except Exception as exc:  # noqa: BLE001 - a failing run is reported, the others still run
                 record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             record["seconds"] = time.time() - start

@@ -54,3 +54,29 @@ def test_model_selection_is_named_in_the_header_and_keys_reuse(tmp_path, capsys)
     assert "the best QUERY-set mAP, evaluated every 1 epochs" in printed and "--reuse)" not in printed
     query = json.loads((tmp_path / "query" / "runs.jsonl").read_text())
     assert query["selection"] == "query" and query["best_epoch"] in (1, 2) and query["map"] >= final["map"] - 1e-9
+
+
+@pytest.mark.parametrize("script_name, run_function", [("quality_real", "train_run"),
+                                                       ("quality_unsupervised", "one_run")])
+def test_a_signal_stops_the_whole_benchmark(script_name, run_function, tmp_path, monkeypatch, capsys):
+    """Ctrl-C / SIGTERM stop the engine's run with utils.errors.Interrupted: the benchmark stops there with
+    the signal's exit code, instead of logging the run as failed and going on with the next one."""
+    import importlib
+    import signal
+
+    from utils.errors import Interrupted
+
+    script = importlib.import_module(f"benchmarks.{script_name}")
+    calls = []
+
+    def interrupted_run(*args, **kwargs):
+        calls.append(args)
+        raise Interrupted("interrupted at epoch 1 step 2", signal.SIGTERM)
+
+    monkeypatch.setattr(script, run_function, interrupted_run)
+    method = "hashnet" if script_name == "quality_real" else "bihalf"
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--methods", method, "lsh", "--bits", "16", "--seeds", "0", "1", "--epochs", "1",
+                     "--data-dir", str(tmp_path / "digits"), "--output-dir", str(tmp_path / "out"), "--threads", "2"])
+    assert stopped.value.code == 143 and len(calls) == 1  # the second seed and the lsh row never started
+    assert "error: interrupted at epoch 1 step 2" in capsys.readouterr().err
