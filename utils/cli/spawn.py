@@ -39,7 +39,8 @@ def said(errors_dir):
     """[(rank, exit code, message)] of the processes that stopped on a UserError, by rank."""
     found = []
     for name in os.listdir(errors_dir):
-        code, message = open(os.path.join(errors_dir, name), encoding="utf-8").read().split("\n", 1)
+        with open(os.path.join(errors_dir, name), encoding="utf-8") as f:
+            code, message = f.read().split("\n", 1)
         found.append((int(name.split(".")[0]), int(code), message))
     return sorted(found)
 
