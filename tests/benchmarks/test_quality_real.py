@@ -27,6 +27,8 @@ def test_table_and_reuse(tmp_path, capsys):
     assert [r["method"] for r in runs] == ["hashnet", "lsh", "itq"] and all(0 < r["map"] <= 1 for r in runs)
     row = next(line for line in printed.splitlines() if line.startswith("hashnet ") and "+-" in line)
     assert f"{runs[0]['map']:.4f} +- 0.0000" in row and row.rstrip().endswith("%")
+    # its untrained network, evaluated before the first step (the floors train nothing: "-")
+    assert 0 < runs[0]["untrained"] <= 1 and f"{runs[0]['untrained']:.4f}" in row and "untrained" not in runs[1]
     # a second call reuses the hashnet run (same epochs and -o) and runs only the new row
     assert script.main(["--methods", "hashnet", "lsh", "--output-dir", str(tmp_path / "b"),
                         "--reuse", str(tmp_path / "a" / "runs.jsonl"), *common]) == 0
