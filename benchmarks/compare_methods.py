@@ -107,6 +107,28 @@ def quiet():
         yield
 
 
+def run_once(record, run):
+    """record with run()'s numbers and the seconds it took, or with its one-line error: a failing run is
+    reported and the others still run; Ctrl-C / SIGTERM (utils.errors.Interrupted) stop the benchmark."""
+    start = time.time()
+    try:
+        with quiet():
+            record.update(run())
+    except Interrupted:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing run is reported, the others still run
+        record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    record["seconds"] = time.time() - start
+    return record
+
+
+def log_run(log, runs, record):
+    """Keep a finished run and append it to runs.jsonl at once (a stopped benchmark keeps what it ran)."""
+    runs.append(record)
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+
+
 def train_once(cfg, keep_weights):
     from utils.training.engine import Engine
 

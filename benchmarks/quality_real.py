@@ -45,7 +45,7 @@ from benchmarks.machine import machine_line
 from benchmarks.outputs import note_repository_writes
 from benchmarks.quality_unsupervised import earlier_runs
 from utils.cli import exit_on_user_error
-from utils.errors import Interrupted, UserError
+from utils.errors import UserError
 from utils.runtime import configure
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -185,11 +185,10 @@ def main(argv=None):
     unknown = [m for m in methods if m not in configs and m not in ("lsh", "itq")]
     if unknown:
         raise UserError(f"--methods: unknown {unknown}; choose from {sorted(configs) + ['itq', 'lsh']}")
-    import json
 
     from tqdm import tqdm
 
-    from benchmarks.compare_methods import BaselineFeatures, baseline_once, mean_std, quiet, save_plot
+    from benchmarks.compare_methods import BaselineFeatures, baseline_once, log_run, mean_std, run_once, save_plot
     from tools.make_digits_split import make_split
     from utils.runtime.device import setup_device
     from utils.storage.fileio import atomic_open
@@ -208,30 +207,20 @@ def main(argv=None):
             tqdm(jobs, desc="runs", unit="run", file=sys.stderr) as bar:
         for method, bit, seed in bar:
             out = os.path.join(args.output_dir, method, str(bit), f"seed_{seed}")
-            record, start = {"method": method, "bit": bit, "seed": seed, "epochs": args.epochs,
-                             "overrides": args.override, "selection": args.selection}, time.time()
+            record = {"method": method, "bit": bit, "seed": seed, "epochs": args.epochs,
+                      "overrides": args.override, "selection": args.selection}
             if args.selection != "final":
                 record["eval_every"] = args.eval_every
             if (method, bit, seed) in earlier:
-                record, reused = earlier[(method, bit, seed)], reused + 1
-                runs.append(record)
-                log.write(json.dumps(record) + "\n")
+                reused += 1
+                log_run(log, runs, earlier[(method, bit, seed)])
                 continue
-            try:
-                with quiet():
-                    if method in configs:
-                        record.update(train_run(build_run_config(*configs[method], bit, seed, args, out)))
-                    else:
-                        cfg = build_run_config(*configs["hashnet"], bit, seed, args, out)
-                        record.update(baseline_once(method, cfg, seed, features))
-            except Interrupted:  # Ctrl-C / SIGTERM stop the benchmark, not only this run
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failing run is reported, the others still run
-                record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            record["seconds"] = time.time() - start
-            runs.append(record)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            if method in configs:
+                run_once(record, lambda: train_run(build_run_config(*configs[method], bit, seed, args, out)))
+            else:  # a floor, on the hashnet config's untrained network
+                cfg = build_run_config(*configs["hashnet"], bit, seed, args, out)
+                run_once(record, lambda: baseline_once(method, cfg, seed, features))
+            log_run(log, runs, record)
             shown = record.get("error") or f"mAP {record['map']:.4f}  P@H<=2 {record['precision_r2']:.4f}"
             bar.write(f"{method} {bit} bits seed {seed}: {shown}  ({record['seconds']:.1f}s)")
     rows = []

@@ -26,12 +26,11 @@ import argparse
 import json
 import os
 import sys
-import time
 
 from benchmarks.compare_methods import render_table
 from benchmarks.machine import machine_line
 from utils.cli import exit_on_user_error
-from utils.errors import Interrupted, UserError
+from utils.errors import UserError
 from utils.runtime import configure
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -188,7 +187,7 @@ def main(argv=None):
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from benchmarks.compare_methods import quiet
+    from benchmarks.compare_methods import log_run, run_once
     from tools.make_digits_split import make_split
     from utils.runtime.device import setup_device
     from utils.storage.fileio import atomic_open
@@ -206,23 +205,11 @@ def main(argv=None):
             tqdm(jobs, desc="runs", unit="run", file=sys.stderr) as bar:
         for method, bit, seed in bar:
             out = os.path.join(args.output_dir, method, str(bit), f"seed_{seed}")
-            record, start = {"method": method, "bit": bit, "seed": seed, "epochs": args.epochs,
-                             "overrides": args.override}, time.time()
+            record = {"method": method, "bit": bit, "seed": seed, "epochs": args.epochs, "overrides": args.override}
             if (method, bit, seed) in earlier:
-                runs.append(earlier[(method, bit, seed)])
-                log.write(json.dumps(runs[-1]) + "\n")
+                log_run(log, runs, earlier[(method, bit, seed)])
                 continue
-            try:
-                with quiet():
-                    record.update(one_run(method, bit, seed, args, lists, out))
-            except Interrupted:  # Ctrl-C / SIGTERM stop the benchmark, not only this run
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failing run is reported, the others still run
-                record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            record["seconds"] = time.time() - start
-            runs.append(record)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            log_run(log, runs, run_once(record, lambda: one_run(method, bit, seed, args, lists, out)))
             shown = record.get("error") or (f"mAP {record['map']:.4f} (untrained {record['untrained'] or 0:.4f}, "
                                             f"LSH {record['lsh']:.4f}, ITQ {record['itq']:.4f})")
             bar.write(f"{method} {bit} bits seed {seed}: {shown}  ({record['seconds']:.1f}s)")
