@@ -284,15 +284,17 @@ def save_plot(rows, path, map_label):
 
     from utils.storage.fileio import atomic_open
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method in dict.fromkeys(r["method"] for r in rows):
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors, markers = plt.get_cmap("tab20").colors, "os^vDP*Xhp<>"  # a dozen rows stay apart (tab10 repeats at 11)
+    for i, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         points = [r for r in rows if r["method"] == method and r["map"] is not None]
         if points:
             ax.errorbar([r["bit"] for r in points], [r["map"] for r in points], yerr=[r["map_std"] for r in points],
-                        marker="o", capsize=3, label=method, linestyle="--" if method in ("lsh", "itq") else "-")
+                        marker=markers[i % len(markers)], color=colors[i % len(colors)], capsize=3, label=method,
+                        linestyle="--" if method in ("lsh", "itq") else "-")
     ax.set(xlabel="bits", ylabel=map_label, title=f"{map_label} vs code length", xticks=sorted({r["bit"] for r in rows}))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: it hid the top rows
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
