@@ -105,6 +105,10 @@ class HnswBackend:
         index = self.faiss.deserialize_index_binary(np.frombuffer(state, np.uint8))
         if not isinstance(index, self.faiss.IndexBinaryHNSW) or index.ntotal != len(packed):
             raise RetrievalError("the saved HNSW graph does not match the codes of the index file")
+        if index.hnsw.nb_neighbors(1) != self.m:
+            raise RetrievalError(f"the saved HNSW graph has M={index.hnsw.nb_neighbors(1)}, m={self.m} was asked: "
+                                 "a graph's M is fixed when it is built (rebuild the index to change it)")
+        index.hnsw.efConstruction = self.ef_construction  # the saved option, or the one given at load: later adds
         self.index = index
 
     def search(self, qpacked: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
