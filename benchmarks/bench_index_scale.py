@@ -68,9 +68,9 @@ def parse_args(argv=None):
                    help="and on these configurations (an HNSW graph of 10M codes takes ~20-60 min to build)")
     p.add_argument("--hnsw-ef", type=int, nargs="+", default=[16, 32, 64, 128, 256], help="hnsw: efSearch values run")
     p.add_argument("--hnsw-m", type=int, default=32, help="hnsw: links per node (M; PP-ShiTu's HNSW32: 32)")
-    p.add_argument("--hnsw-ef-construction", type=int, default=40,
-                   help="hnsw: efConstruction, the candidate list of each insertion (faiss' default 40; dense "
-                        "clusters of ties need a longer one: docs/retrieval.md)")
+    p.add_argument("--hnsw-ef-construction", type=int, default=128,
+                   help="hnsw: efConstruction, the candidate list of each insertion (the backend's 128; faiss' "
+                        "default is 40, too short for classes of tied codes: docs/retrieval.md)")
     p.add_argument("--ivf-nprobe", type=int, nargs="+", default=[1, 4, 16, 64], help="ivf: nprobe values run")
     p.add_argument("--classes", type=int, default=1000, help="clustered: number of centres")
     p.add_argument("--noise", type=float, default=1 / 16, help="clustered: per-bit flip probability")

@@ -58,13 +58,15 @@ def check_optional(name: str, value, what: str) -> int | None:
 
 
 class HnswBackend:
-    """faiss IndexBinaryHNSW: M links per node (PP-ShiTu's HNSW32: M = 32), efSearch = max(ef_search, k)."""
+    """faiss IndexBinaryHNSW: M links per node (PP-ShiTu's HNSW32: M = 32), efSearch = max(ef_search, k).
+    efConstruction 128, not faiss' 40: codes of a class tie in large groups, and with 40 the graph links
+    them so poorly that a larger efSearch stops helping (docs/retrieval.md, "HNSW")."""
 
     name = "hnsw"
     exact = False
 
     def __init__(self, bit: int, threads: int | None = None, m: int = 32, ef_search: int = 128,
-                 ef_construction: int = 40):
+                 ef_construction: int = 128):
         self.faiss = import_faiss()
         what = "index backend 'hnsw'"
         self.bit, self.threads = bit, threads
