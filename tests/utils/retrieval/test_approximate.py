@@ -122,7 +122,7 @@ def test_hnsw_graph_settings_come_back_from_the_index_file(tmp_path):
     index.add(random_pm1(rng, 200, 64))
     path = index.save(tmp_path / "g.hidx")
     back = HammingIndex.load(path, threads=1)
-    assert back._impl.options() == {"m": 8, "ef_search": 128, "ef_construction": 90}
+    assert back._impl.options() == {"m": 8, "ef_search": 256, "ef_construction": 90}
     assert (back._impl.index.hnsw.efConstruction, back._impl.index.hnsw.nb_neighbors(1)) == (90, 8)
     wider = HammingIndex.load(path, threads=1, ef_construction=150)
     assert wider._impl.index.hnsw.efConstruction == 150 and wider._impl.options()["ef_construction"] == 150
