@@ -17,9 +17,9 @@ Codes (--kinds):
 Radius queries of uniform codes are database codes with 0-3 bits flipped (otherwise nothing is near).
 
 Contenders (--backends): flat = faiss IndexBinaryFlat as shipped (heap search): the baseline; auto,
-mih: this project's exact backends (HammingIndex); hnsw, ivf: approximate (faiss IndexBinaryHNSW
-M=32 and IndexBinaryIVF with sqrt(n) lists), run on configurations up to --approx-max-n codes plus
-those named by --approx-also, each at several efSearch / nprobe settings. Per configuration: build
+mih: this project's exact backends (HammingIndex); hnsw, ivf: approximate (faiss IndexBinaryHNSW,
+--hnsw-m links, --hnsw-ef-construction; IndexBinaryIVF with sqrt(n) lists), run on configurations
+up to --approx-max-n codes and --approx-also, each at several efSearch / nprobe settings. Per configuration: build
 time (add plus what the first search builds: mih's tables, IVF's training; auto's first search,
 which times its candidates, is shown apart), memory per code (the arrays each holds), ms/query (the
 median of --repeats interleaved runs, after a warm-up), and against the exact answer (faiss' flat
@@ -47,7 +47,7 @@ import numpy as np
 
 from benchmarks.machine import load_average, machine_line
 from benchmarks.outputs import note_repository_writes
-
+from benchmarks.scale_codes import make_codes
 
 
 def parse_args(argv=None):
@@ -67,6 +67,10 @@ def parse_args(argv=None):
     p.add_argument("--approx-also", nargs="*", default=["10000000:64:clustered"], metavar="N:BITS:KIND",
                    help="and on these configurations (an HNSW graph of 10M codes takes ~20-60 min to build)")
     p.add_argument("--hnsw-ef", type=int, nargs="+", default=[16, 32, 64, 128, 256], help="hnsw: efSearch values run")
+    p.add_argument("--hnsw-m", type=int, default=32, help="hnsw: links per node (M; PP-ShiTu's HNSW32: 32)")
+    p.add_argument("--hnsw-ef-construction", type=int, default=128,
+                   help="hnsw: efConstruction, the candidate list of each insertion (the backend's 128; faiss' "
+                        "default is 40, too short for classes of tied codes: docs/retrieval.md)")
     p.add_argument("--ivf-nprobe", type=int, nargs="+", default=[1, 4, 16, 64], help="ivf: nprobe values run")
     p.add_argument("--classes", type=int, default=1000, help="clustered: number of centres")
     p.add_argument("--noise", type=float, default=1 / 16, help="clustered: per-bit flip probability")
@@ -85,50 +89,13 @@ def parse_args(argv=None):
     p.add_argument("--json", default=None, metavar="FILE", help="write every row as JSON")
     p.add_argument("--quick", action="store_true", help="5,000 64-bit codes, 40 queries, 1 repeat, 1 thread: seconds (the test)")
     args = p.parse_args(argv)
+    for flag in ("hnsw_m", "hnsw_ef_construction"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.quick:
         args.sizes, args.bits, args.queries, args.flat_queries, args.repeats, args.threads = [5000], [64], 40, 40, 1, 1
         args.approx_max_n, args.approx_also, args.classes, args.hnsw_ef, args.ivf_nprobe = 5000, [], 50, [32], [4]
     return args
-
-
-# codes ----------------------------------------------------------------------------------------------
-
-
-def flip(rng, packed, bits, p, chunk=1 << 20):
-    """Each of the first `bits` bits of each row flipped with probability p (in place)."""
-    for s in range(0, len(packed), chunk):
-        rows = packed[s:s + chunk]
-        rows ^= np.packbits(rng.random((len(rows), bits), dtype=np.float32) < p, axis=1)
-
-
-def centres_for(args, rng, bits):
-    if args.real_codes is None:
-        return rng.integers(0, 256, (args.classes, (bits + 7) // 8), dtype=np.uint8)
-    from utils.retrieval import packed_rows
-
-    return packed_rows(np.load(args.real_codes), bits, args.real_codes)
-
-
-def make_codes(args, rng, n, bits, kind):
-    """(database, top-k queries, radius queries), packed uint8 rows, padding bits zero."""
-    nbytes, nq = (bits + 7) // 8, args.queries
-    if kind == "uniform":
-        db = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
-        queries = rng.integers(0, 256, (nq, nbytes), dtype=np.uint8)
-        near = db[rng.integers(0, n, nq)].copy()
-        for row in near:
-            row ^= np.packbits(np.isin(np.arange(bits), rng.choice(bits, rng.integers(0, 4), replace=False)))
-    else:
-        centres = centres_for(args, rng, bits)
-        db = centres[rng.integers(0, len(centres), n)]
-        flip(rng, db, bits, args.noise)
-        queries = centres[rng.integers(0, len(centres), nq)]
-        flip(rng, queries, bits, args.noise)
-        near = queries
-    if bits % 8:
-        for arr in (db, queries, near):
-            arr[:, -1] &= np.uint8((0xFF << (8 - bits % 8)) & 0xFF)
-    return db, queries, near
 
 
 # contenders ---------------------------------------------------------------------------------------
@@ -165,7 +132,9 @@ def build(faiss, name, db, bits, args):
         _, seconds = timed(lambda: index.add(db))
         return index, seconds, index.ntotal * index.code_size
     approximate = name in ("hnsw", "ivf")  # the slow builds: --build-threads
-    index = HammingIndex(bits, name, threads=(args.build_threads or args.threads) if approximate else args.threads)
+    options = {"m": args.hnsw_m, "ef_construction": args.hnsw_ef_construction} if name == "hnsw" else {}
+    index = HammingIndex(bits, name, threads=(args.build_threads or args.threads) if approximate else args.threads,
+                         **options)
     _, seconds = timed(lambda: index.add(db))
     if name == "mih":
         seconds += timed(index._impl.tables)[1]  # built by the first search otherwise
@@ -176,7 +145,8 @@ def build(faiss, name, db, bits, args):
 
 
 def cache_path(args, name, db, bits, kind):
-    return os.path.join(args.cache_dir, f"{name}_{len(db)}_{bits}_{kind}_{args.seed}.hidx")
+    graph = f"_m{args.hnsw_m}_efc{args.hnsw_ef_construction}" if name == "hnsw" else ""
+    return os.path.join(args.cache_dir, f"{name}_{len(db)}_{bits}_{kind}_{args.seed}{graph}.hidx")
 
 
 def cached(args, name, db, bits, kind):

@@ -15,6 +15,13 @@ def test_help_parses_without_running(capsys):
     assert exc.value.code == 0 and "--quick" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("flag", ["--hnsw-m", "--hnsw-ef-construction"])
+def test_bad_hnsw_graph_flags_are_one_error_line(flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_index_scale.parse_args([flag, "0"])
+    assert exc.value.code == 2 and capsys.readouterr().err.splitlines()[-1].endswith(f"error: {flag} must be >= 1, got 0")
+
+
 @pytest.mark.benchmark
 def test_quick_runs_every_contender_and_checks_them(tmp_path, capsys):
     rows_path, png = tmp_path / "rows.json", tmp_path / "scale.png"

@@ -114,9 +114,28 @@ def test_hnsw_cannot_remove_in_one_line_and_keeps_its_codes():
     assert "\n" not in str(info.value) and len(index) == 50 and index.ids().tolist() == list(range(50))
 
 
+def test_hnsw_graph_settings_come_back_from_the_index_file(tmp_path):
+    """M and efConstruction are saved (header and graph); efConstruction given at load applies to later
+    adds; another M than the graph's is refused in one line."""
+    rng = np.random.default_rng(24)
+    index = HammingIndex(64, "hnsw", threads=1, m=8, ef_construction=90)
+    index.add(random_pm1(rng, 200, 64))
+    path = index.save(tmp_path / "g.hidx")
+    back = HammingIndex.load(path, threads=1)
+    assert back._impl.options() == {"m": 8, "ef_search": 256, "ef_construction": 90}
+    assert (back._impl.index.hnsw.efConstruction, back._impl.index.hnsw.nb_neighbors(1)) == (90, 8)
+    wider = HammingIndex.load(path, threads=1, ef_construction=150)
+    assert wider._impl.index.hnsw.efConstruction == 150 and wider._impl.options()["ef_construction"] == 150
+    with pytest.raises(UserError, match=r"^the saved HNSW graph has M=8, m=32 was asked: a graph's M is fixed") as info:
+        HammingIndex.load(path, threads=1, m=32)
+    assert "\n" not in str(info.value)
+
+
 def test_bad_approximate_options_are_one_line_errors():
     with pytest.raises(UserError, match=r"^index backend 'hnsw': m must be a positive integer, got 0"):
         HammingIndex(64, "hnsw", m=0)
+    with pytest.raises(UserError, match=r"^index backend 'hnsw': ef_construction must be a positive integer, got -1"):
+        HammingIndex(64, "hnsw", ef_construction=-1)
     with pytest.raises(UserError, match=r"^index backend 'ivf': nprobe must be a positive integer, got 'x'"):
         HammingIndex(64, "ivf", nprobe="x")
 
