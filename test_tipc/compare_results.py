@@ -16,9 +16,12 @@ records it); with --model-dir the model under test is checked against it. TIPC's
 train their model: training is deterministic for one CPU kernel path (seeded weights, data order,
 augmentation and dropout), not across CPUs (oneDNN and MKL round differently on other CPUs, see
 README's results table), so a model trained on another CPU has another digest. Its codes are then
-held to the larger of the given budget and --other-model-max-hamming / --other-model-max-mean-hamming
-(default 2 bits per image, 0.25 on average), with a note saying so: a code bit whose logit sits
-near zero may flip with the rounding. (Here, trained with MKL's generic kernels, HASHNET_MKL_AVX2=0,
+held to the given budget plus --other-model-max-hamming / --other-model-max-mean-hamming (default 2
+bits per image, 0.25 on average), with a note saying so: a code bit whose logit sits near zero may
+flip with the rounding. Plus, not the larger of the two: the distance to the expected codes is at
+most the distance to the other model's own fp32 codes (the given budget: int8, bf16, QAT's moved
+weights) plus that model's distance to the expected model (the triangle inequality); a PACT chain
+on a Zen 4 EPYC, another model fine-tuned by QAT, came to mean 4.04 bits of 16 against K/4 = 4. (Here, trained with MKL's generic kernels, HASHNET_MKL_AVX2=0,
 the weights differ and all 100 codes are the same; test_tipc/README.md.) Make an expected file
 with --write:
 
@@ -51,7 +54,7 @@ def parse_args(argv=None):
                    help="largest mean Hamming distance over the images (fp32: 0)")
     p.add_argument("--other-model-max-hamming", "--other_model_max_hamming", type=int, default=2,
                    help="with --model-dir, when its weights digest is not the expected file's (the model was "
-                        "trained on another CPU): the per-image budget is at least this")
+                        "trained on another CPU): added to the per-image budget")
     p.add_argument("--other-model-max-mean-hamming", "--other_model_max_mean_hamming", type=float, default=0.25,
                    help="as --other-model-max-hamming, for the mean over the images")
     p.add_argument("--model-dir", "--model_dir", default=None,
@@ -196,8 +199,8 @@ def compare(args):
         if digest is None:
             raise DataError(f"--gt-file {args.gt_file}: records no weights_digest to check --model-dir against")
         if found != digest:
-            max_hamming = max(max_hamming, args.other_model_max_hamming)
-            max_mean = max(max_mean, args.other_model_max_mean_hamming)
+            max_hamming += args.other_model_max_hamming  # the triangle inequality: module docstring
+            max_mean += args.other_model_max_mean_hamming
             print(f"compare_results: note: {args.model_dir} is not the model the expected codes were made from "
                   f"(weights_digest {found[:12]}... vs {digest[:12]}...: trained with other float rounding, e.g. "
                   f"on another CPU); its codes are held to the other-model budget (max {max_hamming}, "

@@ -119,6 +119,12 @@ def test_another_model_is_named_and_held_to_the_other_model_budget(tmp_path, cod
     three_bits = _log(tmp_path / "c.log", dict(codes, **{"00000.jpg": _flip(codes["00000.jpg"], {1, 2, 3})}))
     rc, out, _ = _run(["--gt-file", gt, "--log-file", three_bits, "--model-dir", elsewhere], capsys)
     assert rc == 1  # over the other-model budget of one image
+    budget = ["--max-hamming", "1", "--max-mean-hamming", "0.1"]  # int8's own budget, say
+    rc, out, _ = _run(["--gt-file", gt, "--log-file", three_bits, "--model-dir", elsewhere, *budget], capsys)
+    assert rc == 0 and "other-model budget (max 3, mean 0.35)" in out  # the two add: the triangle inequality
+    four_bits = _log(tmp_path / "d.log", dict(codes, **{"00000.jpg": _flip(codes["00000.jpg"], {1, 2, 3, 4})}))
+    rc, out, _ = _run(["--gt-file", gt, "--log-file", four_bits, "--model-dir", elsewhere, *budget], capsys)
+    assert rc == 1
 
 
 @pytest.mark.parametrize("case, needle", [
