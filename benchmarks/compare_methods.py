@@ -107,9 +107,10 @@ def quiet():
         yield
 
 
-def run_once(record, run):
+def run_once(record, run, traceback_dir=None):
     """record with run()'s numbers and the seconds it took, or with its one-line error: a failing run is
-    reported and the others still run; Ctrl-C / SIGTERM (utils.errors.Interrupted) stop the benchmark."""
+    reported and the others still run (with traceback_dir, its traceback goes to traceback_dir/error.txt);
+    Ctrl-C / SIGTERM (utils.errors.Interrupted) stop the benchmark."""
     start = time.time()
     try:
         with quiet():
@@ -118,6 +119,10 @@ def run_once(record, run):
         raise
     except Exception as exc:  # noqa: BLE001 - a failing run is reported, the others still run
         record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if traceback_dir is not None:
+            os.makedirs(traceback_dir, exist_ok=True)
+            with open(os.path.join(traceback_dir, "error.txt"), "w", encoding="utf-8") as f:
+                f.write(traceback.format_exc())
     record["seconds"] = time.time() - start
     return record
 
@@ -324,33 +329,24 @@ def main(argv=None):
     os.makedirs(args.output_dir, exist_ok=True)
     jobs = [(m, b, s) for m in methods for b in args.bits for s in args.seeds]
     runs, features, sizes = [], BaselineFeatures(), None
+
+    def trained(cfg):
+        nonlocal sizes
+        numbers, sizes = train_once(cfg, args.keep_weights)
+        return numbers
+
     log_path = os.path.join(args.output_dir, "runs.jsonl")
     with open(log_path, "w", encoding="utf-8") as log, tqdm(jobs, desc="runs", unit="run", file=sys.stderr) as bar:
         for method, bit, seed in bar:
             bar.set_postfix_str(f"{method} {bit} bits seed {seed}")
             out = os.path.join(args.output_dir, method, str(bit), f"seed_{seed}")
             record = {"method": method, "bit": bit, "seed": seed}
-            start = time.time()
-            try:
-                with quiet():
-                    if method in configs:
-                        cfg = run_config(configs[method], bit, seed, args, out)
-                        numbers, sizes = train_once(cfg, args.keep_weights)
-                    else:  # a baseline on the hashnet config's network
-                        cfg = run_config(configs["hashnet"], bit, seed, args, out)
-                        numbers = baseline_once(method, cfg, seed, features)
-                record.update(numbers)
-            except Interrupted:  # Ctrl-C / SIGTERM stop the benchmark, not only this run
-                raise
-            except Exception as exc:  # noqa: BLE001 - a failing method is reported, the others still run
-                record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                os.makedirs(out, exist_ok=True)
-                with open(os.path.join(out, "error.txt"), "w", encoding="utf-8") as f:
-                    f.write(traceback.format_exc())
-            record["seconds"] = time.time() - start
-            runs.append(record)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            if method in configs:
+                run_once(record, lambda: trained(run_config(configs[method], bit, seed, args, out)), out)
+            else:  # a baseline on the hashnet config's network
+                run_once(record, lambda: baseline_once(method, run_config(configs["hashnet"], bit, seed, args, out),
+                                                       seed, features), out)
+            log_run(log, runs, record)
             shown = record.get("error") or (f"mAP {record['map']:.4f}  precision@r2 {record['precision_r2']:.4f}")
             bar.write(f"{method} {bit} bits seed {seed}: {shown}  ({record['seconds']:.1f}s)")
 

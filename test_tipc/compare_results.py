@@ -18,11 +18,12 @@ augmentation and dropout), not across CPUs (oneDNN and MKL round differently on 
 README's results table), so a model trained on another CPU has another digest. Its codes are then
 held to the given budget plus --other-model-max-hamming / --other-model-max-mean-hamming (default 2
 bits per image, 0.25 on average), with a note saying so: a code bit whose logit sits near zero may
-flip with the rounding. Plus, not the larger of the two: the distance to the expected codes is at
-most the distance to the other model's own fp32 codes (the given budget: int8, bf16, QAT's moved
-weights) plus that model's distance to the expected model (the triangle inequality); a PACT chain
-on a Zen 4 EPYC, another model fine-tuned by QAT, came to mean 4.04 bits of 16 against K/4 = 4. (Here, trained with MKL's generic kernels, HASHNET_MKL_AVX2=0,
-the weights differ and all 100 codes are the same; test_tipc/README.md.) Make an expected file
+flip with the rounding. The sum, not the larger of the two, by the triangle inequality: the distance
+to the expected codes is at most the distance to the other model's own fp32 codes (the given budget:
+int8, bf16, QAT's moved weights) plus that model's distance to the expected model (a PACT chain on a
+Zen 4 EPYC, another model fine-tuned by QAT, came to mean 4.04 bits of 16 against K/4 = 4). (Here,
+trained with MKL's generic kernels, HASHNET_MKL_AVX2=0, the weights differ and all 100 codes are
+the same; test_tipc/README.md.) Make an expected file
 with --write:
 
     python -m test_tipc.compare_results --write --gt-file test_tipc/results/hashnet_16/python_infer_fp32.txt \

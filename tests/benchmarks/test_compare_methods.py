@@ -59,3 +59,24 @@ def test_table_matches_the_logged_per_seed_values(tiny_lite, tmp_path, capsys):
     markdown = (out / "compare_methods.md").read_text()
     assert f"| hashnet | 16 | {rows['hashnet'][2]} +- {rows['hashnet'][4]} |" in markdown
     assert plot.stat().st_size > 1000
+
+
+def test_run_once_reports_a_failing_run_in_one_line_and_keeps_its_traceback(tmp_path):
+    from benchmarks.compare_methods import run_once
+    from utils.errors import Interrupted
+
+    def fails():
+        raise ValueError("bad config\nsecond line")
+
+    record = run_once({"method": "x"}, fails, str(tmp_path / "run"))
+    assert record["error"] == "ValueError: bad config" and record["seconds"] >= 0 and "map" not in record
+    saved = (tmp_path / "run" / "error.txt").read_text()
+    assert "Traceback" in saved and "in fails" in saved
+    assert run_once({}, lambda: {"map": 0.5}, str(tmp_path / "ok"))["map"] == 0.5 and not (tmp_path / "ok").exists()
+
+    def stopped():
+        raise Interrupted("interrupted at epoch 1 step 2", 15)
+
+    with pytest.raises(Interrupted):
+        run_once({}, stopped, str(tmp_path / "stopped"))
+    assert not (tmp_path / "stopped").exists()
